@@ -1,0 +1,45 @@
+"""What runs per room and per process: room actors, providers, the persistence actor."""
+
+from __future__ import annotations
+
+from actors._clock import SYSTEM_CLOCK, Clock, SystemClock
+from actors._events import Event, EventType, new_event_id
+from actors._exceptions import (
+    ActorCrashed,
+    ActorError,
+    ActorStartError,
+    BackendRejected,
+    ConfigError,
+    IllegalTransition,
+    OutboxFullError,
+    PersistenceError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderStatusError,
+    ProviderTimeoutError,
+    VoiceSupervisorError,
+)
+from actors._settings import Settings
+
+__all__ = (
+    "SYSTEM_CLOCK",
+    "ActorCrashed",
+    "ActorError",
+    "ActorStartError",
+    "BackendRejected",
+    "Clock",
+    "ConfigError",
+    "Event",
+    "EventType",
+    "IllegalTransition",
+    "OutboxFullError",
+    "PersistenceError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderStatusError",
+    "ProviderTimeoutError",
+    "Settings",
+    "SystemClock",
+    "VoiceSupervisorError",
+    "new_event_id",
+)

@@ -1,0 +1,119 @@
+"""The one exception tree of voice-supervisor.
+
+    VoiceSupervisorError
+    ├── ConfigError                 a config file or value is wrong (names the key and the fix)
+    ├── ActorError
+    │   ├── ActorStartError         a room actor could not join its room
+    │   └── ActorCrashed            a room actor failed while running
+    ├── ProviderError               an STT, LLM or TTS vendor failed (``retryable``: may retry)
+    │   ├── ProviderConnectionError
+    │   ├── ProviderTimeoutError
+    │   └── ProviderStatusError
+    └── PersistenceError
+        ├── OutboxFullError         the durable outbox refused an event
+        └── BackendRejected         the backend answered with a final 4xx
+
+Misuse of an object (wrong lifecycle transition) raises ``IllegalTransition``, a ``RuntimeError``.
+Messages say what was attempted; they never carry user text, tokens or secrets.
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "ActorCrashed",
+    "ActorError",
+    "ActorStartError",
+    "BackendRejected",
+    "ConfigError",
+    "IllegalTransition",
+    "OutboxFullError",
+    "PersistenceError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderStatusError",
+    "ProviderTimeoutError",
+    "VoiceSupervisorError",
+)
+
+
+class VoiceSupervisorError(Exception):
+    """Root of every error this project raises on purpose."""
+
+
+class ConfigError(VoiceSupervisorError):
+    """A configuration file or value is invalid; the message names the key and what is allowed."""
+
+
+class ActorError(VoiceSupervisorError):
+    """A room actor failed."""
+
+
+class ActorStartError(ActorError):
+    """A room actor could not join its room (connect failed or timed out)."""
+
+
+class ActorCrashed(ActorError):
+    """A running room actor raised; the registry decides whether to restart it."""
+
+
+class ProviderError(VoiceSupervisorError):
+    """An STT, LLM or TTS provider failed.
+
+    Attributes:
+        vendor: the provider's name, e.g. ``"deepgram"``.
+        retryable: True when the same request may succeed if tried again.
+    """
+
+    def __init__(self, message: str, *, vendor: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.vendor = vendor
+        self.retryable = retryable
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached, or dropped the connection."""
+
+    def __init__(self, message: str, *, vendor: str) -> None:
+        super().__init__(message, vendor=vendor, retryable=True)
+
+
+class ProviderTimeoutError(ProviderError):
+    """The provider did not answer within the configured timeout."""
+
+    def __init__(self, message: str, *, vendor: str) -> None:
+        super().__init__(message, vendor=vendor, retryable=True)
+
+
+class ProviderStatusError(ProviderError):
+    """The provider answered with an error status; 4xx is final except 408 and 429."""
+
+    def __init__(self, message: str, *, vendor: str, status: int) -> None:
+        retryable = status >= 500 or status in (408, 429)
+        super().__init__(message, vendor=vendor, retryable=retryable)
+        self.status = status
+
+
+class PersistenceError(VoiceSupervisorError):
+    """Storing or shipping events failed."""
+
+
+class OutboxFullError(PersistenceError):
+    """The durable outbox could not accept an event (disk full or closed)."""
+
+
+class BackendRejected(PersistenceError):
+    """The backend refused a request with a final 4xx status.
+
+    Attributes:
+        status: the HTTP status code.
+        reason: the body's explanation, truncated.
+    """
+
+    def __init__(self, message: str, *, status: int, reason: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+
+
+class IllegalTransition(RuntimeError):
+    """A lifecycle object was asked to move to a state it cannot reach from where it is."""

@@ -1,0 +1,48 @@
+"""Settings of the persistence actor (``[persistence]`` in config.toml)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+
+from actors._settings import Settings
+
+__all__ = ("PersistenceSettings",)
+
+
+class PersistenceSettings(Settings):
+    data_dir: Path = Path("./data")
+    """Directory for the embedded store (store.sqlite3) and the durable outboxes."""
+
+    backend_url: str | None = None
+    """Base URL of the team's backend (``https://backend.example/``); unset = embedded store."""
+
+    backend_token: SecretStr | None = None
+    """Bearer token for the backend; set it with the BACKEND_TOKEN environment variable."""
+
+    flush_interval_ms: int = Field(default=20, ge=1, le=10_000)
+    """Longest time an emitted event waits before its group commit."""
+
+    batch_max: int = Field(default=500, ge=1, le=10_000)
+    """Most events per group commit and per backend request."""
+
+    queue_max: int = Field(default=100_000, ge=100, le=10_000_000)
+    """Most events held in memory before the outbox commits them; beyond it emit() fails loudly."""
+
+    request_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    """Timeout of one backend request."""
+
+    retry_initial_s: float = Field(default=0.2, gt=0, le=60)
+    """First retry delay after a failed backend request (exponential backoff with jitter)."""
+
+    retry_max_s: float = Field(default=30.0, gt=0, le=3600)
+    """Longest delay between two backend retries."""
+
+    history_limit: int = Field(default=20, ge=0, le=1000)
+    """How many recent messages a room actor restores when its conversation already has some."""
+
+    @property
+    def store_path(self) -> Path:
+        """The embedded store's database file."""
+        return self.data_dir / "store.sqlite3"

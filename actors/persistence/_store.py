@@ -1,0 +1,284 @@
+"""The embedded store: one SQLite database (WAL) holding conversations, messages,
+participant events, sessions and files.
+
+It applies contract events idempotently (the ``events`` table remembers every id it has seen),
+so the same batch can be applied twice without duplicates. It is used directly when no backend
+URL is configured, by the reference backend, and by the ``sessions``/``messages`` CLI commands.
+
+All methods are synchronous and must run off the event loop (``anyio.to_thread``).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from actors._events import Event, EventType
+
+__all__ = ("EmbeddedStore",)
+
+_SCHEMA = """
+PRAGMA journal_mode=WAL;
+CREATE TABLE IF NOT EXISTS events (
+    id TEXT PRIMARY KEY, type TEXT NOT NULL, ts REAL NOT NULL, room TEXT NOT NULL,
+    conversation_id TEXT NOT NULL, data TEXT NOT NULL, received_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY, room TEXT NOT NULL, user_id TEXT, created_at REAL NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS messages (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE NOT NULL,
+    conversation_id TEXT NOT NULL, room TEXT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
+    speaker TEXT, interrupted INTEGER NOT NULL DEFAULT 0, ts REAL NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, seq);
+CREATE TABLE IF NOT EXISTS participant_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE NOT NULL,
+    conversation_id TEXT NOT NULL, room TEXT NOT NULL, kind TEXT NOT NULL, identity TEXT NOT NULL,
+    name TEXT, ts REAL NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS participants_by_conversation ON participant_events (conversation_id);
+CREATE TABLE IF NOT EXISTS sessions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE NOT NULL,
+    conversation_id TEXT NOT NULL, room TEXT NOT NULL, user_id TEXT,
+    started_at REAL NOT NULL, ended_at REAL NOT NULL, duration_s REAL NOT NULL,
+    message_count INTEGER NOT NULL, data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS files (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE NOT NULL,
+    conversation_id TEXT NOT NULL, room TEXT NOT NULL, name TEXT NOT NULL, mime_type TEXT NOT NULL,
+    size INTEGER NOT NULL, sender TEXT, content BLOB, ts REAL NOT NULL
+);
+"""
+
+
+class EmbeddedStore:
+    """A thread-safe handle on the embedded SQLite database.
+
+    Args:
+        path: the database file; its parent directory is created.
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout=10000")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._seq = self._db.execute(
+            "SELECT COALESCE(MAX(received_seq), 0) FROM events"
+        ).fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def apply(self, events: Sequence[Event]) -> int:
+        """Apply events in order, in one transaction; already seen ids are skipped.
+
+        Returns:
+            The number of events that were new.
+        """
+        accepted = 0
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for event in events:
+                    self._seq += 1
+                    cur = self._db.execute(
+                        "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            event.id,
+                            str(event.type),
+                            event.ts,
+                            event.room,
+                            event.conversation_id,
+                            json.dumps(_without_content(event)),
+                            self._seq,
+                        ),
+                    )
+                    if cur.rowcount == 1:
+                        self._apply_one(event)
+                        accepted += 1
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return accepted
+
+    def ensure_conversation(
+        self, room: str, metadata: dict[str, Any], conversation_id: str | None = None
+    ) -> str:
+        """Return the conversation id for a room joining, creating the conversation if new."""
+        cid = conversation_id or "conv_" + uuid.uuid4().hex
+        user_id = metadata.get("user_id")
+        with self._lock:
+            self._db.execute(
+                "INSERT OR IGNORE INTO conversations VALUES (?, ?, ?, strftime('%s','now'), ?)",
+                (cid, room, None if user_id is None else str(user_id), json.dumps(metadata)),
+            )
+        return cid
+
+    def _apply_one(self, event: Event) -> None:
+        data = event.data
+        db = self._db
+        db.execute(
+            "INSERT OR IGNORE INTO conversations VALUES (?, ?, ?, ?, '{}')",
+            (event.conversation_id, event.room, data.get("user_id"), event.ts),
+        )
+        match event.type:
+            case EventType.TURN:
+                db.execute(
+                    "INSERT INTO messages (event_id, conversation_id, room, role, content, speaker,"
+                    " interrupted, ts, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        event.id,
+                        event.conversation_id,
+                        event.room,
+                        str(data.get("role", "")),
+                        str(data.get("content", "")),
+                        data.get("speaker"),
+                        int(bool(data.get("interrupted", False))),
+                        event.ts,
+                        json.dumps(data),
+                    ),
+                )
+            case EventType.PARTICIPANT_CONNECTED | EventType.PARTICIPANT_DISCONNECTED:
+                db.execute(
+                    "INSERT INTO participant_events (event_id, conversation_id, room, kind,"
+                    " identity, name, ts, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        event.id,
+                        event.conversation_id,
+                        event.room,
+                        str(event.type),
+                        str(data.get("identity", "")),
+                        data.get("name"),
+                        event.ts,
+                        json.dumps(data),
+                    ),
+                )
+            case EventType.SESSION:
+                db.execute(
+                    "INSERT INTO sessions (event_id, conversation_id, room, user_id, started_at,"
+                    " ended_at, duration_s, message_count, data)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        event.id,
+                        event.conversation_id,
+                        event.room,
+                        data.get("user_id"),
+                        float(data.get("started_at", event.ts)),
+                        float(data.get("ended_at", event.ts)),
+                        float(data.get("duration_s", 0.0)),
+                        int(data.get("message_count", 0)),
+                        json.dumps(data),
+                    ),
+                )
+            case EventType.FILE:
+                content = data.get("content_b64")
+                db.execute(
+                    "INSERT INTO files (event_id, conversation_id, room, name, mime_type, size,"
+                    " sender, content, ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        event.id,
+                        event.conversation_id,
+                        event.room,
+                        str(data.get("name", "")),
+                        str(data.get("mime_type", "application/octet-stream")),
+                        int(data.get("size", 0)),
+                        data.get("sender"),
+                        None if content is None else _b64decode(str(content)),
+                        event.ts,
+                    ),
+                )
+            case EventType.AGENT_JOINED | EventType.ERROR:
+                pass  # kept in the events table only
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def recent_messages(self, conversation_id: str, limit: int) -> list[dict[str, Any]]:
+        """The last ``limit`` messages of a conversation, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT role, content, ts, speaker, interrupted FROM messages"
+                " WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?",
+                (conversation_id, limit),
+            ).fetchall()
+        return [_message(row) for row in reversed(rows)]
+
+    def sessions(self) -> list[dict[str, Any]]:
+        """Every stored session summary, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT data FROM sessions ORDER BY seq").fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def participant_events(self, conversation_id: str) -> list[dict[str, Any]]:
+        """Participant connect/disconnect events of a conversation, in arrival order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT kind, identity, name, ts FROM participant_events"
+                " WHERE conversation_id = ? ORDER BY seq",
+                (conversation_id,),
+            ).fetchall()
+        return [{"type": r[0], "identity": r[1], "name": r[2], "ts": r[3]} for r in rows]
+
+    def events(self, types: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """Every applied event in arrival order (metadata only: file contents are left out)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, type, ts, room, conversation_id, data FROM events ORDER BY received_seq"
+            ).fetchall()
+        wanted = None if types is None else set(types)
+        return [
+            {
+                "id": r[0],
+                "type": r[1],
+                "ts": r[2],
+                "room": r[3],
+                "conversation_id": r[4],
+                "data": json.loads(r[5]),
+            }
+            for r in rows
+            if wanted is None or r[1] in wanted
+        ]
+
+    def file_content(self, event_id: str) -> bytes | None:
+        """The stored bytes of an uploaded file, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT content FROM files WHERE event_id = ?", (event_id,)
+            ).fetchone()
+        return None if row is None else row[0]
+
+
+def _message(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "role": row[0],
+        "content": row[1],
+        "ts": row[2],
+        "speaker": row[3],
+        "interrupted": bool(row[4]),
+    }
+
+
+def _without_content(event: Event) -> dict[str, Any]:
+    if "content_b64" not in event.data:
+        return event.data
+    return {k: v for k, v in event.data.items() if k != "content_b64"}
+
+
+def _b64decode(text: str) -> bytes:
+    import base64
+
+    return base64.b64decode(text)

@@ -1,0 +1,360 @@
+"""The room actor: one LiveKit room, joined as the agent, and everything the agent knows of it.
+
+It owns the room connection, its mailbox, the participant states and the conversation
+history, and emits participant, agent and session events to persistence. It never blocks the
+loop, never touches another room, and never logs user text or identities in a message body.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectSendStream
+from livekit import rtc
+
+from actors._clock import SYSTEM_CLOCK, Clock
+from actors._events import Event, EventType
+from actors._exceptions import ActorCrashed, ActorStartError, OutboxFullError
+from actors.room._messages import (
+    Disconnected,
+    MetadataChanged,
+    ParticipantJoined,
+    ParticipantLeft,
+    RoomMessage,
+    RoomSpec,
+    StopRequested,
+)
+from actors.room._ports import Persistence
+from actors.room._settings import RoomSettings
+from actors.room._state import (
+    ConversationHistory,
+    ParticipantState,
+    RoomLifecycle,
+    SessionInfo,
+    parse_room_metadata,
+)
+
+__all__ = ("RoomActor", "RoomHandle")
+
+logger = logging.getLogger(__name__)
+
+RoomFactory = Callable[[], rtc.Room]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomHandle:
+    """What the owner of a running actor holds: a way to ask it to stop, and its identity."""
+
+    room: str
+    conversation_id: str
+    _inbox: MemoryObjectSendStream[RoomMessage]
+    _stop: anyio.Event
+
+    def request_stop(self, reason: str) -> None:
+        """Ask the actor to finish; non-blocking and safe to call more than once."""
+        try:
+            self._inbox.send_nowait(StopRequested(reason))
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            pass
+        self._stop.set()
+
+
+class RoomActor:
+    """Joins one room as the agent and keeps its state until the room ends or it is stopped.
+
+    Args:
+        spec: which room, where, and the agent's token.
+        settings: the ``[agent]`` settings.
+        persistence: where events go (``emit`` never blocks).
+        clock: time source.
+        room_factory: builds the ``rtc.Room`` (tests may wrap it).
+    """
+
+    def __init__(
+        self,
+        spec: RoomSpec,
+        settings: RoomSettings,
+        persistence: Persistence,
+        *,
+        history_limit: int = 20,
+        clock: Clock = SYSTEM_CLOCK,
+        room_factory: RoomFactory = rtc.Room,
+    ) -> None:
+        self.spec = spec
+        self._settings = settings
+        self._persistence = persistence
+        self._history_limit = history_limit
+        self._clock = clock
+        self._room_factory = room_factory
+        self.lifecycle = RoomLifecycle.CREATED
+        self.participants: dict[str, ParticipantState] = {}
+        self.history = ConversationHistory()
+        self.session = SessionInfo(conversation_id=None, user_id=None)
+        self.conversation_id = ""
+        self.started_at = 0.0
+        self.stop_reason = ""
+        self._inbox_send, self._inbox = anyio.create_memory_object_stream[RoomMessage](
+            settings.inbox_size
+        )
+        self._stop = anyio.Event()
+
+    # -- public surface -----------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[RoomHandle] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Join the room, report ``started(handle)``, and serve the mailbox until the end.
+
+        Raises:
+            ActorStartError: joining failed or timed out.
+            ActorCrashed: the actor failed after joining.
+        """
+        room = self._room_factory()
+        self.lifecycle = self.lifecycle.to(RoomLifecycle.CONNECTING)
+        self._wire(room)
+        try:
+            with anyio.fail_after(self._settings.connect_timeout_s):
+                options = rtc.RoomOptions(auto_subscribe=True)
+                await room.connect(self.spec.url, self.spec.token, options)
+                await self._open_session(room)
+        except BaseException as exc:
+            self.lifecycle = self.lifecycle.to(RoomLifecycle.CLOSED)
+            with anyio.move_on_after(self._settings.close_timeout_s, shield=True):
+                await room.disconnect()
+            self._inbox_send.close()
+            self._inbox.close()
+            if isinstance(exc, Exception):
+                raise ActorStartError(
+                    "room actor could not join its room; check [livekit] url and credentials"
+                    " and [agent] connect_timeout_s"
+                ) from exc
+            raise
+        self.lifecycle = self.lifecycle.to(RoomLifecycle.RUNNING)
+        logger.info("room actor joined", extra=self._log_extra())
+        handle = RoomHandle(self.spec.room, self.conversation_id, self._inbox_send, self._stop)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watch_stop, tg, name=f"room:{self.spec.room}:stop")
+                task_status.started(handle)
+                await self._serve(tg)
+                tg.cancel_scope.cancel("room actor finished")
+        except Exception as exc:
+            self.stop_reason = self.stop_reason or "crashed"
+            raise ActorCrashed("room actor failed while running") from exc
+        finally:
+            await self._shutdown(room)
+
+    # -- wiring: sync SDK callbacks only post messages ----------------------------------------
+
+    def _wire(self, room: rtc.Room) -> None:
+        def post(message: RoomMessage) -> None:
+            try:
+                self._inbox_send.send_nowait(message)
+            except anyio.WouldBlock:
+                logger.error("room actor mailbox full; event dropped", extra=self._log_extra())
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                pass
+
+        now = self._clock.now
+
+        @room.on("participant_connected")
+        def _joined(p: rtc.RemoteParticipant) -> None:
+            post(
+                ParticipantJoined(
+                    p.identity, p.name, p.metadata, dict(p.attributes), int(p.kind), now()
+                )
+            )
+
+        @room.on("participant_disconnected")
+        def _left(p: rtc.RemoteParticipant) -> None:
+            post(ParticipantLeft(p.identity, _reason(p.disconnect_reason), now()))
+
+        @room.on("participant_metadata_changed")
+        def _meta(p: rtc.Participant, _old: str, new: str) -> None:
+            post(MetadataChanged(p.identity, metadata=new))
+
+        @room.on("participant_name_changed")
+        def _name(p: rtc.Participant, _old: str, new: str) -> None:
+            post(MetadataChanged(p.identity, name=new))
+
+        @room.on("participant_attributes_changed")
+        def _attrs(_changed: dict[str, str], p: rtc.Participant) -> None:
+            post(MetadataChanged(p.identity, attributes=dict(p.attributes)))
+
+        @room.on("room_metadata_changed")
+        def _room_meta(_old: str, new: str) -> None:
+            post(MetadataChanged("", metadata=new))
+
+        @room.on("disconnected")
+        def _disconnected(reason: rtc.DisconnectReason.ValueType) -> None:
+            post(Disconnected(_reason(reason)))
+            self._stop.set()
+
+    # -- the session --------------------------------------------------------------------------
+
+    async def _open_session(self, room: rtc.Room) -> None:
+        self.started_at = self._clock.now()
+        self.session = parse_room_metadata(room.metadata)
+        if self.session.conversation_id:
+            self.conversation_id = self.session.conversation_id
+        else:
+            self.conversation_id = await self._persistence.agent_joined(
+                self.spec.room, self.session.raw
+            )
+        if self._history_limit:
+            rows = await self._persistence.recent_messages(
+                self.conversation_id, self._history_limit
+            )
+            self.history.restore(rows)
+        self._emit(
+            EventType.AGENT_JOINED,
+            {
+                "identity": self._settings.identity,
+                "user_id": self.session.user_id,
+                "metadata": self.session.raw,
+                "restored_messages": self.history.restored,
+                "attempt": self.spec.attempt,
+            },
+        )
+        for p in room.remote_participants.values():
+            self._participant_joined(
+                ParticipantJoined(
+                    p.identity, p.name, p.metadata, dict(p.attributes), int(p.kind), self.started_at
+                )
+            )
+
+    async def _serve(self, tg: TaskGroup) -> None:
+        async for message in self._inbox:
+            match message:
+                case ParticipantJoined():
+                    self._participant_joined(message)
+                case ParticipantLeft(identity=identity, reason=reason, at=at):
+                    self._participant_left(identity, reason, at)
+                case MetadataChanged():
+                    self._metadata_changed(message)
+                case Disconnected(reason=reason) | StopRequested(reason=reason):
+                    self.stop_reason = reason
+                    return
+
+    async def _watch_stop(self, tg: TaskGroup) -> None:
+        # A stop that could not be posted (full mailbox) still ends the actor.
+        await self._stop.wait()
+        with anyio.move_on_after(self._settings.close_timeout_s):
+            await anyio.sleep_forever()
+        self.stop_reason = self.stop_reason or "stop requested"
+        tg.cancel_scope.cancel("stop requested and mailbox did not drain")
+
+    def _participant_joined(self, m: ParticipantJoined) -> None:
+        if m.identity in self.participants and self.participants[m.identity].left_at is None:
+            return
+        state = ParticipantState(m.identity, m.name, m.at, m.metadata, m.attributes)
+        self.participants[m.identity] = state
+        self._emit(
+            EventType.PARTICIPANT_CONNECTED,
+            {
+                "identity": m.identity,
+                "name": m.name,
+                "metadata": m.metadata,
+                "attributes": m.attributes,
+                "kind": m.kind,
+                "user_id": self.session.user_id,
+            },
+            ts=m.at,
+        )
+
+    def _participant_left(self, identity: str, reason: str, at: float) -> None:
+        state = self.participants.get(identity)
+        if state is None or state.left_at is not None:
+            return
+        state.left_at = at
+        self._emit(
+            EventType.PARTICIPANT_DISCONNECTED,
+            {
+                "identity": identity,
+                "name": state.name,
+                "reason": reason,
+                "duration_s": round(at - state.joined_at, 3),
+                "user_id": self.session.user_id,
+            },
+            ts=at,
+        )
+
+    def _metadata_changed(self, m: MetadataChanged) -> None:
+        if not m.identity:
+            if m.metadata is not None:
+                self.session = parse_room_metadata(m.metadata)
+            return
+        state = self.participants.get(m.identity)
+        if state is None:
+            return
+        if m.metadata is not None:
+            state.metadata = m.metadata
+        if m.name is not None:
+            state.name = m.name
+        if m.attributes is not None:
+            state.attributes = m.attributes
+
+    async def _shutdown(self, room: rtc.Room) -> None:
+        """The last rung: record the session and leave, each under a deadline."""
+        if self.lifecycle is RoomLifecycle.RUNNING:
+            self.lifecycle = self.lifecycle.to(RoomLifecycle.DRAINING)
+        self._inbox_send.close()
+        self._inbox.close()
+        ended_at = self._clock.now()
+        for identity, state in self.participants.items():
+            if state.left_at is None:
+                self._participant_left(identity, "agent_left", ended_at)
+        self._emit(EventType.SESSION, self._session_summary(ended_at), ts=ended_at)
+        with anyio.move_on_after(self._settings.close_timeout_s, shield=True) as scope:
+            await room.disconnect()
+        if scope.cancelled_caught:
+            logger.warning("room disconnect timed out", extra=self._log_extra())
+        self.lifecycle = self.lifecycle.to(RoomLifecycle.CLOSED)
+        logger.info("room actor stopped", extra=self._log_extra())
+
+    def _session_summary(self, ended_at: float) -> dict[str, Any]:
+        messages = self.history.new_messages
+        return {
+            "room": self.spec.room,
+            "conversation_id": self.conversation_id,
+            "user_id": self.session.user_id,
+            "started_at": self.started_at,
+            "ended_at": ended_at,
+            "duration_s": round(ended_at - self.started_at, 3),
+            "end_reason": self.stop_reason or "unknown",
+            "participants": [p.to_json() for p in self.participants.values()],
+            "message_count": len(messages),
+            "messages": [m.to_json() for m in messages],
+        }
+
+    def _emit(self, type_: EventType, data: dict[str, Any], *, ts: float | None = None) -> None:
+        event = Event(
+            type_,
+            self.spec.room,
+            self.conversation_id,
+            data,
+            self._clock.now() if ts is None else ts,
+        )
+        try:
+            self._persistence.emit(event)
+        except OutboxFullError:
+            logger.error("persistence refused an event", extra=self._log_extra())
+
+    def _log_extra(self) -> dict[str, Any]:
+        return {
+            "room": self.spec.room,
+            "conversation_id": self.conversation_id,
+            "state": self.lifecycle.value,
+        }
+
+
+def _reason(value: rtc.DisconnectReason.ValueType | None) -> str:
+    if value is None:
+        return "unknown"
+    try:
+        return str(rtc.DisconnectReason.Name(value)).lower()
+    except ValueError:
+        return "unknown"

@@ -1,0 +1,78 @@
+"""Messages a room actor receives in its mailbox: frozen, slotted, dispatched with ``match``.
+
+The LiveKit SDK's sync callbacks only ``send_nowait`` one of these; all work happens in the
+actor's own task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = (
+    "Disconnected",
+    "MetadataChanged",
+    "ParticipantJoined",
+    "ParticipantLeft",
+    "RoomMessage",
+    "RoomSpec",
+    "StopRequested",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSpec:
+    """Everything a room actor needs to join its room; plain data, so it can cross processes.
+
+    Attributes:
+        room: the LiveKit room name.
+        url: the LiveKit server's WebSocket URL.
+        token: an agent access token for that room.
+        attempt: 0 for the first start, then the restart count.
+    """
+
+    room: str
+    url: str
+    token: str = field(repr=False)
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantJoined:
+    identity: str
+    name: str
+    metadata: str
+    attributes: dict[str, str]
+    kind: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantLeft:
+    identity: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataChanged:
+    """A participant's metadata, name or attributes changed (identity ``""`` = the room's)."""
+
+    identity: str
+    metadata: str | None = None
+    name: str | None = None
+    attributes: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Disconnected:
+    """The agent lost its room for good (room deleted, removed, server shutdown...)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    reason: str
+
+
+RoomMessage = ParticipantJoined | ParticipantLeft | MetadataChanged | Disconnected | StopRequested

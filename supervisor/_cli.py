@@ -1,0 +1,138 @@
+"""The ``voice-supervisor`` command line.
+
+voice-supervisor run [--config PATH]           run the daemon until SIGTERM/SIGINT
+voice-supervisor check-config PATH             validate a config file (exit 1 on errors)
+voice-supervisor sessions [--config PATH] [--json]
+voice-supervisor messages CONVERSATION_ID [--config PATH] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from actors import ConfigError
+from actors.persistence import EmbeddedStore
+from supervisor._config import Config, load_config
+from supervisor._daemon import Daemon
+from supervisor._logging import configure_logging
+
+__all__ = ("main",)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voice-supervisor", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            help="config.toml (default: ./config.toml if present, else built-in defaults)",
+        )
+
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    with_config(run)
+    check = sub.add_parser("check-config", help="validate a config file")
+    check.add_argument("path", type=Path)
+    sessions = sub.add_parser("sessions", help="list stored session summaries")
+    with_config(sessions)
+    sessions.add_argument("--json", action="store_true", help="print JSON")
+    messages = sub.add_parser("messages", help="print a conversation's stored messages")
+    messages.add_argument("conversation_id")
+    with_config(messages)
+    messages.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        match args.command:
+            case "check-config":
+                load_config(args.path)
+                print(f"{args.path}: OK")
+                return 0
+            case "run":
+                config = _load(args.config)
+                configure_logging(config.logging)
+                daemon = Daemon(config, config_path=_path(args.config))
+                anyio.run(_run_daemon, daemon, backend="asyncio")
+                return 0
+            case "sessions":
+                return _print_sessions(_load(args.config), as_json=args.json)
+            case "messages":
+                return _print_messages(_load(args.config), args.conversation_id, as_json=args.json)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+async def _run_daemon(daemon: Daemon) -> None:
+    await daemon.run(handle_signals=True)
+
+
+def _path(given: Path | None) -> Path | None:
+    if given is not None:
+        return given
+    default = Path("config.toml")
+    return default if default.exists() else None
+
+
+def _load(given: Path | None) -> Config:
+    return load_config(_path(given))
+
+
+def _print_sessions(config: Config, *, as_json: bool) -> int:
+    store = EmbeddedStore(config.persistence.store_path)
+    try:
+        sessions = store.sessions()
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(sessions, indent=2))
+        return 0
+    if not sessions:
+        print("no sessions stored")
+        return 0
+    print(f"{'started (UTC)':<20} {'duration':>9} {'msgs':>5} {'people':>6}  room / conversation")
+    for s in sessions:
+        people = sum(1 for p in s.get("participants", []))
+        print(
+            f"{_when(s.get('started_at', 0)):<20} {s.get('duration_s', 0):>8.1f}s "
+            f"{s.get('message_count', 0):>5} {people:>6}  "
+            f"{s.get('room')} / {s.get('conversation_id')}"
+        )
+    return 0
+
+
+def _print_messages(config: Config, conversation_id: str, *, as_json: bool) -> int:
+    store = EmbeddedStore(config.persistence.store_path)
+    try:
+        messages = store.recent_messages(conversation_id, 1_000_000)
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(messages, indent=2))
+        return 0
+    if not messages:
+        print(f"no messages stored for conversation {conversation_id}")
+        return 0
+    for m in messages:
+        who = m["role"] if not m.get("speaker") else f"{m['role']} ({m['speaker']})"
+        flag = " [interrupted]" if m.get("interrupted") else ""
+        print(f"{_when(m['ts'])}  {who}: {m['content']}{flag}")
+    return 0
+
+
+def _when(ts: Any) -> str:
+    return datetime.fromtimestamp(float(ts), UTC).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,203 @@
+"""config.toml → one frozen, validated ``Config``.
+
+Every section is optional and has working dev defaults. Secrets may come from the
+environment (LIVEKIT_API_KEY, LIVEKIT_API_SECRET, BACKEND_TOKEN); this is the only module
+that reads ``os.environ``. Errors name the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+
+from actors import ConfigError, Settings
+from actors.persistence import PersistenceSettings
+from actors.room import RoomSettings
+
+__all__ = (
+    "AgentSettings",
+    "Config",
+    "LiveKitSettings",
+    "LoggingSettings",
+    "ServerSettings",
+    "SupervisorSettings",
+    "load_config",
+    "parse_config",
+)
+
+
+class LiveKitSettings(Settings):
+    url: str = "ws://127.0.0.1:7880"
+    """WebSocket URL of the LiveKit server (``ws://`` or ``wss://``)."""
+
+    api_key: str = "devkey"
+    """API key; the LIVEKIT_API_KEY environment variable overrides it."""
+
+    api_secret: SecretStr = SecretStr("secret")
+    """API secret; the LIVEKIT_API_SECRET environment variable overrides it."""
+
+    @field_validator("url")
+    @classmethod
+    def _ws_url(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://", "http://", "https://")):
+            raise ValueError("must start with ws://, wss://, http:// or https://")
+        return value
+
+
+class ServerSettings(Settings):
+    host: str = "127.0.0.1"
+    """Address the webhook and health endpoint listens on."""
+
+    port: int = Field(default=8089, ge=0, le=65535)
+    """Port of the webhook and health endpoint (0 = any free port)."""
+
+    max_body_kb: int = Field(default=256, ge=1, le=16_384)
+    """Largest webhook body accepted; larger ones get 413."""
+
+    dedupe_size: int = Field(default=10_000, ge=100, le=10_000_000)
+    """How many recent webhook event ids are remembered to drop repeats."""
+
+    mailbox_size: int = Field(default=1024, ge=16, le=1_000_000)
+    """Webhook events waiting for the supervisor; when full, webhooks get 503 + Retry-After."""
+
+
+class AgentSettings(RoomSettings):
+    rooms: tuple[str, ...] = ("*",)
+    """Glob patterns of the room names the agent joins (``["support-*"]``); ``["*"]`` = all."""
+
+    skip_rooms: tuple[str, ...] = ()
+    """Glob patterns of room names the agent never joins, checked before ``rooms``."""
+
+    def wants(self, room: str) -> bool:
+        """True when the agent should join the room named ``room``."""
+        if any(fnmatchcase(room, p) for p in self.skip_rooms):
+            return False
+        return any(fnmatchcase(room, p) for p in self.rooms)
+
+    def room_settings(self) -> RoomSettings:
+        return RoomSettings(**self.model_dump(include=set(RoomSettings.model_fields)))
+
+
+class SupervisorSettings(Settings):
+    reconcile_interval_s: float = Field(default=15.0, gt=0, le=3600)
+    """How often the room list is compared with the running actors (a lost webhook costs one)."""
+
+    max_rooms: int = Field(default=200, ge=1, le=100_000)
+    """Most rooms this daemon serves at once; more wait, and /readyz says so."""
+
+    drain_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    """On SIGTERM/SIGINT: how long actors and the outbox get to finish before they are cancelled."""
+
+    restart_backoff_initial_s: float = Field(default=0.5, gt=0, le=60)
+    """First delay before a crashed room actor is restarted; doubles on each crash."""
+
+    restart_backoff_max_s: float = Field(default=30.0, gt=0, le=3600)
+    """Longest delay between restarts of one room actor."""
+
+    max_restarts: int = Field(default=5, ge=0, le=1000)
+    """Restarts allowed within ``restart_window_s`` before the daemon gives up on a room."""
+
+    restart_window_s: float = Field(default=300.0, gt=0, le=86_400)
+    """Window over which ``max_restarts`` is counted."""
+
+
+class LoggingSettings(Settings):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    """Log level. Transcripts and identities only appear at DEBUG, under ``pii.*`` fields."""
+
+    format: Literal["text", "json"] = "text"
+    """``text`` for humans, ``json`` for one JSON object per line."""
+
+
+class Config(Settings):
+    livekit: LiveKitSettings = LiveKitSettings()
+    server: ServerSettings = ServerSettings()
+    agent: AgentSettings = AgentSettings()
+    persistence: PersistenceSettings = PersistenceSettings()
+    supervisor: SupervisorSettings = SupervisorSettings()
+    logging: LoggingSettings = LoggingSettings()
+
+
+_ENV_SECRETS: tuple[tuple[str, str, str], ...] = (
+    ("LIVEKIT_API_KEY", "livekit", "api_key"),
+    ("LIVEKIT_API_SECRET", "livekit", "api_secret"),
+    ("BACKEND_TOKEN", "persistence", "backend_token"),
+)
+
+
+def parse_config(
+    data: Mapping[str, Any], *, source: str = "config", environ: Mapping[str, str] | None = None
+) -> Config:
+    """Validate a config mapping (as read from TOML), with secrets from ``environ``.
+
+    Raises:
+        ConfigError: listing every invalid or unknown key with the value and what is allowed.
+    """
+    merged: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in data.items()}
+    env = os.environ if environ is None else environ
+    for var, section, key in _ENV_SECRETS:
+        if env.get(var) and (section not in merged or isinstance(merged[section], dict)):
+            merged.setdefault(section, {})[key] = env[var]
+    try:
+        config = Config.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+    base = Path(source).parent if source.endswith(".toml") else Path.cwd()
+    data_dir = config.persistence.data_dir
+    if not data_dir.is_absolute():
+        persistence = config.persistence.model_copy(
+            update={"data_dir": (base / data_dir).resolve()}
+        )
+        config = config.model_copy(update={"persistence": persistence})
+    return config
+
+
+def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config.toml; ``None`` gives the built-in dev defaults.
+
+    Raises:
+        ConfigError: the file is missing, not TOML, or has invalid values.
+    """
+    if path is None:
+        return parse_config({}, environ=environ)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, source=str(path), environ=environ)
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = [f"{source}: {exc.error_count()} invalid setting(s):"]
+    for error in exc.errors():
+        loc = [str(part) for part in error["loc"]]
+        key = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else loc[0] if loc else "?"
+        if error["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            lines.append(f"  {key}: unknown key; allowed keys here: {', '.join(allowed)}")
+            continue
+        value = error.get("input")
+        shown = "<secret>" if "secret" in key or "token" in key else repr(value)
+        lines.append(f"  {key} = {shown}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: list[str]) -> list[str]:
+    model: type[Settings] = Config
+    for part in loc:
+        field = model.model_fields.get(part)
+        annotation = None if field is None else field.annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, Settings)):
+            return []
+        model = annotation
+    return sorted(model.model_fields)

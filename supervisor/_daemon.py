@@ -1,0 +1,224 @@
+"""The daemon: wires config, persistence, registry, supervisor and HTTP together, and owns
+the shutdown ladder.
+
+Shutdown (SIGTERM/SIGINT or ``request_stop``): readyz turns 503 and webhooks get 503 → every
+room actor is asked to stop and given ``drain_timeout_s`` → the rest are cancelled → the HTTP
+server closes → the persistence actor stores what it holds, within ``close_timeout_s``.
+SIGHUP reloads the config for new rooms and logging; an invalid file is logged and ignored.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+from aiohttp import web
+from anyio.abc import TaskStatus
+from livekit import api
+
+from actors import SYSTEM_CLOCK, Clock, ConfigError
+from actors.persistence import EmbeddedStore, PersistenceActor
+from actors.room import RoomActor, RoomSpec
+from supervisor._config import Config, load_config
+from supervisor._http import build_app
+from supervisor._logging import configure_logging
+from supervisor._messages import SupervisorMessage
+from supervisor._registry import ActorRunner, RoomRegistry
+from supervisor._supervisor import Supervisor
+from supervisor.webhook import WebhookEndpoint
+
+__all__ = ("Daemon", "DaemonInfo")
+
+logger = logging.getLogger(__name__)
+
+_TOKEN_TTL = datetime.timedelta(hours=6)
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonInfo:
+    """What a started daemon tells its owner."""
+
+    port: int
+
+
+class Daemon:
+    """One voice-supervisor process.
+
+    Args:
+        config: the validated configuration.
+        config_path: the file SIGHUP reloads (None: SIGHUP only re-applies logging).
+        clock: time source.
+    """
+
+    def __init__(
+        self, config: Config, *, config_path: Path | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        self.config = config
+        self._config_path = config_path
+        self._clock = clock
+        self._stop = anyio.Event()
+        self.draining = False
+        self.registry: RoomRegistry | None = None
+        self.supervisor: Supervisor | None = None
+        self.persistence: PersistenceActor | None = None
+
+    def request_stop(self) -> None:
+        """Begin the shutdown ladder (what SIGTERM does)."""
+        self._stop.set()
+
+    async def run(
+        self,
+        *,
+        handle_signals: bool = False,
+        task_status: TaskStatus[DaemonInfo] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run until ``request_stop()`` (or a signal when ``handle_signals``)."""
+        cfg = self.config
+        store = EmbeddedStore(cfg.persistence.store_path)
+        persistence = PersistenceActor(cfg.persistence, store, self._clock)
+        self.persistence = persistence
+        send, receive = anyio.create_memory_object_stream[SupervisorMessage](
+            cfg.server.mailbox_size
+        )
+        lkapi = api.LiveKitAPI(
+            cfg.livekit.url, cfg.livekit.api_key, cfg.livekit.api_secret.get_secret_value()
+        )
+        registry = RoomRegistry(
+            cfg.supervisor, self._room_spec, self._room_actor, clock=self._clock
+        )
+        self.registry = registry
+        supervisor = Supervisor(
+            cfg.supervisor, cfg.agent, registry, receive, lkapi, clock=self._clock
+        )
+        self.supervisor = supervisor
+        receiver = api.WebhookReceiver(
+            api.TokenVerifier(cfg.livekit.api_key, cfg.livekit.api_secret.get_secret_value())
+        )
+        endpoint = WebhookEndpoint(
+            receiver,
+            send,
+            dedupe_size=cfg.server.dedupe_size,
+            max_body_bytes=cfg.server.max_body_kb * 1024,
+            now=self._clock.now,
+            accepting=lambda: not self.draining,
+        )
+        runner = web.AppRunner(build_app(endpoint, self._readiness), access_log=None)
+        await runner.setup()
+        try:
+            async with anyio.create_task_group() as outer:
+                await outer.start(persistence.run, name="persistence")
+                async with anyio.create_task_group() as inner:
+                    await inner.start(registry.run, name="registry")
+                    await inner.start(supervisor.run, name="supervisor")
+                    if handle_signals:
+                        inner.start_soon(self._signals, name="signals")
+                    site = web.TCPSite(runner, cfg.server.host, cfg.server.port)
+                    await site.start()
+                    port = _bound_port(site, cfg.server.port)
+                    logger.info("voice-supervisor listening", extra={"port": port})
+                    task_status.started(DaemonInfo(port=port))
+                    await self._stop.wait()
+                    await self._drain(registry)
+                    inner.cancel_scope.cancel("daemon shutting down")
+                with anyio.move_on_after(cfg.agent.close_timeout_s, shield=True):
+                    await runner.cleanup()
+                persistence.close()
+                # The outbox gets its own deadline: what it cannot store stays queued on disk
+                # (with the durable outbox) or is reported lost here.
+                outer.cancel_scope.deadline = anyio.current_time() + cfg.supervisor.drain_timeout_s
+            if outer.cancel_scope.cancelled_caught:
+                logger.warning(
+                    "persistence did not finish in time", extra={"backlog": persistence.backlog}
+                )
+        finally:
+            with anyio.move_on_after(5, shield=True):
+                await runner.cleanup()
+                await lkapi.aclose()
+            send.close()
+            receive.close()
+            store.close()
+            logger.info("voice-supervisor stopped")
+
+    async def _drain(self, registry: RoomRegistry) -> None:
+        self.draining = True
+        started = self._clock.monotonic()
+        logger.info("draining", extra={"rooms": len(registry.rooms)})
+        await registry.drain(self.config.supervisor.drain_timeout_s)
+        logger.info("drained", extra={"seconds": round(self._clock.monotonic() - started, 3)})
+
+    async def _signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    self.reload()
+                else:
+                    logger.info("signal received; shutting down", extra={"signal": signum})
+                    self.request_stop()
+
+    def reload(self) -> None:
+        """Re-read the config file: new rooms and logging use it; a bad file changes nothing."""
+        if self._config_path is None:
+            return
+        try:
+            new = load_config(self._config_path)
+        except ConfigError as exc:
+            logger.error(
+                "config reload rejected; keeping the running config", extra={"error": str(exc)}
+            )
+            return
+        configure_logging(new.logging)
+        self.config = self.config.model_copy(update={"agent": new.agent, "logging": new.logging})
+        if self.supervisor is not None:
+            self.supervisor.agent = new.agent
+            self.supervisor.request_reconcile()
+        logger.info("config reloaded")
+
+    # -- factories ----------------------------------------------------------------------------
+
+    def _room_spec(self, room: str, attempt: int) -> RoomSpec:
+        cfg = self.config
+        token = (
+            api.AccessToken(cfg.livekit.api_key, cfg.livekit.api_secret.get_secret_value())
+            .with_identity(cfg.agent.identity)
+            .with_name(cfg.agent.name)
+            .with_kind("agent")
+            .with_grants(
+                api.VideoGrants(room_join=True, room=room, agent=True, can_update_own_metadata=True)
+            )
+            .with_ttl(_TOKEN_TTL)
+            .to_jwt()
+        )
+        return RoomSpec(room=room, url=cfg.livekit.url, token=token, attempt=attempt)
+
+    def _room_actor(self, spec: RoomSpec) -> ActorRunner:
+        assert self.persistence is not None
+        return RoomActor(
+            spec,
+            self.config.agent.room_settings(),
+            self.persistence,
+            history_limit=self.config.persistence.history_limit,
+            clock=self._clock,
+        )
+
+    def _readiness(self) -> tuple[bool, dict[str, object]]:
+        registry = self.registry
+        rooms = 0 if registry is None else len(registry.rooms)
+        waiting = 0 if registry is None else registry.waiting
+        details: dict[str, object] = {"rooms": rooms, "waiting": waiting, "draining": self.draining}
+        if self.draining:
+            details["reason"] = "draining"
+        elif waiting:
+            details["reason"] = "max_rooms reached; rooms are waiting"
+        return (not self.draining and waiting == 0), details
+
+
+def _bound_port(site: web.TCPSite, configured: int) -> int:
+    server = site._server  # aiohttp exposes the bound socket only here
+    sockets = getattr(server, "sockets", None)
+    if sockets:
+        return int(sockets[0].getsockname()[1])
+    return configured

@@ -1,0 +1,41 @@
+"""The daemon's HTTP surface: ``POST /webhook``, ``GET /healthz``, ``/readyz``, ``/metrics``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from supervisor.webhook import WebhookEndpoint
+
+__all__ = ("build_app",)
+
+
+def build_app(
+    webhook: WebhookEndpoint, readiness: Callable[[], tuple[bool, dict[str, object]]]
+) -> web.Application:
+    """The aiohttp application.
+
+    Args:
+        webhook: the webhook handler.
+        readiness: returns (ready, details) for ``/readyz``.
+    """
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"ok": True})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        ready, details = readiness()
+        return web.json_response({"ready": ready, **details}, status=200 if ready else 503)
+
+    async def metrics(_request: web.Request) -> web.Response:
+        body = generate_latest()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_post("/webhook", webhook.handle)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app

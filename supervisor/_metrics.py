@@ -1,0 +1,43 @@
+"""Prometheus metrics of the supervisor process (names documented in the README)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = (
+    "ACTOR_CRASHES",
+    "ACTOR_GIVE_UPS",
+    "ACTOR_RESTARTS",
+    "JOIN_SECONDS",
+    "RECONCILE_RUNS",
+    "ROOMS_ACTIVE",
+    "ROOMS_WAITING",
+    "WEBHOOKS",
+)
+
+WEBHOOKS = Counter(
+    "voice_supervisor_webhooks_total",
+    "Webhook requests by result (accepted, duplicate, ignored, unauthorized, malformed, "
+    "too_large, saturated, draining).",
+    ["result"],
+)
+ROOMS_ACTIVE = Gauge("voice_supervisor_rooms_active", "Room actors currently joined.")
+ROOMS_WAITING = Gauge(
+    "voice_supervisor_rooms_waiting", "Rooms waiting for a slot because max_rooms is reached."
+)
+ACTOR_RESTARTS = Counter("voice_supervisor_actor_restarts_total", "Room actor restarts.")
+ACTOR_CRASHES = Counter(
+    "voice_supervisor_actor_crashes_total", "Room actor failures by phase.", ["phase"]
+)
+ACTOR_GIVE_UPS = Counter(
+    "voice_supervisor_actor_give_ups_total",
+    "Rooms abandoned after too many restarts within the restart window.",
+)
+JOIN_SECONDS = Histogram(
+    "voice_supervisor_join_seconds",
+    "From the webhook (or reconcile) that asked for a room to the agent joined.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RECONCILE_RUNS = Counter(
+    "voice_supervisor_reconcile_total", "Reconcile passes by result.", ["result"]
+)

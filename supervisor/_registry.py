@@ -1,0 +1,275 @@
+"""The room registry: room name → supervised actor.
+
+It owns the task group the room actors run in, starts at most ``max_rooms`` of them (the
+rest wait, first come first served), restarts a crashed actor with exponential backoff,
+gives up on a room that crashes ``max_restarts`` times within ``restart_window_s``, and
+drains them all on shutdown. Actors are reached only through their handle's messages.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from actors import SYSTEM_CLOCK, ActorStartError, Clock
+from actors.room import RoomHandle, RoomSpec
+from supervisor._config import SupervisorSettings
+from supervisor._metrics import (
+    ACTOR_CRASHES,
+    ACTOR_GIVE_UPS,
+    ACTOR_RESTARTS,
+    JOIN_SECONDS,
+    ROOMS_ACTIVE,
+    ROOMS_WAITING,
+)
+
+__all__ = ("ActorRunner", "RoomRegistry")
+
+logger = logging.getLogger(__name__)
+
+
+class ActorRunner(Protocol):
+    """Something that runs one room actor: in this process or, later, in a worker."""
+
+    async def run(self, *, task_status: TaskStatus[RoomHandle] = ...) -> None: ...
+
+
+ActorFactory = Callable[[RoomSpec], ActorRunner]
+SpecFactory = Callable[[str, int], RoomSpec]
+
+
+@dataclass(slots=True)
+class _Slot:
+    room: str
+    requested_at: float
+    handle: RoomHandle | None = None
+    stopping: str = ""
+    scope: anyio.CancelScope | None = None
+    crashes: deque[float] = field(default_factory=deque)
+    stopped: anyio.Event = field(default_factory=anyio.Event)
+    wake: anyio.Event = field(default_factory=anyio.Event)
+
+
+class RoomRegistry:
+    """Runs one supervised actor per room.
+
+    Args:
+        settings: the ``[supervisor]`` settings.
+        make_spec: builds the spec (URL, token) of a room's actor for a given attempt.
+        make_actor: builds the actor for a spec.
+        clock: time source (backoff sleeps use it).
+        on_joined: called with the room name each time an actor has joined.
+    """
+
+    def __init__(
+        self,
+        settings: SupervisorSettings,
+        make_spec: SpecFactory,
+        make_actor: ActorFactory,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        on_joined: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._make_spec = make_spec
+        self._make_actor = make_actor
+        self._clock = clock
+        self._on_joined = on_joined
+        self._slots: dict[str, _Slot] = {}
+        self._waiting: OrderedDict[str, float] = OrderedDict()
+        self._given_up: dict[str, float] = {}
+        self._tg: TaskGroup | None = None
+        self.accepting = True
+
+    # -- queries ------------------------------------------------------------------------------
+
+    @property
+    def rooms(self) -> frozenset[str]:
+        """Rooms with an actor (starting, running or restarting)."""
+        return frozenset(self._slots)
+
+    @property
+    def joined(self) -> frozenset[str]:
+        """Rooms whose actor has joined and is running."""
+        return frozenset(r for r, s in self._slots.items() if s.handle is not None)
+
+    def requested_before(self, at: float) -> frozenset[str]:
+        """Rooms with an actor that was asked for before ``at`` (wall clock)."""
+        return frozenset(r for r, s in self._slots.items() if s.requested_at < at)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def handle(self, room: str) -> RoomHandle | None:
+        slot = self._slots.get(room)
+        return None if slot is None else slot.handle
+
+    # -- commands (non-blocking: safe from the webhook path) ----------------------------------
+
+    def ensure(self, room: str, requested_at: float | None = None) -> None:
+        """Make sure ``room`` has an actor, or waits for a slot when ``max_rooms`` is reached."""
+        if not self.accepting or room in self._slots or room in self._given_up:
+            return
+        at = self._clock.now() if requested_at is None else requested_at
+        if len(self._slots) >= self._settings.max_rooms:
+            self._waiting.setdefault(room, at)
+            ROOMS_WAITING.set(len(self._waiting))
+            return
+        self._start(room, at)
+
+    def stop(self, room: str, reason: str) -> None:
+        """Ask the room's actor to finish (it saves its session); forget waiting rooms."""
+        self._given_up.pop(room, None)
+        if self._waiting.pop(room, None) is not None:
+            ROOMS_WAITING.set(len(self._waiting))
+        slot = self._slots.get(room)
+        if slot is None:
+            return
+        slot.stopping = reason
+        slot.wake.set()
+        if slot.handle is not None:
+            slot.handle.request_stop(reason)
+        elif slot.scope is not None:
+            # Still joining: a join can hang when the room is deleted meanwhile, so cancel it.
+            slot.scope.cancel(reason)
+
+    def forget_missing(self, present: frozenset[str]) -> None:
+        """Forget given-up and waiting rooms that no longer exist on the server."""
+        for room in [r for r in self._given_up if r not in present]:
+            del self._given_up[room]
+        for room in [r for r in self._waiting if r not in present]:
+            del self._waiting[room]
+        ROOMS_WAITING.set(len(self._waiting))
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Own the actors' task group until cancelled."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            task_status.started()
+            await anyio.sleep_forever()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Stop intake, ask every actor to stop, and wait up to ``timeout_s`` for them.
+
+        Returns:
+            True when every actor finished in time; the caller cancels the rest.
+        """
+        self.accepting = False
+        self._waiting.clear()
+        ROOMS_WAITING.set(0)
+        for room in list(self._slots):
+            self.stop(room, "daemon shutting down")
+        with anyio.move_on_after(timeout_s):
+            for slot in list(self._slots.values()):
+                await slot.stopped.wait()
+            return True
+        logger.warning(
+            "drain timed out; cancelling the remaining room actors",
+            extra={"rooms": len(self._slots)},
+        )
+        return False
+
+    # -- supervision --------------------------------------------------------------------------
+
+    def _start(self, room: str, requested_at: float) -> None:
+        if self._tg is None:
+            raise RuntimeError("RoomRegistry.run() must be started before rooms are ensured")
+        slot = _Slot(room, requested_at)
+        self._slots[room] = slot
+        self._tg.start_soon(self._supervise, slot, name=f"room:{room}")
+
+    async def _supervise(self, slot: _Slot) -> None:
+        attempt = 0
+        try:
+            while not slot.stopping:
+                if await self._run_once(slot, attempt):
+                    return
+                if slot.stopping or not self._may_restart(slot):
+                    return
+                delay = min(
+                    self._settings.restart_backoff_initial_s * 2 ** len(slot.crashes),
+                    self._settings.restart_backoff_max_s,
+                )
+                with anyio.move_on_after(delay):
+                    await slot.wake.wait()
+                slot.wake = anyio.Event()
+                attempt += 1
+                ACTOR_RESTARTS.inc()
+        finally:
+            self._slots.pop(slot.room, None)
+            slot.stopped.set()
+            ROOMS_ACTIVE.set(len(self.joined))
+            self._admit_waiting()
+
+    async def _run_once(self, slot: _Slot, attempt: int) -> bool:
+        """Run the actor once; True when it ended cleanly (no restart wanted)."""
+        actor = self._make_actor(self._make_spec(slot.room, attempt))
+        phase = "start"
+        try:
+            async with anyio.create_task_group() as tg:
+                slot.scope = tg.cancel_scope
+                slot.handle = await tg.start(actor.run, name=f"room:{slot.room}:actor")
+                phase = "run"
+                ROOMS_ACTIVE.set(len(self.joined))
+                if attempt == 0:
+                    JOIN_SECONDS.observe(max(0.0, self._clock.now() - slot.requested_at))
+                if slot.stopping:
+                    slot.handle.request_stop(slot.stopping)
+                if self._on_joined is not None:
+                    await self._on_joined(slot.room)
+            return True
+        except Exception as exc:  # the error boundary of one room: others are never touched
+            ACTOR_CRASHES.labels(phase=phase).inc()
+            cause = _root_cause(exc)
+            logger.warning(
+                "room actor failed; will restart with backoff"
+                if not slot.stopping
+                else "room actor failed while stopping",
+                extra={
+                    "room": slot.room,
+                    "phase": phase,
+                    "error": type(cause).__name__,
+                    "attempt": attempt,
+                },
+                exc_info=cause if not isinstance(cause, ActorStartError) else None,
+            )
+            slot.crashes.append(self._clock.monotonic())
+            return False
+        finally:
+            slot.handle = None
+            slot.scope = None
+            ROOMS_ACTIVE.set(len(self.joined))
+
+    def _may_restart(self, slot: _Slot) -> bool:
+        now = self._clock.monotonic()
+        while slot.crashes and now - slot.crashes[0] > self._settings.restart_window_s:
+            slot.crashes.popleft()
+        if len(slot.crashes) > self._settings.max_restarts:
+            self._given_up[slot.room] = self._clock.now()
+            ACTOR_GIVE_UPS.inc()
+            logger.error(
+                "giving up on room after too many restarts; it is left alone until it "
+                "is finished and started again",
+                extra={"room": slot.room, "restarts": len(slot.crashes) - 1},
+            )
+            return False
+        return True
+
+    def _admit_waiting(self) -> None:
+        while self.accepting and self._waiting and len(self._slots) < self._settings.max_rooms:
+            room, at = self._waiting.popitem(last=False)
+            self._start(room, at)
+        ROOMS_WAITING.set(len(self._waiting))
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

@@ -1,0 +1,126 @@
+"""The supervisor: turns webhook messages and the server's room list into registry commands.
+
+It reads its bounded mailbox (fed by the webhook endpoint) and, at start-up and every
+``reconcile_interval_s``, lists the server's rooms so that a lost webhook costs at most one
+interval. It never talks to an actor except through the registry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+
+import anyio
+from anyio.abc import TaskStatus
+from anyio.streams.memory import MemoryObjectReceiveStream
+from livekit import api
+
+from actors import SYSTEM_CLOCK, Clock
+from supervisor._config import AgentSettings, SupervisorSettings
+from supervisor._messages import ParticipantJoined, RoomFinished, RoomStarted, SupervisorMessage
+from supervisor._metrics import RECONCILE_RUNS
+from supervisor._registry import RoomRegistry
+
+__all__ = ("Supervisor",)
+
+logger = logging.getLogger(__name__)
+
+_FINISHED_SIDS_KEPT = 4096
+
+
+class Supervisor:
+    """Decides which rooms get an actor.
+
+    Args:
+        settings: ``[supervisor]`` settings.
+        agent: ``[agent]`` settings (room rules, the agent's identity).
+        registry: runs the actors.
+        mailbox: receive side of the webhook mailbox.
+        lkapi: the room service client used to reconcile.
+        clock: time source.
+    """
+
+    def __init__(
+        self,
+        settings: SupervisorSettings,
+        agent: AgentSettings,
+        registry: RoomRegistry,
+        mailbox: MemoryObjectReceiveStream[SupervisorMessage],
+        lkapi: api.LiveKitAPI,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._settings = settings
+        self.agent = agent
+        self._registry = registry
+        self._mailbox = mailbox
+        self._lkapi = lkapi
+        self._clock = clock
+        # Webhooks can arrive late or out of order: never rejoin a room whose end we saw,
+        # since joining would create it again.
+        self._finished: OrderedDict[str, None] = OrderedDict()
+        self.reconciled = anyio.Event()
+        self._reconcile_now = anyio.Event()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve the mailbox and reconcile periodically until cancelled."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._reconcile_loop, name="supervisor:reconcile")
+            task_status.started()
+            async with self._mailbox:
+                async for message in self._mailbox:
+                    self._dispatch(message)
+            tg.cancel_scope.cancel("mailbox closed")
+
+    def request_reconcile(self) -> None:
+        """Reconcile now instead of at the next interval."""
+        self._reconcile_now.set()
+
+    def _dispatch(self, message: SupervisorMessage) -> None:
+        match message:
+            case RoomStarted(room=room, sid=sid, received_at=at):
+                if sid not in self._finished and self.agent.wants(room):
+                    self._registry.ensure(room, at)
+            case ParticipantJoined(room=room, sid=sid, identity=identity, received_at=at):
+                if (
+                    identity != self.agent.identity
+                    and sid not in self._finished
+                    and self.agent.wants(room)
+                ):
+                    self._registry.ensure(room, at)
+            case RoomFinished(room=room, sid=sid):
+                if sid:
+                    self._finished[sid] = None
+                    while len(self._finished) > _FINISHED_SIDS_KEPT:
+                        self._finished.popitem(last=False)
+                self._registry.stop(room, "room finished")
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await self.reconcile()
+            with anyio.move_on_after(self._settings.reconcile_interval_s):
+                await self._reconcile_now.wait()
+            self._reconcile_now = anyio.Event()
+
+    async def reconcile(self) -> None:
+        """Start actors for rooms that should have one; stop those whose room is gone."""
+        asked_at = self._clock.now()
+        try:
+            with anyio.fail_after(max(5.0, self._settings.reconcile_interval_s)):
+                listed = (await self._lkapi.room.list_rooms(api.ListRoomsRequest())).rooms
+        except Exception as exc:  # the server may be down: keep the actors, try next interval
+            RECONCILE_RUNS.labels(result="error").inc()
+            logger.warning(
+                "reconcile could not list rooms; will retry", extra={"error": type(exc).__name__}
+            )
+            return
+        present = frozenset(r.name for r in listed)
+        self._registry.forget_missing(present)
+        for room in listed:
+            if room.sid not in self._finished and self.agent.wants(room.name):
+                self._registry.ensure(room.name)
+        # A room asked for after the listing began may simply be too new to be listed.
+        for room_name in self._registry.requested_before(asked_at) - present:
+            self._registry.stop(room_name, "room gone (reconcile)")
+        RECONCILE_RUNS.labels(result="ok").inc()
+        self.reconciled.set()

@@ -1,0 +1,88 @@
+"""Shared fixtures: a real livekit-server (session), the daemon under test, API clients."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from livekit import api
+
+from supervisor import Config, Daemon, parse_config
+from tests.harness.livekit_server import LiveKitServer, free_port, start_server
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts"
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    # One event loop for the whole session: the LiveKit FFI delivers late native events to the
+    # loop a Room was created on, and a closed loop makes its native thread abort the process.
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def webhook_port() -> int:
+    """The port the daemon under test listens on; the session's server posts webhooks there."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def livekit_server(webhook_port: int) -> Iterator[LiveKitServer]:
+    server = start_server(ARTIFACTS, [f"http://127.0.0.1:{webhook_port}/webhook"])
+    yield server
+    server.stop()
+
+
+def daemon_config(
+    server: LiveKitServer, port: int, data_dir: Path, **sections: dict[str, Any]
+) -> Config:
+    """A config for a daemon under test; ``sections`` override or add keys per section."""
+    data: dict[str, dict[str, Any]] = {
+        "livekit": {
+            "url": server.ws_url,
+            "api_key": server.api_key,
+            "api_secret": server.api_secret,
+        },
+        "server": {"host": "127.0.0.1", "port": port},
+        "persistence": {"data_dir": str(data_dir), "flush_interval_ms": 5},
+        "supervisor": {"reconcile_interval_s": 30.0, "drain_timeout_s": 5.0},
+        "agent": {"connect_timeout_s": 10.0},
+    }
+    for name, values in sections.items():
+        data.setdefault(name, {}).update(values)
+    return parse_config(data, environ={})
+
+
+@pytest.fixture
+async def lkapi(livekit_server: LiveKitServer) -> AsyncIterator[api.LiveKitAPI]:
+    client = api.LiveKitAPI(
+        livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret
+    )
+    try:
+        yield client
+    finally:
+        rooms = (await client.room.list_rooms(api.ListRoomsRequest())).rooms
+        for room in rooms:
+            await client.room.delete_room(api.DeleteRoomRequest(room=room.name))
+        await client.aclose()
+
+
+@pytest.fixture
+async def daemon(
+    livekit_server: LiveKitServer, webhook_port: int, tmp_path: Path
+) -> AsyncIterator[Daemon]:
+    """The daemon, in this process, on the port the server sends webhooks to."""
+    config = daemon_config(livekit_server, webhook_port, tmp_path / "data")
+    daemon = Daemon(config)
+    async with anyio.create_task_group() as tg:
+        await tg.start(daemon.run)
+        yield daemon
+        daemon.request_stop()
+
+
+def room_metadata(**fields: str) -> str:
+    return json.dumps(fields)

@@ -1,0 +1,1 @@
+"""Test harness: real livekit-server, daemon runners, caller bots, waits with deadlines."""
