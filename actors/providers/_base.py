@@ -1,0 +1,126 @@
+"""The three provider seams: streaming STT, streaming LLM, streaming TTS.
+
+A vendor module implements one of these Protocols and nothing more: raw calls, its own error
+translation (vendor exceptions become ``ProviderError`` subclasses, ``from exc``) and its own
+logger. Retries, fallbacks, timeouts and metrics live in the shared wrappers (``_fallback.py``).
+
+Audio is always int16 little-endian mono PCM (``bytes``). STT takes 16 kHz; TTS yields at its
+own ``sample_rate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+__all__ = (
+    "STT_SAMPLE_RATE",
+    "ChatMessage",
+    "LlmProvider",
+    "SpeechEvent",
+    "SpeechEventKind",
+    "SttProvider",
+    "SttStream",
+    "TtsProvider",
+)
+
+STT_SAMPLE_RATE = 16_000
+
+
+class SpeechEventKind(Enum):
+    START_OF_SPEECH = "start_of_speech"
+    """The speaker started talking (VAD or the vendor's speech-started); drives barge-in."""
+    INTERIM = "interim"
+    """A partial transcript of the current utterance (may change)."""
+    FINAL = "final"
+    """The final transcript of an utterance: this is a user turn."""
+    END_OF_SPEECH = "end_of_speech"
+    """The speaker stopped talking (may come before or after the FINAL)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEvent:
+    """One event of a streaming recogniser.
+
+    Attributes:
+        kind: what happened.
+        text: the transcript (INTERIM/FINAL), else "".
+        speech_duration_s: for START_OF_SPEECH/INTERIM, how long the speaker has been talking.
+    """
+
+    kind: SpeechEventKind
+    text: str = ""
+    speech_duration_s: float = 0.0
+
+
+class SttStream(Protocol):
+    """One participant's recognition stream, opened by ``SttProvider.stream()``."""
+
+    async def send(self, pcm: bytes) -> None:
+        """Push 16 kHz mono int16 audio (any length; 10–100 ms chunks are typical)."""
+        ...
+
+    async def end_input(self) -> None:
+        """No more audio: flush, emit the last FINAL if any, then end ``events()``."""
+        ...
+
+    def events(self) -> AsyncIterator[SpeechEvent]:
+        """Recognition events, in order, until the stream ends."""
+        ...
+
+
+class SttProvider(Protocol):
+    name: str
+
+    def stream(self, *, language: str | None = None) -> AbstractAsyncContextManager[SttStream]:
+        """Open a stream; the context manager owns its connection and background tasks.
+
+        Raises:
+            ProviderError: the vendor could not be reached or refused (on enter or later).
+        """
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+    speaker: str | None = None
+
+
+class LlmProvider(Protocol):
+    name: str
+
+    def complete(
+        self, messages: Sequence[ChatMessage], *, instructions: str | None = None
+    ) -> AsyncIterator[str]:
+        """Stream the reply as text deltas (an async generator; ``aclose()`` cancels it).
+
+        Raises:
+            ProviderError: on any vendor failure.
+        """
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class TtsProvider(Protocol):
+    name: str
+    sample_rate: int
+
+    def synthesize(
+        self, text: str, *, voice: str | None = None, language: str | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream int16 mono PCM at ``sample_rate`` for ``text`` (one sentence or more).
+
+        Raises:
+            ProviderError: on any vendor failure.
+        """
+        ...
+
+    async def aclose(self) -> None: ...
