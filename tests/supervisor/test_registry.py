@@ -1,0 +1,119 @@
+"""The registry with scripted actors: isolation, restart with backoff, give-up, limits, drain."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+
+import anyio
+import pytest
+from anyio.abc import TaskStatus
+
+from actors import ActorCrashed, ActorStartError
+from actors.room import RoomHandle, RoomSpec
+from supervisor import RoomRegistry, SupervisorSettings
+
+FAST = SupervisorSettings(restart_backoff_initial_s=0.001, restart_backoff_max_s=0.01,
+                          max_restarts=3, restart_window_s=60, max_rooms=3)
+
+
+class ScriptedActor:
+    """Joins at once; fails as its script says; otherwise runs until asked to stop."""
+
+    def __init__(self, spec: RoomSpec, fail: str | None, log: list[tuple[str, int, str]]) -> None:
+        self.spec = spec
+        self._fail = fail
+        self._log = log
+        self._send, self._inbox = anyio.create_memory_object_stream[object](8)
+
+    async def run(self, *, task_status: TaskStatus[RoomHandle] = anyio.TASK_STATUS_IGNORED) -> None:
+        with self._send, self._inbox:
+            self._log.append(("start", self.spec.attempt, self.spec.room))
+            if self._fail == "start":
+                raise ActorStartError("scripted start failure")
+            stop = anyio.Event()
+            task_status.started(RoomHandle(self.spec.room, "c", self._send, stop))  # type: ignore[arg-type]
+            if self._fail == "run":
+                raise ActorCrashed("scripted crash")
+            await stop.wait()
+            self._log.append(("stop", self.spec.attempt, self.spec.room))
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Callable[[dict[str, str]], RoomRegistry]]:
+    log: list[tuple[str, int, str]] = []
+    async with anyio.create_task_group() as tg:
+        def make(failures: dict[str, str], settings: SupervisorSettings = FAST) -> RoomRegistry:
+            def actor(spec: RoomSpec) -> ScriptedActor:
+                return ScriptedActor(spec, failures.get(spec.room), log)
+
+            registry = RoomRegistry(settings, lambda room, n: RoomSpec(room, "ws://x", "t", n),
+                                    actor)
+            registry.log = log  # type: ignore[attr-defined]
+            tg.start_soon(registry.run)
+            return registry
+
+        yield make
+        tg.cancel_scope.cancel()
+
+
+async def wait_for(condition: Callable[[], bool]) -> None:
+    with anyio.fail_after(5):
+        while not condition():
+            await anyio.wait_all_tasks_blocked()
+            await anyio.lowlevel.checkpoint()
+
+
+async def test_a_crashing_actor_is_restarted_and_others_are_untouched(harness) -> None:  # type: ignore[no-untyped-def]
+    registry = harness({"bad": "run"})
+    await wait_for(lambda: registry._tg is not None)
+    registry.ensure("good")
+    registry.ensure("bad")
+    await wait_for(lambda: "bad" not in registry.rooms)
+    starts = Counter(room for kind, _, room in registry.log if kind == "start")
+    # 1 start + max_restarts restarts, then the registry gives up on that room only.
+    assert starts["bad"] == FAST.max_restarts + 1
+    assert starts["good"] == 1
+    assert registry.joined == {"good"}
+    # Given up: a webhook for the same room does not start it again...
+    registry.ensure("bad")
+    assert "bad" not in registry.rooms
+    # ...until the room is finished (stop) and started anew.
+    registry.stop("bad", "room finished")
+    registry.ensure("bad")
+    assert "bad" in registry.rooms
+
+
+async def test_restarts_count_attempts(harness) -> None:  # type: ignore[no-untyped-def]
+    registry = harness({"flaky": "start"})
+    await wait_for(lambda: registry._tg is not None)
+    registry.ensure("flaky")
+    await wait_for(lambda: "flaky" not in registry.rooms)
+    attempts = [n for kind, n, room in registry.log if room == "flaky"]
+    assert attempts == [0, 1, 2, 3]
+
+
+async def test_rooms_beyond_max_rooms_wait_for_a_slot(harness) -> None:  # type: ignore[no-untyped-def]
+    registry = harness({})
+    await wait_for(lambda: registry._tg is not None)
+    for i in range(5):
+        registry.ensure(f"r{i}")
+    await wait_for(lambda: len(registry.joined) == 3)
+    assert registry.waiting == 2
+    registry.stop("r0", "room finished")
+    await wait_for(lambda: registry.joined == {"r1", "r2", "r3"})
+    assert registry.waiting == 1
+
+
+async def test_drain_stops_every_actor_within_the_deadline(harness) -> None:  # type: ignore[no-untyped-def]
+    registry = harness({})
+    await wait_for(lambda: registry._tg is not None)
+    for room in ("a", "b", "c"):
+        registry.ensure(room)
+    await wait_for(lambda: len(registry.joined) == 3)
+    assert await registry.drain(5.0)
+    assert registry.rooms == frozenset()
+    stops = sorted(room for kind, _, room in registry.log if kind == "stop")
+    assert stops == ["a", "b", "c"]
+    registry.ensure("d")  # no new rooms while draining
+    assert registry.rooms == frozenset()
