@@ -65,9 +65,11 @@ async def main() -> None:
         f'[persistence]\ndata_dir = "{work / "data"}"\n'
         '[supervisor]\nreconcile_interval_s = 300\n[logging]\nformat = "json"\n'
     )
-    daemon = subprocess.Popen(
+    daemon = subprocess.Popen(  # noqa: ASYNC220  # started once, before any measurement
         [sys.executable, "-m", "supervisor", "run", "--config", str(config)],
-        stderr=subprocess.PIPE, text=True, cwd=work,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=work,
     )
     lines: list[dict[str, object]] = []
 
@@ -86,8 +88,11 @@ async def main() -> None:
         await asyncio.sleep(1.0)  # let the idle daemon settle before measuring its memory
         idle = rss_mb(daemon.pid)
         for i in range(args.rooms):
-            await lk.room.create_room(api.CreateRoomRequest(
-                name=f"bench-join-{i}", metadata=json.dumps({"conversation_id": f"c{i}"})))
+            await lk.room.create_room(
+                api.CreateRoomRequest(
+                    name=f"bench-join-{i}", metadata=json.dumps({"conversation_id": f"c{i}"})
+                )
+            )
             await wait_log(lines, "room joined", i + 1, 30)
         await asyncio.sleep(1.0)
         loaded = rss_mb(daemon.pid)
@@ -101,18 +106,25 @@ async def main() -> None:
 
     result = {
         "rooms": args.rooms,
-        "join_ms": {"p50": round(percentile(joins, 50), 1), "p95": round(percentile(joins, 95), 1),
-                    "max": round(max(joins), 1), "mean": round(statistics.mean(joins), 1)},
-        "rss_mb": {"idle": round(idle, 1), "with_rooms": round(loaded, 1),
-                   "per_room": round((loaded - idle) / args.rooms, 2)},
+        "join_ms": {
+            "p50": round(percentile(joins, 50), 1),
+            "p95": round(percentile(joins, 95), 1),
+            "max": round(max(joins), 1),
+            "mean": round(statistics.mean(joins), 1),
+        },
+        "rss_mb": {
+            "idle": round(idle, 1),
+            "with_rooms": round(loaded, 1),
+            "per_room": round((loaded - idle) / args.rooms, 2),
+        },
         "cpus": os.cpu_count(),
     }
     print(f"{'metric':<28}{'value':>10}")
     print(f"{'rooms':<28}{args.rooms:>10}")
     for key in ("p50", "p95", "max"):
-        print(f"{'webhook→joined ' + key + ' (ms)':<28}{result['join_ms'][key]:>10}")  # type: ignore[index]
+        print(f"{'webhook→joined ' + key + ' (ms)':<28}{result['join_ms'][key]:>10}")
     for key in ("idle", "with_rooms", "per_room"):
-        print(f"{'RSS ' + key + ' (MB)':<28}{result['rss_mb'][key]:>10}")  # type: ignore[index]
+        print(f"{'RSS ' + key + ' (MB)':<28}{result['rss_mb'][key]:>10}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

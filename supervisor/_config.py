@@ -18,7 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from actors import ConfigError, Settings
 from actors.persistence import PersistenceSettings
-from actors.room import RoomSettings
+from actors.room import RoomSettings, VoiceSettings
 
 __all__ = (
     "AgentSettings",
@@ -121,6 +121,7 @@ class Config(Settings):
     agent: AgentSettings = AgentSettings()
     persistence: PersistenceSettings = PersistenceSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
+    voice: VoiceSettings = VoiceSettings()
     logging: LoggingSettings = LoggingSettings()
 
 

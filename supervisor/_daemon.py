@@ -22,7 +22,7 @@ from livekit import api
 
 from actors import SYSTEM_CLOCK, Clock, ConfigError
 from actors.persistence import EmbeddedStore, PersistenceActor
-from actors.room import RoomActor, RoomSpec
+from actors.room import Providers, RoomActor, RoomSpec
 from supervisor._config import Config, load_config
 from supervisor._http import build_app
 from supervisor._logging import configure_logging
@@ -51,13 +51,20 @@ class Daemon:
     Args:
         config: the validated configuration.
         config_path: the file SIGHUP reloads (None: SIGHUP only re-applies logging).
+        providers: STT/LLM/TTS for every room (None: built from the config).
         clock: time source.
     """
 
     def __init__(
-        self, config: Config, *, config_path: Path | None = None, clock: Clock = SYSTEM_CLOCK
+        self,
+        config: Config,
+        *,
+        config_path: Path | None = None,
+        providers: Providers | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
+        self.providers = providers
         self._config_path = config_path
         self._clock = clock
         self._stop = anyio.Event()
@@ -201,6 +208,8 @@ class Daemon:
             self.config.agent.room_settings(),
             self.persistence,
             history_limit=self.config.persistence.history_limit,
+            providers=self.providers,
+            voice=self.config.voice,
             clock=self._clock,
         )
 

@@ -221,8 +221,9 @@ class RoomRegistry:
                 if attempt == 0:
                     join_s = max(0.0, self._clock.now() - slot.requested_at)
                     JOIN_SECONDS.observe(join_s)
-                    logger.info("room joined", extra={"room": slot.room,
-                                                      "join_ms": round(join_s * 1000, 2)})
+                    logger.info(
+                        "room joined", extra={"room": slot.room, "join_ms": round(join_s * 1000, 2)}
+                    )
                 if slot.stopping:
                     slot.handle.request_stop(slot.stopping)
                 if self._on_joined is not None:

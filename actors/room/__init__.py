@@ -5,17 +5,21 @@ from __future__ import annotations
 from actors.room._actor import RoomActor, RoomHandle
 from actors.room._messages import RoomSpec
 from actors.room._ports import Persistence
-from actors.room._settings import RoomSettings
+from actors.room._settings import RoomSettings, VoiceSettings
 from actors.room._state import ConversationHistory, Message, ParticipantState, RoomLifecycle
+from actors.room._voice import Providers, VoicePipeline
 
 __all__ = (
     "ConversationHistory",
     "Message",
     "ParticipantState",
     "Persistence",
+    "Providers",
     "RoomActor",
     "RoomHandle",
     "RoomLifecycle",
     "RoomSettings",
     "RoomSpec",
+    "VoicePipeline",
+    "VoiceSettings",
 )

@@ -20,7 +20,9 @@ from livekit import rtc
 from actors._clock import SYSTEM_CLOCK, Clock
 from actors._events import Event, EventType
 from actors._exceptions import ActorCrashed, ActorStartError, OutboxFullError
+from actors._metrics import DATA_MESSAGES
 from actors.room._messages import (
+    ChatStream,
     Disconnected,
     MetadataChanged,
     ParticipantJoined,
@@ -28,22 +30,29 @@ from actors.room._messages import (
     RoomMessage,
     RoomSpec,
     StopRequested,
+    TrackSubscribed,
+    TrackUnsubscribed,
 )
 from actors.room._ports import Persistence
-from actors.room._settings import RoomSettings
+from actors.room._settings import RoomSettings, VoiceSettings
 from actors.room._state import (
     ConversationHistory,
+    Message,
     ParticipantState,
     RoomLifecycle,
     SessionInfo,
     parse_room_metadata,
 )
+from actors.room._voice import Providers, VoicePipeline
 
 __all__ = ("RoomActor", "RoomHandle")
 
 logger = logging.getLogger(__name__)
 
 RoomFactory = Callable[[], rtc.Room]
+
+TOPIC_CHAT = "lk.chat"
+_CHAT_MAX_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,9 @@ class RoomActor:
         spec: which room, where, and the agent's token.
         settings: the ``[agent]`` settings.
         persistence: where events go (``emit`` never blocks).
+        history_limit: how many stored messages to restore when a conversation resumes.
+        providers: STT, LLM and TTS; None (or ``voice.enabled`` false) = no voice pipeline.
+        voice: the ``[voice]`` settings.
         clock: time source.
         room_factory: builds the ``rtc.Room`` (tests may wrap it).
     """
@@ -82,6 +94,8 @@ class RoomActor:
         persistence: Persistence,
         *,
         history_limit: int = 20,
+        providers: Providers | None = None,
+        voice: VoiceSettings | None = None,
         clock: Clock = SYSTEM_CLOCK,
         room_factory: RoomFactory = rtc.Room,
     ) -> None:
@@ -89,6 +103,10 @@ class RoomActor:
         self._settings = settings
         self._persistence = persistence
         self._history_limit = history_limit
+        self._providers = providers
+        self._voice_settings = voice or VoiceSettings()
+        self.voice: VoicePipeline | None = None
+        self._greeted = False
         self._clock = clock
         self._room_factory = room_factory
         self.lifecycle = RoomLifecycle.CREATED
@@ -138,8 +156,11 @@ class RoomActor:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_stop, tg, name=f"room:{self.spec.room}:stop")
+                await self._start_voice(room, tg)
                 task_status.started(handle)
                 await self._serve(tg)
+                if self.voice is not None:
+                    await self.voice.aclose()
                 tg.cancel_scope.cancel("room actor finished")
         except Exception as exc:
             self.stop_reason = self.stop_reason or "crashed"
@@ -188,6 +209,24 @@ class RoomActor:
         def _room_meta(_old: str, new: str) -> None:
             post(MetadataChanged("", metadata=new))
 
+        @room.on("track_subscribed")
+        def _subscribed(
+            track: rtc.Track, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
+        ) -> None:
+            if track.kind == rtc.TrackKind.KIND_AUDIO:
+                post(TrackSubscribed(p.identity, pub.sid, track))
+
+        @room.on("track_unsubscribed")
+        def _unsubscribed(
+            _track: rtc.Track, pub: rtc.RemoteTrackPublication, _p: rtc.RemoteParticipant
+        ) -> None:
+            post(TrackUnsubscribed(pub.sid))
+
+        def on_chat(reader: rtc.TextStreamReader, identity: str) -> None:
+            post(ChatStream(TOPIC_CHAT, identity, reader))
+
+        room.register_text_stream_handler(TOPIC_CHAT, on_chat)
+
         @room.on("disconnected")
         def _disconnected(reason: rtc.DisconnectReason.ValueType) -> None:
             post(Disconnected(_reason(reason)))
@@ -231,13 +270,97 @@ class RoomActor:
             match message:
                 case ParticipantJoined():
                     self._participant_joined(message)
+                    self._greet()
                 case ParticipantLeft(identity=identity, reason=reason, at=at):
                     self._participant_left(identity, reason, at)
                 case MetadataChanged():
                     self._metadata_changed(message)
+                case TrackSubscribed(identity=identity, track_sid=sid, track=track):
+                    if self.voice is not None:
+                        self.voice.track_subscribed(identity, sid, track)
+                case TrackUnsubscribed(track_sid=sid):
+                    if self.voice is not None:
+                        self.voice.track_unsubscribed(sid)
+                case ChatStream(topic=topic, identity=identity, reader=reader):
+                    tg.start_soon(
+                        self._read_stream,
+                        topic,
+                        identity,
+                        reader,
+                        name=f"room:{self.spec.room}:stream",
+                    )
                 case Disconnected(reason=reason) | StopRequested(reason=reason):
                     self.stop_reason = reason
                     return
+
+    async def _start_voice(self, room: rtc.Room, tg: TaskGroup) -> None:
+        if self._providers is None or not self._voice_settings.enabled:
+            return
+        self.voice = VoicePipeline(
+            room,
+            self._providers,
+            self._voice_settings,
+            self.session,
+            self.history,
+            self.record_turn,
+            self._clock,
+        )
+        await self.voice.start(tg)
+        for p in room.remote_participants.values():
+            for pub in p.track_publications.values():
+                if pub.track is not None and pub.kind == rtc.TrackKind.KIND_AUDIO:
+                    self.voice.track_subscribed(p.identity, pub.sid, pub.track)
+        if room.remote_participants:
+            self._greet()
+
+    def _greet(self) -> None:
+        # Greet the first person who can hear it, once per session, and not on a resume.
+        if self._greeted or self.voice is None or self._providers is None:
+            return
+        self._greeted = True
+        if self._providers.greeting and not self.history.restored:
+            self.voice.say(self._providers.greeting)
+
+    async def _read_stream(self, topic: str, identity: str, reader: rtc.TextStreamReader) -> None:
+        try:
+            text = ""
+            async for chunk in reader:
+                text += chunk
+                if len(text) > _CHAT_MAX_CHARS:
+                    DATA_MESSAGES.labels(topic=topic, result="too_large").inc()
+                    return
+        except rtc.StreamError:
+            DATA_MESSAGES.labels(topic=topic, result="aborted").inc()
+            return
+        DATA_MESSAGES.labels(topic=topic, result="ok").inc()
+        if text.strip() and self.voice is not None:
+            self.voice.user_turn(identity, text.strip())
+        elif text.strip():
+            self.record_turn("user", text.strip(), identity, False, {})
+
+    def record_turn(
+        self,
+        role: str,
+        content: str,
+        speaker: str | None,
+        interrupted: bool,
+        latency_ms: dict[str, float],
+    ) -> None:
+        """Append a turn to the conversation and hand it to persistence."""
+        now = self._clock.now()
+        self.history.append(Message(role, content, now, speaker, interrupted))
+        self._emit(
+            EventType.TURN,
+            {
+                "role": role,
+                "content": content,
+                "speaker": speaker,
+                "interrupted": interrupted,
+                "latency_ms": latency_ms,
+                "user_id": self.session.user_id,
+            },
+            ts=now,
+        )
 
     async def _watch_stop(self, tg: TaskGroup) -> None:
         # A stop that could not be posted (full mailbox) still ends the actor.

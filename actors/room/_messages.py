@@ -7,8 +7,10 @@ actor's own task.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = (
+    "ChatStream",
     "Disconnected",
     "MetadataChanged",
     "ParticipantJoined",
@@ -16,6 +18,8 @@ __all__ = (
     "RoomMessage",
     "RoomSpec",
     "StopRequested",
+    "TrackSubscribed",
+    "TrackUnsubscribed",
 )
 
 
@@ -75,4 +79,36 @@ class StopRequested:
     reason: str
 
 
-RoomMessage = ParticipantJoined | ParticipantLeft | MetadataChanged | Disconnected | StopRequested
+@dataclass(frozen=True, slots=True)
+class TrackSubscribed:
+    """A participant's microphone track is ours to listen to (in-process only: holds the track)."""
+
+    identity: str
+    track_sid: str
+    track: Any
+
+
+@dataclass(frozen=True, slots=True)
+class TrackUnsubscribed:
+    track_sid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatStream:
+    """A text or byte stream arrived on a topic the actor handles (holds the SDK reader)."""
+
+    topic: str
+    identity: str
+    reader: Any
+
+
+RoomMessage = (
+    ParticipantJoined
+    | ParticipantLeft
+    | MetadataChanged
+    | Disconnected
+    | StopRequested
+    | TrackSubscribed
+    | TrackUnsubscribed
+    | ChatStream
+)

@@ -24,3 +24,30 @@ class RoomSettings(Settings):
 
     inbox_size: int = Field(default=1024, ge=16, le=1_000_000)
     """Capacity of the actor's control mailbox (participant, track and data events)."""
+
+
+class VoiceSettings(Settings):
+    enabled: bool = True
+    """Run the voice pipeline (listen, think, speak). Off: the agent only tracks the room."""
+
+    min_interrupt_s: float = Field(default=0.4, ge=0, le=10)
+    """A participant must speak this long while the agent speaks to interrupt it (barge-in)."""
+
+    audio_in_frame_ms: int = Field(default=40, ge=10, le=100)
+    """Size of the audio frames read from each participant (larger = fewer events per second)."""
+
+    audio_in_buffer_s: float = Field(default=2.0, ge=0.1, le=60)
+    """Audio held per participant when STT lags; beyond it the oldest frames are dropped."""
+
+    audio_out_chunk_ms: int = Field(default=80, ge=10, le=200)
+    """Size of the audio chunks the agent publishes (40–100 ms keeps event rates low)."""
+
+    audio_out_queue_ms: int = Field(default=400, ge=50, le=5000)
+    """Audio buffered ahead of playout; barge-in clears it."""
+
+    apology: str = "Sorry, I ran into a problem. Could you say that again?"
+    """Said (and captioned) when a provider fails during a reply."""
+
+    @property
+    def ring_capacity(self) -> int:
+        return max(1, int(self.audio_in_buffer_s * 1000 / self.audio_in_frame_ms))

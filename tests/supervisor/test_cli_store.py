@@ -15,13 +15,35 @@ def seed(tmp_path: Path) -> Path:
     config.write_text('[persistence]\ndata_dir = "data"\n')
     store = EmbeddedStore(tmp_path / "data" / "store.sqlite3")
     turns = [("user", "hello there", "alice"), ("assistant", "You said: hello there", None)]
-    events = [Event(EventType.TURN, "room-a", "conv-1",
-                    {"role": r, "content": c, "speaker": s}, ts=1_700_000_000 + i)
-              for i, (r, c, s) in enumerate(turns)]
-    events.append(Event(EventType.SESSION, "room-a", "conv-1", {
-        "room": "room-a", "conversation_id": "conv-1", "user_id": "u", "started_at": 1.7e9,
-        "ended_at": 1.7e9 + 12.5, "duration_s": 12.5, "participants": [{"identity": "alice"}],
-        "message_count": 2, "messages": []}, ts=1.7e9 + 12.5))
+    events = [
+        Event(
+            EventType.TURN,
+            "room-a",
+            "conv-1",
+            {"role": r, "content": c, "speaker": s},
+            ts=1_700_000_000 + i,
+        )
+        for i, (r, c, s) in enumerate(turns)
+    ]
+    events.append(
+        Event(
+            EventType.SESSION,
+            "room-a",
+            "conv-1",
+            {
+                "room": "room-a",
+                "conversation_id": "conv-1",
+                "user_id": "u",
+                "started_at": 1.7e9,
+                "ended_at": 1.7e9 + 12.5,
+                "duration_s": 12.5,
+                "participants": [{"identity": "alice"}],
+                "message_count": 2,
+                "messages": [],
+            },
+            ts=1.7e9 + 12.5,
+        )
+    )
     store.apply(events)
     store.apply(events)  # idempotent
     store.close()
@@ -44,7 +66,9 @@ def test_messages_prints_a_conversation(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     messages = json.loads(result.stdout)
     assert [(m["role"], m["content"], m["speaker"]) for m in messages] == [
-        ("user", "hello there", "alice"), ("assistant", "You said: hello there", None)]
+        ("user", "hello there", "alice"),
+        ("assistant", "You said: hello there", None),
+    ]
     text = run_cli("messages", "conv-1", "--config", str(config)).stdout
     assert "user (alice): hello there" in text
     empty = run_cli("messages", "nope", "--config", str(config)).stdout

@@ -18,7 +18,8 @@ def test_the_shipped_config_is_valid_and_matches_the_defaults() -> None:
     shipped = load_config(ROOT / "config.toml", environ={})
     defaults = parse_config({}, environ={})
     assert shipped.model_dump(exclude={"persistence"}) == defaults.model_dump(
-        exclude={"persistence"})
+        exclude={"persistence"}
+    )
     assert shipped.persistence.data_dir == (ROOT / "data").resolve()
 
 
@@ -33,9 +34,14 @@ def test_unknown_keys_name_the_key_and_the_allowed_ones() -> None:
 
 def test_bad_values_name_the_key_the_value_and_what_is_allowed() -> None:
     with pytest.raises(ConfigError) as info:
-        parse_config({"supervisor": {"max_rooms": 0, "drain_timeout_s": "soon"},
-                      "logging": {"level": "LOUD"}, "livekit": {"url": "127.0.0.1:7880"}},
-                     environ={})
+        parse_config(
+            {
+                "supervisor": {"max_rooms": 0, "drain_timeout_s": "soon"},
+                "logging": {"level": "LOUD"},
+                "livekit": {"url": "127.0.0.1:7880"},
+            },
+            environ={},
+        )
     text = str(info.value)
     assert "4 invalid setting(s)" in text
     assert "[supervisor] max_rooms = 0: Input should be greater than or equal to 1" in text
@@ -64,15 +70,22 @@ def test_a_file_that_is_not_toml_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_room_rules_select_rooms() -> None:
-    agent = parse_config({"agent": {"rooms": ["support-*", "vip"], "skip_rooms": ["*-test"]}},
-                         environ={}).agent
+    agent = parse_config(
+        {"agent": {"rooms": ["support-*", "vip"], "skip_rooms": ["*-test"]}}, environ={}
+    ).agent
     assert agent.wants("support-1") and agent.wants("vip")
     assert not agent.wants("sales-1") and not agent.wants("support-test")
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "supervisor", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "supervisor", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_check_config_cli(tmp_path: Path) -> None:

@@ -13,8 +13,13 @@ from actors import ActorCrashed, ActorStartError
 from actors.room import RoomHandle, RoomSpec
 from supervisor import RoomRegistry, SupervisorSettings
 
-FAST = SupervisorSettings(restart_backoff_initial_s=0.001, restart_backoff_max_s=0.01,
-                          max_restarts=3, restart_window_s=60, max_rooms=3)
+FAST = SupervisorSettings(
+    restart_backoff_initial_s=0.001,
+    restart_backoff_max_s=0.01,
+    max_restarts=3,
+    restart_window_s=60,
+    max_rooms=3,
+)
 
 
 class ScriptedActor:
@@ -32,7 +37,7 @@ class ScriptedActor:
             if self._fail == "start":
                 raise ActorStartError("scripted start failure")
             stop = anyio.Event()
-            task_status.started(RoomHandle(self.spec.room, "c", self._send, stop))  # type: ignore[arg-type]
+            task_status.started(RoomHandle(self.spec.room, "c", self._send, stop))
             if self._fail == "run":
                 raise ActorCrashed("scripted crash")
             await stop.wait()
@@ -43,12 +48,14 @@ class ScriptedActor:
 async def harness() -> AsyncIterator[Callable[[dict[str, str]], RoomRegistry]]:
     log: list[tuple[str, int, str]] = []
     async with anyio.create_task_group() as tg:
+
         def make(failures: dict[str, str], settings: SupervisorSettings = FAST) -> RoomRegistry:
             def actor(spec: RoomSpec) -> ScriptedActor:
                 return ScriptedActor(spec, failures.get(spec.room), log)
 
-            registry = RoomRegistry(settings, lambda room, n: RoomSpec(room, "ws://x", "t", n),
-                                    actor)
+            registry = RoomRegistry(
+                settings, lambda room, n: RoomSpec(room, "ws://x", "t", n), actor
+            )
             registry.log = log  # type: ignore[attr-defined]
             tg.start_soon(registry.run)
             return registry

@@ -23,22 +23,39 @@ from supervisor.webhook import WebhookEndpoint
 KEY, SECRET = "devkey", "a-test-secret-that-is-long-enough-for-hs256"
 
 
-def signed(event: api.WebhookEvent, *, key: str = KEY, secret: str = SECRET,
-           ttl: datetime.timedelta = datetime.timedelta(minutes=5)) -> tuple[str, dict[str, str]]:
+def signed(
+    event: api.WebhookEvent,
+    *,
+    key: str = KEY,
+    secret: str = SECRET,
+    ttl: datetime.timedelta = datetime.timedelta(minutes=5),
+) -> tuple[str, dict[str, str]]:
     body = MessageToJson(event)
     return body, headers_for(body, key=key, secret=secret, ttl=ttl)
 
 
-def headers_for(body: str, *, key: str = KEY, secret: str = SECRET,
-                ttl: datetime.timedelta = datetime.timedelta(minutes=5)) -> dict[str, str]:
+def headers_for(
+    body: str,
+    *,
+    key: str = KEY,
+    secret: str = SECRET,
+    ttl: datetime.timedelta = datetime.timedelta(minutes=5),
+) -> dict[str, str]:
     sha = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
     token = api.AccessToken(key, secret).with_sha256(sha).with_ttl(ttl).to_jwt()
     return {"Authorization": token, "Content-Type": "application/webhook+json"}
 
 
-def room_event(kind: str, event_id: str, room: str = "r1", **extra: object) -> api.WebhookEvent:
-    return api.WebhookEvent(event=kind, id=event_id, created_at=1_700_000_000,
-                            room=api.Room(sid="RM_" + room, name=room), **extra)  # type: ignore[arg-type]
+def room_event(
+    kind: str, event_id: str, room: str = "r1", participant: api.ParticipantInfo | None = None
+) -> api.WebhookEvent:
+    return api.WebhookEvent(
+        event=kind,
+        id=event_id,
+        created_at=1_700_000_000,
+        room=api.Room(sid="RM_" + room, name=room),
+        participant=participant,
+    )
 
 
 @dataclass
@@ -61,8 +78,12 @@ async def endpoint() -> AsyncIterator[Endpoint]:
     send, receive = anyio.create_memory_object_stream[SupervisorMessage](4)
     accepting = [True]
     handler = WebhookEndpoint(
-        api.WebhookReceiver(api.TokenVerifier(KEY, SECRET)), send, dedupe_size=100,
-        max_body_bytes=4096, now=lambda: 1.0, accepting=lambda: accepting[0],
+        api.WebhookReceiver(api.TokenVerifier(KEY, SECRET)),
+        send,
+        dedupe_size=100,
+        max_body_bytes=4096,
+        now=lambda: 1.0,
+        accepting=lambda: accepting[0],
     )
     runner = web.AppRunner(build_app(handler, lambda: (True, {})))
     await runner.setup()
@@ -84,9 +105,11 @@ async def post(ep: Endpoint, body: str | bytes, headers: dict[str, str]) -> http
 
 async def test_valid_events_become_supervisor_messages(endpoint: Endpoint) -> None:
     participant = api.ParticipantInfo(identity="alice")
-    for event in (room_event("room_started", "EV_1"),
-                  room_event("participant_joined", "EV_2", participant=participant),
-                  room_event("room_finished", "EV_3")):
+    for event in (
+        room_event("room_started", "EV_1"),
+        room_event("participant_joined", "EV_2", participant=participant),
+        room_event("room_finished", "EV_3"),
+    ):
         body, headers = signed(event)
         assert (await post(endpoint, body, headers)).status_code == 200
     assert endpoint.drained() == [
@@ -103,8 +126,9 @@ async def test_a_repeated_event_id_is_processed_once(endpoint: Endpoint) -> None
     assert len(endpoint.drained()) == 1
 
 
-@pytest.mark.parametrize("case", ["missing", "wrong_secret", "garbage", "tampered", "expired",
-                                  "no_sha256"])
+@pytest.mark.parametrize(
+    "case", ["missing", "wrong_secret", "garbage", "tampered", "expired", "no_sha256"]
+)
 async def test_forged_webhooks_are_refused_with_401(endpoint: Endpoint, case: str) -> None:
     body, headers = signed(room_event("room_started", "EV_forged"))
     match case:

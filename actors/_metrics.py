@@ -1,0 +1,34 @@
+"""Prometheus metrics of room actors (their names are listed in the README)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+__all__ = (
+    "AUDIO_FRAMES_DROPPED",
+    "BARGE_INS",
+    "DATA_MESSAGES",
+    "REPLIES",
+    "TURN_LATENCY",
+)
+
+_LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10)
+
+TURN_LATENCY = Histogram(
+    "voice_supervisor_turn_latency_seconds",
+    "Latency of a reply by stage: llm_first_token, tts_first_audio, agent_added (final "
+    "transcript to first audio frame captured).",
+    ["stage"],
+    buckets=_LATENCY_BUCKETS,
+)
+AUDIO_FRAMES_DROPPED = Counter(
+    "voice_supervisor_audio_frames_dropped_total",
+    "Incoming audio frames dropped (oldest first) because STT could not keep up.",
+)
+BARGE_INS = Counter("voice_supervisor_barge_ins_total", "Replies cut short by a user speaking.")
+REPLIES = Counter("voice_supervisor_replies_total", "Agent replies by outcome.", ["outcome"])
+DATA_MESSAGES = Counter(
+    "voice_supervisor_data_messages_total",
+    "Data messages and streams by topic and result.",
+    ["topic", "result"],
+)

@@ -1,0 +1,408 @@
+"""The voice pipeline of one room: listen (per participant), think, speak (one reply at a time).
+
+Audio in: an ``AudioStream`` per subscribed microphone feeds a bounded ring (oldest frames
+dropped and counted) that feeds that participant's STT stream. A final transcript is a user
+turn tagged with the speaker. A reply streams LLM deltas → sentences → TTS → one
+``AudioSource``; the LLM keeps generating while TTS speaks the previous sentence. Barge-in
+cancels the reply, clears queued audio and records only the text actually played.
+
+Everything here runs in the room actor's task group; the actor owns the state it touches.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from livekit import rtc
+
+from actors._clock import Clock
+from actors._exceptions import ProviderError
+from actors._metrics import AUDIO_FRAMES_DROPPED, BARGE_INS, REPLIES, TURN_LATENCY
+from actors.pipeline import SentenceChunker, SpokenText
+from actors.pipeline._ring import AudioRing
+from actors.providers import (
+    STT_SAMPLE_RATE,
+    ChatMessage,
+    LlmProvider,
+    SpeechEvent,
+    SpeechEventKind,
+    SttProvider,
+    TtsProvider,
+)
+from actors.room._captions import AgentCaption, Captions, UserCaption
+from actors.room._settings import VoiceSettings
+from actors.room._state import ConversationHistory, SessionInfo
+
+__all__ = ("Providers", "TurnRecorder", "VoicePipeline")
+
+logger = logging.getLogger(__name__)
+
+_STT_RETRY_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Providers:
+    """The providers a room actor speaks with (shared by the rooms of a process)."""
+
+    stt: SttProvider
+    llm: LlmProvider
+    tts: TtsProvider
+    greeting: str = ""
+    instructions: str = ""
+
+
+TurnRecorder = Callable[[str, str, "str | None", bool, dict[str, float]], None]
+"""record_turn(role, content, speaker, interrupted, latency_ms)."""
+
+
+@dataclass(slots=True)
+class _Reply:
+    id: str
+    trigger_at: float | None
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    timeline: SpokenText = field(default_factory=SpokenText)
+    started_at: float = 0.0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    recorded: bool = False
+    captioned: bool = False
+    done: anyio.Event = field(default_factory=anyio.Event)
+
+
+class VoicePipeline:
+    """Listens to every participant and answers one at a time.
+
+    Args:
+        room: the connected room.
+        providers: STT, LLM and TTS.
+        settings: the ``[voice]`` settings.
+        session: per-room overrides (instructions, voice, language).
+        history: the conversation (read here; appended through ``record_turn``).
+        record_turn: the actor's way of adding a turn to its history and persistence.
+        clock: time source.
+    """
+
+    def __init__(
+        self,
+        room: rtc.Room,
+        providers: Providers,
+        settings: VoiceSettings,
+        session: SessionInfo,
+        history: ConversationHistory,
+        record_turn: TurnRecorder,
+        clock: Clock,
+    ) -> None:
+        self._room = room
+        self._p = providers
+        self._settings = settings
+        self.session = session
+        self._history = history
+        self._record_turn = record_turn
+        self._clock = clock
+        self._source = rtc.AudioSource(
+            providers.tts.sample_rate, 1, queue_size_ms=settings.audio_out_queue_ms
+        )
+        self._captions: Captions | None = None
+        self._tg: TaskGroup | None = None
+        self._listeners: dict[str, anyio.CancelScope] = {}
+        self._segments: dict[str, str] = {}
+        self._reply: _Reply | None = None
+        self._pending_trigger: float | None = None
+        self.muted = False
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    async def start(self, tg: TaskGroup) -> None:
+        """Publish the agent's audio track and start the caption publisher in ``tg``."""
+        self._tg = tg
+        track = rtc.LocalAudioTrack.create_audio_track("agent-voice", self._source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        publication = await self._room.local_participant.publish_track(track, options)
+        self._captions = Captions(self._room, agent_track_sid=publication.sid)
+        tg.start_soon(self._captions.run, name="captions")
+        self._captions.set_state("listening")
+
+    async def aclose(self) -> None:
+        """Stop speaking (recording what was said) and stop listening."""
+        self.interrupt(reason="room closing")
+        for scope in self._listeners.values():
+            scope.cancel("room closing")
+        if self._captions is not None:
+            self._captions.close()
+        with anyio.move_on_after(1, shield=True):
+            await self._source.aclose()
+
+    @property
+    def speaking(self) -> bool:
+        return self._reply is not None
+
+    # -- audio in -----------------------------------------------------------------------------
+
+    def track_subscribed(self, identity: str, track_sid: str, track: rtc.Track) -> None:
+        if self._tg is None or track_sid in self._listeners:
+            return
+        scope = anyio.CancelScope()
+        self._listeners[track_sid] = scope
+        self._tg.start_soon(
+            self._listen, identity, track_sid, track, scope, name=f"listen:{track_sid}"
+        )
+
+    def track_unsubscribed(self, track_sid: str) -> None:
+        scope = self._listeners.pop(track_sid, None)
+        if scope is not None:
+            scope.cancel("track unsubscribed")
+
+    async def _listen(
+        self, identity: str, track_sid: str, track: rtc.Track, scope: anyio.CancelScope
+    ) -> None:
+        stream = rtc.AudioStream.from_track(
+            track=track,
+            sample_rate=STT_SAMPLE_RATE,
+            num_channels=1,
+            frame_size_ms=self._settings.audio_in_frame_ms,
+        )
+        ring = AudioRing(self._settings.ring_capacity)
+        try:
+            with scope:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._pull, stream, ring, name=f"pull:{track_sid}")
+                    await self._recognize(identity, track_sid, ring)
+                    tg.cancel_scope.cancel()
+        finally:
+            self._listeners.pop(track_sid, None)
+            with anyio.move_on_after(1, shield=True):
+                await stream.aclose()
+
+    @staticmethod
+    async def _pull(stream: rtc.AudioStream, ring: AudioRing) -> None:
+        try:
+            async for event in stream:
+                dropped = ring.dropped
+                ring.push(event.frame.data.tobytes())
+                if ring.dropped != dropped:
+                    AUDIO_FRAMES_DROPPED.inc()
+        finally:
+            ring.close()
+
+    async def _recognize(self, identity: str, track_sid: str, ring: AudioRing) -> None:
+        while True:
+            try:
+                async with self._p.stt.stream(language=self.session.language) as stt:
+                    async with anyio.create_task_group() as tg:
+
+                        async def feed() -> None:
+                            while (pcm := await ring.pop()) is not None:
+                                await stt.send(pcm)
+                            await stt.end_input()
+
+                        tg.start_soon(feed, name=f"stt-feed:{track_sid}")
+                        async for event in stt.events():
+                            self._on_speech(identity, track_sid, event)
+                return
+            except ProviderError as exc:
+                # A broken STT stream costs this participant a moment, not the room.
+                logger.warning(
+                    "speech recognition failed; reopening",
+                    extra={"vendor": exc.vendor, "error": type(exc).__name__},
+                )
+                await self._clock.sleep(_STT_RETRY_S)
+
+    def _on_speech(self, identity: str, track_sid: str, event: SpeechEvent) -> None:
+        kind = event.kind
+        if kind in (SpeechEventKind.START_OF_SPEECH, SpeechEventKind.INTERIM):
+            if (
+                self._reply is not None
+                and event.speech_duration_s >= self._settings.min_interrupt_s
+            ):
+                self.interrupt(reason="barge-in")
+        if kind not in (SpeechEventKind.INTERIM, SpeechEventKind.FINAL) or not event.text.strip():
+            return
+        final = kind is SpeechEventKind.FINAL
+        segment = self._segments.setdefault(identity, "SG_" + uuid.uuid4().hex[:12])
+        if self._captions is not None:
+            self._captions.post(UserCaption(identity, track_sid, segment, event.text, final))
+        if final:
+            del self._segments[identity]
+            logger.debug("user turn", extra={"pii.text": event.text, "pii.speaker": identity})
+            self.user_turn(identity, event.text.strip())
+
+    # -- turns --------------------------------------------------------------------------------
+
+    def user_turn(self, speaker: str, text: str) -> None:
+        """A participant said or typed ``text``: record it and answer."""
+        trigger = self._clock.monotonic()
+        self._record_turn("user", text, speaker, False, {})
+        if self._reply is not None:
+            # Talking over the agent without a barge-in (too short): answer after this reply.
+            self._pending_trigger = trigger
+            return
+        self._start_reply(trigger)
+
+    def say(self, text: str) -> None:
+        """Speak ``text`` as the agent (greeting, commands), after any current reply."""
+        if self._tg is not None:
+            self._tg.start_soon(self._say_after_current, text, name="say")
+
+    async def _say_after_current(self, text: str) -> None:
+        while self._reply is not None:
+            await self._reply.done.wait()
+        self._start_reply(None, fixed_text=text)
+
+    def interrupt(self, *, reason: str) -> None:
+        """Cut the current reply: clear queued audio, record only what was played."""
+        reply = self._reply
+        if reply is None:
+            return
+        played = max(0.0, reply.timeline.queued_s - self._source.queued_duration)
+        self._source.clear_queue()
+        reply.scope.cancel(reason)
+        if reason == "barge-in":
+            BARGE_INS.inc()
+        self._finish(reply, reply.timeline.spoken(played), interrupted=True)
+
+    def _start_reply(self, trigger_at: float | None, fixed_text: str | None = None) -> None:
+        if self._tg is None:
+            return
+        reply = _Reply(
+            "RE_" + uuid.uuid4().hex[:12], trigger_at, started_at=self._clock.monotonic()
+        )
+        self._reply = reply
+        self._tg.start_soon(self._run_reply, reply, fixed_text, name=f"reply:{reply.id}")
+
+    async def _run_reply(self, reply: _Reply, fixed_text: str | None) -> None:
+        captions = self._captions
+        try:
+            with reply.scope:
+                if captions is not None:
+                    captions.set_state("thinking")
+                try:
+                    await self._think_and_speak(reply, fixed_text)
+                except ProviderError as exc:
+                    REPLIES.labels(outcome="provider_error").inc()
+                    logger.warning(
+                        "reply failed; apologising",
+                        extra={"vendor": exc.vendor, "error": type(exc).__name__},
+                    )
+                    await self._apologise(reply)
+                await self._source.wait_for_playout()
+                self._finish(reply, reply.timeline.full_text, interrupted=False)
+        finally:
+            if not reply.recorded:  # cancelled from outside the actor (room closing)
+                self._finish(reply, reply.timeline.full_text, interrupted=True)
+            reply.done.set()
+            if self._reply is reply:
+                self._reply = None
+            if captions is not None:
+                captions.post(AgentCaption(reply.id, "", final=True))
+                captions.set_state("listening")
+            if self._pending_trigger is not None and self._reply is None:
+                trigger, self._pending_trigger = self._pending_trigger, None
+                self._start_reply(trigger)
+
+    async def _think_and_speak(self, reply: _Reply, fixed_text: str | None) -> None:
+        send, receive = anyio.create_memory_object_stream[str](32)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._think, reply, send, fixed_text, name=f"think:{reply.id}")
+            await self._speak(reply, receive)
+
+    async def _think(
+        self, reply: _Reply, sentences: MemoryObjectSendStream[str], fixed_text: str | None
+    ) -> None:
+        chunker = SentenceChunker()
+        async with sentences:
+            if fixed_text is not None:
+                for sentence in chunker.push(fixed_text) + chunker.flush():
+                    await sentences.send(sentence)
+                return
+            messages = [ChatMessage(m.role, m.content, m.speaker) for m in self._history.messages]
+            instructions = self.session.instructions or self._p.instructions or None
+            deltas = self._p.llm.complete(messages, instructions=instructions)
+            try:
+                async for delta in deltas:
+                    if "llm_first_token" not in reply.latency_ms:
+                        self._latency(reply, "llm_first_token", reply.started_at)
+                    for sentence in chunker.push(delta):
+                        await sentences.send(sentence)
+            finally:
+                await deltas.aclose()  # type: ignore[attr-defined]  # async generators have it
+            for sentence in chunker.flush():
+                await sentences.send(sentence)
+
+    async def _speak(self, reply: _Reply, sentences: MemoryObjectReceiveStream[str]) -> None:
+        tts = self._p.tts
+        chunk_bytes = tts.sample_rate * 2 * self._settings.audio_out_chunk_ms // 1000
+        async with sentences:
+            async for sentence in sentences:
+                self._caption(reply, sentence)
+                if self.muted:
+                    reply.timeline.add_audio(sentence, 0.0)
+                    continue
+                synth_started = self._clock.monotonic()
+                buffer = b""
+                audio = tts.synthesize(
+                    sentence, voice=self.session.voice, language=self.session.language
+                )
+                try:
+                    async for pcm in audio:
+                        if "tts_first_audio" not in reply.latency_ms:
+                            self._latency(reply, "tts_first_audio", synth_started)
+                        buffer += pcm
+                        first = "agent_added" not in reply.latency_ms
+                        while len(buffer) >= chunk_bytes or (first and len(buffer) >= 2):
+                            cut = min(len(buffer) - len(buffer) % 2, chunk_bytes)
+                            await self._capture(reply, sentence, buffer[:cut])
+                            buffer, first = buffer[cut:], False
+                finally:
+                    await audio.aclose()  # type: ignore[attr-defined]  # async generators have it
+                if len(buffer) >= 2:
+                    await self._capture(reply, sentence, buffer[: len(buffer) - len(buffer) % 2])
+
+    async def _capture(self, reply: _Reply, sentence: str, pcm: bytes) -> None:
+        rate = self._p.tts.sample_rate
+        samples = len(pcm) // 2
+        if self._captions is not None and self._captions.state != "speaking":
+            self._captions.set_state("speaking")
+        await self._source.capture_frame(rtc.AudioFrame(pcm, rate, 1, samples))
+        reply.timeline.add_audio(sentence, samples / rate)
+        if "agent_added" not in reply.latency_ms and reply.trigger_at is not None:
+            self._latency(reply, "agent_added", reply.trigger_at)
+
+    async def _apologise(self, reply: _Reply) -> None:
+        text = self._settings.apology
+        self._caption(reply, text)
+        try:
+            with anyio.fail_after(5):
+                audio = self._p.tts.synthesize(text, voice=self.session.voice)
+                try:
+                    async for pcm in audio:
+                        await self._capture(reply, text, pcm[: len(pcm) - len(pcm) % 2])
+                finally:
+                    await audio.aclose()  # type: ignore[attr-defined]  # async generators have it
+        except (ProviderError, TimeoutError):
+            reply.timeline.add_audio(text, 0.0)  # captioned, at least
+
+    def _caption(self, reply: _Reply, sentence: str) -> None:
+        if self._captions is not None:
+            delta = sentence if not reply.captioned else " " + sentence
+            reply.captioned = True
+            self._captions.post(AgentCaption(reply.id, delta))
+
+    def _latency(self, reply: _Reply, stage: str, since: float) -> None:
+        seconds = self._clock.monotonic() - since
+        reply.latency_ms[stage] = round(seconds * 1000, 3)
+        TURN_LATENCY.labels(stage=stage).observe(seconds)
+
+    def _finish(self, reply: _Reply, text: str, *, interrupted: bool) -> None:
+        if reply.recorded:
+            return
+        reply.recorded = True
+        if self._reply is reply:
+            self._reply = None
+        REPLIES.labels(outcome="interrupted" if interrupted else "complete").inc()
+        if text or not interrupted:
+            self._record_turn("assistant", text, None, interrupted, dict(reply.latency_ms))

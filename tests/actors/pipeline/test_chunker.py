@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+from actors.pipeline import SentenceChunker, SpokenText
+
+
+def feed(chunker: SentenceChunker, text: str, step: int = 3) -> list[str]:
+    out: list[str] = []
+    for i in range(0, len(text), step):
+        out += chunker.push(text[i : i + step])
+    return out + chunker.flush()
+
+
+def test_sentences_come_out_as_soon_as_they_end() -> None:
+    chunker = SentenceChunker()
+    assert chunker.push("Hello there. How") == ["Hello there."]
+    assert chunker.push(" are you? I am") == ["How are you?"]
+    assert chunker.flush() == ["I am"]
+
+
+def test_token_by_token_gives_the_same_sentences() -> None:
+    text = "You said: turn on the lights. Sure! Done, they are on now."
+    assert feed(SentenceChunker(), text, step=1) == [
+        "You said: turn on the lights.",
+        "Sure! Done, they are on now.",
+    ]
+
+
+def test_short_sentences_wait_for_more() -> None:
+    assert feed(SentenceChunker(min_chars=8), "Hi. I'm here to help. Ok.") == [
+        "Hi. I'm here to help.",
+        "Ok.",
+    ]
+
+
+def test_long_text_is_cut_at_a_clause_boundary() -> None:
+    text = "word " * 30 + ", and then " + "more " * 40
+    parts = feed(SentenceChunker(max_chars=200), text, step=7)
+    assert all(len(p) <= 200 for p in parts)
+    assert " ".join(parts).split() == text.split()
+
+
+def test_numbers_and_abbreviations_do_not_end_sentences_mid_token() -> None:
+    assert feed(SentenceChunker(), "It costs 3.50 dollars today. Thanks.") == [
+        "It costs 3.50 dollars today.",
+        "Thanks.",
+    ]
+
+
+def test_spoken_text_counts_only_played_audio() -> None:
+    spoken = SpokenText()
+    first, second = "One two three four.", "Five six seven eight."
+    spoken.add_audio(first, 1.0)
+    spoken.add_audio(second, 0.5)
+    spoken.add_audio(second, 0.5)
+    assert spoken.spoken(0.0) == ""
+    assert spoken.spoken(0.5) == "One two"
+    assert spoken.spoken(1.0) == first
+    assert spoken.spoken(1.5) == first + " Five six"
+    assert spoken.spoken(9.0) == spoken.full_text == first + " " + second

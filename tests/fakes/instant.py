@@ -1,0 +1,158 @@
+"""Zero-latency providers implementing the real Protocols, for tests and the latency benchmark.
+
+- ``InstantStt``: an energy VAD; START_OF_SPEECH once speech has lasted ``start_ms``, INTERIM
+  every ``interim_ms`` of speech, FINAL (the next scripted text) after ``silence_ms`` of silence.
+- ``EchoLlm``: answers "You said: <last user text>." token by token, at once.
+- ``ToneTts``: a 440 Hz tone, ``ms_per_word`` per word, yielded in 20 ms chunks, at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import anyio
+import numpy as np
+
+from actors.providers import ChatMessage, SpeechEvent, SpeechEventKind, SttStream
+
+RATE = 16_000
+
+
+@dataclass
+class _InstantStream:
+    script: deque[str]
+    threshold: float
+    start_ms: int
+    interim_ms: int
+    silence_ms: int
+    _send: anyio.abc.ObjectSendStream[SpeechEvent] = field(init=False)
+    _receive: anyio.abc.ObjectReceiveStream[SpeechEvent] = field(init=False)
+    _speech_ms: float = 0.0
+    _silence_ms: float = 0.0
+    _started: bool = False
+    _next_interim: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._send, self._receive = anyio.create_memory_object_stream[SpeechEvent](1024)
+
+    async def send(self, pcm: bytes) -> None:
+        samples = np.frombuffer(pcm, dtype=np.int16).astype(np.float32)
+        ms = 1000 * len(samples) / RATE
+        loud = bool(len(samples)) and float(np.sqrt(np.mean(samples**2))) > self.threshold
+        if loud:
+            self._speech_ms += ms
+            self._silence_ms = 0.0
+            if not self._started and self._speech_ms >= self.start_ms:
+                self._started = True
+                self._next_interim = self._speech_ms + self.interim_ms
+                await self._send.send(
+                    SpeechEvent(
+                        SpeechEventKind.START_OF_SPEECH, speech_duration_s=self._speech_ms / 1000
+                    )
+                )
+            elif self._started and self._speech_ms >= self._next_interim:
+                self._next_interim += self.interim_ms
+                await self._send.send(
+                    SpeechEvent(SpeechEventKind.INTERIM, self._peek(), self._speech_ms / 1000)
+                )
+            return
+        if not self._speech_ms:
+            return
+        self._silence_ms += ms
+        if self._silence_ms >= self.silence_ms:
+            await self._final()
+
+    async def _final(self) -> None:
+        if self._started:
+            text = self.script.popleft() if self.script else "hello"
+            await self._send.send(SpeechEvent(SpeechEventKind.FINAL, text, self._speech_ms / 1000))
+            await self._send.send(SpeechEvent(SpeechEventKind.END_OF_SPEECH))
+        self._speech_ms = self._silence_ms = 0.0
+        self._started = False
+
+    def _peek(self) -> str:
+        return self.script[0] if self.script else "hello"
+
+    async def end_input(self) -> None:
+        if self._speech_ms:
+            await self._final()
+        await self._send.aclose()
+
+    async def events(self) -> AsyncIterator[SpeechEvent]:
+        async with self._receive:
+            async for event in self._receive:
+                yield event
+
+
+class InstantStt:
+    name = "instant"
+
+    def __init__(
+        self,
+        script: Sequence[str] = (),
+        *,
+        threshold: float = 300.0,
+        start_ms: int = 60,
+        interim_ms: int = 200,
+        silence_ms: int = 240,
+    ) -> None:
+        self.script: deque[str] = deque(script)
+        self._args = (threshold, start_ms, interim_ms, silence_ms)
+        self.streams = 0
+
+    @asynccontextmanager
+    async def stream(self, *, language: str | None = None) -> AsyncIterator[SttStream]:
+        self.streams += 1
+        stream = _InstantStream(self.script, *self._args)
+        try:
+            yield stream
+        finally:
+            await stream._send.aclose()
+
+    async def aclose(self) -> None:
+        pass
+
+
+class EchoLlm:
+    name = "echo"
+
+    def __init__(self) -> None:
+        self.calls: list[list[ChatMessage]] = []
+
+    async def complete(
+        self, messages: Sequence[ChatMessage], *, instructions: str | None = None
+    ) -> AsyncIterator[str]:
+        self.calls.append(list(messages))
+        last = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        for i, word in enumerate(f"You said: {last.rstrip('.')}.".split(" ")):
+            yield word if i == 0 else " " + word
+
+    async def aclose(self) -> None:
+        pass
+
+
+class ToneTts:
+    name = "tone"
+    sample_rate = 24_000
+
+    def __init__(self, ms_per_word: int = 200) -> None:
+        self.ms_per_word = ms_per_word
+        self.texts: list[str] = []
+
+    async def synthesize(
+        self, text: str, *, voice: str | None = None, language: str | None = None
+    ) -> AsyncIterator[bytes]:
+        self.texts.append(text)
+        total = self.sample_rate * self.ms_per_word * max(1, len(text.split())) // 1000
+        t = np.arange(total) / self.sample_rate
+        pcm = (np.sin(2 * math.pi * 440 * t) * 8000).astype(np.int16).tobytes()
+        step = self.sample_rate * 2 * 20 // 1000
+        for i in range(0, len(pcm), step):
+            yield pcm[i : i + step]
+
+    async def aclose(self) -> None:
+        pass
