@@ -4,6 +4,7 @@ voice-supervisor run [--config PATH]           run the daemon until SIGTERM/SIGI
 voice-supervisor check-config PATH             validate a config file (exit 1 on errors)
 voice-supervisor sessions [--config PATH] [--json]
 voice-supervisor messages CONVERSATION_ID [--config PATH] [--json]
+voice-supervisor backend --db PATH --port N [--host H] [--token T]   serve the reference backend
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import anyio
 
 from actors import ConfigError
-from actors.persistence import EmbeddedStore
+from actors.persistence import EmbeddedStore, run_backend
 from supervisor._config import Config, load_config
 from supervisor._daemon import Daemon
 from supervisor._logging import configure_logging
@@ -50,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     messages.add_argument("conversation_id")
     with_config(messages)
     messages.add_argument("--json", action="store_true", help="print JSON")
+    backend = sub.add_parser("backend", help="serve the reference backend over a SQLite file")
+    backend.add_argument("--db", type=Path, required=True, help="SQLite file (created if new)")
+    backend.add_argument("--port", type=int, required=True, help="TCP port (0: any free port)")
+    backend.add_argument("--host", default="127.0.0.1", help="address to bind")
+    backend.add_argument("--token", default=None, help="bearer token every request must carry")
     return parser
 
 
@@ -71,6 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _print_sessions(_load(args.config), as_json=args.json)
             case "messages":
                 return _print_messages(_load(args.config), args.conversation_id, as_json=args.json)
+            case "backend":
+                return run_backend(args.db, host=args.host, port=args.port, token=args.token)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,27 @@
-"""Persistence: the actor that takes every event durably to the store or the backend."""
+"""Persistence: the actor that takes every event durably to the backend or the embedded store,
+the backend client, and the reference backend serving the contract (docs/backend-openapi.yaml).
+"""
 
 from __future__ import annotations
 
 from actors.persistence._actor import PersistenceActor
+from actors.persistence._errors import (
+    BackendUnavailable,
+    EventRejected,
+    OutboxLockedError,
+)
+from actors.persistence._reference_backend import build_backend_app, run_backend, serve_backend
 from actors.persistence._settings import PersistenceSettings
 from actors.persistence._store import EmbeddedStore
 
-__all__ = ("EmbeddedStore", "PersistenceActor", "PersistenceSettings")
+__all__ = (
+    "BackendUnavailable",
+    "EmbeddedStore",
+    "EventRejected",
+    "OutboxLockedError",
+    "PersistenceActor",
+    "PersistenceSettings",
+    "build_backend_app",
+    "run_backend",
+    "serve_backend",
+)

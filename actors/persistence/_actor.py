@@ -1,14 +1,28 @@
 """The persistence actor: room actors hand it events and never wait for the network.
 
-``emit()`` is synchronous and O(1): it appends to an in-memory queue that the actor's task
-commits in groups (at most ``flush_interval_ms`` or ``batch_max`` events at a time).
-It never logs event contents.
+``emit()`` is synchronous and O(1): it appends to an in-memory queue. The writer task commits
+the queue in groups (at most ``flush_interval_ms`` or ``batch_max`` events per transaction);
+an event is acknowledged once committed.
+
+- With a backend (``backend_url``), the commit goes to this process's durable outbox
+  (``_outbox.py``) and the shipper task (``_shipper.py``) takes it to the backend in commit
+  order, exactly once, across outages, slow answers and ``kill -9``.
+- Without one, the commit goes straight into the embedded store. The store is itself a durable,
+  idempotent SQLite database (WAL), so an outbox in front of it would write every event twice
+  for no added guarantee.
+
+``agent_joined`` and ``recent_messages`` ask the backend under a short timeout and fall back to
+local answers, so a backend outage never stops a room. The actor never logs event contents.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import sqlite3
+import uuid
 from collections import deque
+from functools import partial
 from typing import Any
 
 import anyio
@@ -16,8 +30,18 @@ from anyio.abc import TaskStatus
 
 from actors._clock import SYSTEM_CLOCK, Clock
 from actors._events import Event
-from actors._exceptions import OutboxFullError
+from actors._exceptions import OutboxFullError, PersistenceError
+from actors.persistence._client import BackendClient, build_http_client
+from actors.persistence._errors import BackendUnavailable
+from actors.persistence._metrics import (
+    EVENTS_COMMITTED,
+    EVENTS_DEAD_LETTERED,
+    OUTBOX_BACKLOG,
+    OUTBOX_OLDEST_AGE,
+)
+from actors.persistence._outbox import Outbox
 from actors.persistence._settings import PersistenceSettings
+from actors.persistence._shipper import Shipper, SqliteThread
 from actors.persistence._store import EmbeddedStore
 
 __all__ = ("PersistenceActor",)
@@ -26,12 +50,12 @@ logger = logging.getLogger(__name__)
 
 
 class PersistenceActor:
-    """Owns the path from ``emit(event)`` to durable storage.
+    """Owns the path from ``emit(event)`` to the backend or the embedded store.
 
     Args:
         settings: the ``[persistence]`` settings.
-        store: the embedded store events are applied to.
-        clock: time source.
+        store: the embedded store (the destination without a backend; a fallback for history).
+        clock: time source; backend retry waits use its ``sleep``.
     """
 
     def __init__(
@@ -40,79 +64,360 @@ class PersistenceActor:
         self._settings = settings
         self._store = store
         self._clock = clock
+        self._batch_max = settings.batch_max
+        self._queue_max = settings.queue_max
         self._queue: deque[Event] = deque()
-        self._wakeup = anyio.Event()
+        self._queue_since: float | None = None
+        self._has_events = anyio.Event()
+        self._batch_ready = anyio.Event()
+        self._committed_signal = anyio.Event()
+        self._progress = anyio.Event()
         self._closing = False
-        self._limiter = anyio.CapacityLimiter(1)
-        self.committed = 0
+        self._started = False
+        self._writer_done = False
+        self._stopped = False
+        self._thread = SqliteThread()
+        self._outbox: Outbox | None = None
+        self._client: BackendClient | None = None
+        self._shipper: Shipper | None = None
+        self._emitted = 0
+        self._settled = 0
+        self._committed = 0
+        self._unserialisable = 0
+        label = settings.outbox_name
+        OUTBOX_BACKLOG.labels(label).set_function(lambda: self.backlog)
+        OUTBOX_OLDEST_AGE.labels(label).set_function(lambda: self.oldest_age_s)
 
     # -- public surface -----------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
-        """Queue an event for durable storage; never blocks.
+        """Queue an event for durable storage; never blocks, never awaits.
+
+        The event's ``data`` must not be changed afterwards: it is serialised later.
 
         Raises:
             OutboxFullError: the actor is closed or its queue holds ``queue_max`` events.
         """
         if self._closing:
             raise OutboxFullError("cannot emit an event: the persistence actor is closed")
-        if len(self._queue) >= self._settings.queue_max:
+        queue = self._queue
+        size = len(queue)
+        if size >= self._queue_max:
             raise OutboxFullError(
                 "cannot emit an event: the in-memory queue is full; raise [persistence] queue_max"
             )
-        self._queue.append(event)
-        if len(self._queue) >= self._settings.batch_max:
-            self._wakeup.set()
+        if size == 0:
+            self._queue_since = self._clock.monotonic()
+            self._has_events.set()
+        queue.append(event)
+        self._emitted += 1
+        if size + 1 == self._batch_max:
+            self._batch_ready.set()
+
+    def close(self) -> None:
+        """Stop accepting events; ``run()`` commits what it holds, ships what it can and
+        returns (its owner's deadline decides how long shipping may take)."""
+        self._closing = True
+        self._has_events.set()
+        self._batch_ready.set()
 
     @property
     def backlog(self) -> int:
-        """Events emitted but not yet stored."""
-        return len(self._queue)
+        """Events emitted but not yet at their destination (in memory or in the outbox)."""
+        outbox = self._outbox
+        return len(self._queue) + (outbox.count if outbox is not None else 0)
 
-    def close(self) -> None:
-        """Stop accepting events; ``run()`` stores what it holds and returns."""
-        self._closing = True
-        self._wakeup.set()
+    @property
+    def oldest_age_s(self) -> float:
+        """Age in seconds of the oldest event not yet at its destination (0 when none)."""
+        ages = [0.0]
+        if self._queue and self._queue_since is not None:
+            ages.append(self._clock.monotonic() - self._queue_since)
+        outbox = self._outbox
+        oldest = outbox.oldest_enqueued_at if outbox is not None else None
+        if oldest is not None:
+            ages.append(self._clock.now() - oldest)
+        return max(ages)
+
+    @property
+    def committed(self) -> int:
+        """Events acknowledged by this actor (committed to the outbox or the store)."""
+        return self._committed
+
+    @property
+    def shipped(self) -> int:
+        """Events the backend acknowledged since this actor started."""
+        return 0 if self._shipper is None else self._shipper.shipped
+
+    @property
+    def dead_lettered(self) -> int:
+        """Events refused for good (by the backend, or not JSON data) since this actor started."""
+        refused = 0 if self._shipper is None else self._shipper.dead_lettered
+        return refused + self._unserialisable
+
+    @property
+    def retries(self) -> int:
+        """Backend batch requests that failed and were retried since this actor started."""
+        return 0 if self._shipper is None else self._shipper.retries
+
+    async def flush(self) -> None:
+        """Wait until every event emitted before the call is acknowledged (committed).
+
+        Raises:
+            PersistenceError: the actor stopped before it could commit them.
+        """
+        target = self._emitted
+        while self._settled < target:
+            if self._writer_done:
+                raise PersistenceError("cannot flush: the persistence actor has stopped")
+            progress = self._progress
+            self._batch_ready.set()  # commit now instead of at the end of the flush interval
+            await progress.wait()
+
+    async def wait_empty(self) -> None:
+        """Wait until nothing is waiting: every event is at its destination.
+
+        Raises:
+            PersistenceError: the actor stopped with events left (they stay in the outbox).
+        """
+        while self.backlog:
+            if self._stopped:
+                raise PersistenceError("the persistence actor stopped with events left")
+            progress = self._progress
+            self._batch_ready.set()
+            await progress.wait()
 
     async def agent_joined(self, room: str, metadata: dict[str, Any]) -> str:
-        """The conversation id for a room whose metadata has none."""
-        return await anyio.to_thread.run_sync(
-            self._store.ensure_conversation, room, metadata, None, limiter=self._limiter
-        )
+        """The conversation id for a room whose metadata has none.
+
+        Asks the backend when there is one; if it cannot answer within ``lookup_timeout_s``,
+        logs a warning and returns a new local id, so the room goes on.
+        """
+        if self._settings.backend_url is None:
+            return await self._thread.run(self._store.ensure_conversation, room, metadata, None)
+        try:
+            with anyio.fail_after(self._settings.lookup_timeout_s):
+                return await self._live_client().agent_joined(
+                    room, metadata, self._settings.lookup_timeout_s
+                )
+        except (PersistenceError, TimeoutError) as exc:
+            logger.warning(
+                "backend gave no conversation id; using a local one", extra={"error": str(exc)}
+            )
+            return "conv_" + uuid.uuid4().hex
 
     async def recent_messages(self, conversation_id: str, limit: int) -> list[dict[str, Any]]:
-        """The last ``limit`` messages of a conversation, oldest first."""
-        return await anyio.to_thread.run_sync(
-            self._store.recent_messages, conversation_id, limit, limiter=self._limiter
-        )
+        """The last ``limit`` messages of a conversation, oldest first.
+
+        With a backend: its messages, then the conversation's turns still in the outbox (they
+        are newer, since the outbox ships in order). If the backend cannot answer within
+        ``lookup_timeout_s``, logs a warning and uses the embedded store's instead.
+        """
+        if limit <= 0:
+            return []
+        if self._settings.backend_url is None:
+            return await self._thread.run(self._store.recent_messages, conversation_id, limit)
+        try:
+            with anyio.fail_after(self._settings.lookup_timeout_s):
+                remote = await self._live_client().recent_messages(
+                    conversation_id, limit, self._settings.lookup_timeout_s
+                )
+        except (PersistenceError, TimeoutError) as exc:
+            logger.warning(
+                "backend gave no recent messages; using local history", extra={"error": str(exc)}
+            )
+            remote = await self._thread.run(self._store.recent_messages, conversation_id, limit)
+        outbox = self._outbox
+        pending = []
+        if outbox is not None:
+            pending = await self._thread.run(outbox.pending_turns, conversation_id, limit)
+        return _merge(remote, pending, limit)
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        """The outbox's dead-letter table (empty without a backend or before ``run()``)."""
+        outbox = self._outbox
+        return [] if outbox is None else await self._thread.run(outbox.dead_letters)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Commit queued events until ``close()``; then commit the rest and return."""
-        task_status.started()
-        interval = self._settings.flush_interval_ms / 1000
-        while True:
-            with anyio.move_on_after(interval):
-                await self._wakeup.wait()
-            self._wakeup = anyio.Event()
-            await self._commit_all()
-            if self._closing:
-                return
+        """Open the outbox, then commit and ship until ``close()`` and the work is done.
+
+        Raises:
+            OutboxLockedError: another live process uses this outbox.
+            RuntimeError: ``run()`` was called twice.
+        """
+        if self._started:
+            raise RuntimeError("PersistenceActor.run() can be called only once")
+        self._started = True
+        try:
+            if self._settings.backend_url is None:
+                await self._thread.run(_warn_about_leftovers, self._settings)
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._write_loop, name="persistence:writer")
+                    task_status.started()
+            else:
+                await self._run_with_backend(task_status)
+        finally:
+            self._stopped = True
+            self._notify_progress()
 
     # -- private ------------------------------------------------------------------------------
 
-    async def _commit_all(self) -> None:
-        while self._queue:
-            batch = [
-                self._queue.popleft()
-                for _ in range(min(len(self._queue), self._settings.batch_max))
-            ]
+    async def _run_with_backend(self, task_status: TaskStatus[None]) -> None:
+        settings = self._settings
+        outbox = await self._thread.run(
+            partial(Outbox.open, settings.outbox_path, synchronous=settings.outbox_synchronous)
+        )
+        self._outbox = outbox
+        if outbox.count:
+            logger.info(
+                "outbox holds events from an earlier run; shipping them",
+                extra={"events": outbox.count},
+            )
+        http = build_http_client(settings)
+        try:
+            self._client = BackendClient(http)
+            self._shipper = Shipper(outbox, self._thread, self._client, settings, self._clock)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._write_loop, name="persistence:writer")
+                tg.start_soon(self._ship_loop, self._shipper, name="persistence:shipper")
+                task_status.started()
+        finally:
+            self._client = None
+            with anyio.CancelScope(shield=True):
+                await http.aclose()
+                await self._thread.run(outbox.close)
+            if outbox.count:
+                logger.warning(
+                    "events left in the outbox for the next start", extra={"events": outbox.count}
+                )
+
+    def _live_client(self) -> BackendClient:
+        if self._client is None:
+            raise BackendUnavailable("the persistence actor is not running", kind="connection")
+        return self._client
+
+    async def _write_loop(self) -> None:
+        interval = self._settings.flush_interval_ms / 1000
+        try:
+            while True:
+                if not self._queue:
+                    if self._closing:
+                        return
+                    self._has_events = anyio.Event()
+                    await self._has_events.wait()
+                    continue
+                if len(self._queue) < self._batch_max and not self._closing:
+                    self._batch_ready = anyio.Event()
+                    with anyio.move_on_after(interval):
+                        await self._batch_ready.wait()
+                while self._queue:
+                    if not await self._commit_next():
+                        # Storage failed (disk full, store locked): back off, keep the events.
+                        await self._clock.sleep(self._settings.retry_initial_s)
+                        break
+        finally:
+            self._writer_done = True
+            self._signal_commit()
+
+    async def _commit_next(self) -> bool:
+        queue = self._queue
+        batch = [queue.popleft() for _ in range(min(len(queue), self._batch_max))]
+        try:
+            # Shielded so a commit that happened is always counted (the thread finishes anyway).
+            with anyio.CancelScope(shield=True):
+                if self._outbox is not None:
+                    dropped = await self._thread.run(self._outbox.append, batch, self._clock.now())
+                else:
+                    dropped = await self._thread.run(self._apply_to_store, batch)
+        except Exception:
+            queue.extendleft(reversed(batch))
+            logger.exception("committing events failed; will retry", extra={"events": len(batch)})
+            return False
+        if not queue:
+            self._queue_since = None
+        label = self._settings.outbox_name
+        self._settled += len(batch)
+        self._committed += len(batch) - dropped
+        EVENTS_COMMITTED.labels(label).inc(len(batch) - dropped)
+        if dropped:
+            self._unserialisable += dropped
+            EVENTS_DEAD_LETTERED.labels(label, "unserialisable").inc(dropped)
+            logger.error("events that are not JSON data were refused", extra={"events": dropped})
+        self._signal_commit()
+        return True
+
+    def _apply_to_store(self, batch: list[Event]) -> int:
+        """Apply to the embedded store; events that are not JSON data are left out."""
+        try:
+            self._store.apply(batch)
+            return 0
+        except (TypeError, ValueError):
+            good = [event for event in batch if _is_json(event)]
+            self._store.apply(good)
+            return len(batch) - len(good)
+
+    async def _ship_loop(self, shipper: Shipper) -> None:
+        while True:
+            committed = self._committed_signal
             try:
-                with anyio.CancelScope(shield=True):
-                    self.committed += await anyio.to_thread.run_sync(
-                        self._store.apply, batch, limiter=self._limiter
-                    )
+                shipped = await shipper.ship_head()
             except Exception:
-                # Put the batch back so nothing is lost; the next tick retries.
-                self._queue.extendleft(reversed(batch))
-                logger.exception("storing events failed; will retry")
+                # The actor's error boundary: an outbox failure must not end the daemon.
+                logger.exception("shipping failed; will retry")
+                await self._clock.sleep(self._settings.retry_max_s)
+                continue
+            if shipped:
+                self._notify_progress()
+                continue
+            if self._writer_done:
                 return
+            await committed.wait()
+
+    def _signal_commit(self) -> None:
+        self._committed_signal.set()
+        self._committed_signal = anyio.Event()
+        self._notify_progress()
+
+    def _notify_progress(self) -> None:
+        self._progress.set()
+        self._progress = anyio.Event()
+
+
+def _merge(
+    remote: list[dict[str, Any]], pending: list[dict[str, Any]], limit: int
+) -> list[dict[str, Any]]:
+    """Backend messages then outbox turns, without the ones the backend already has (a batch
+    in flight is in both)."""
+    seen = {(m["ts"], m["role"], m["content"]) for m in remote}
+    merged = remote + [m for m in pending if (m["ts"], m["role"], m["content"]) not in seen]
+    return merged[-limit:]
+
+
+def _is_json(event: Event) -> bool:
+    try:
+        json.dumps(event.data)
+    except (TypeError, ValueError):
+        logger.error("an event is not JSON data; dropped", extra={"event_id": event.id})
+        return False
+    return True
+
+
+def _warn_about_leftovers(settings: PersistenceSettings) -> None:
+    """Without a backend, events an earlier run left in the outbox stay there: say so."""
+    path = settings.outbox_path
+    if not path.exists():
+        return
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            (count,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return
+    if count:
+        logger.warning(
+            "the outbox holds events for a backend, but none is configured; set "
+            "[persistence] backend_url to ship them",
+            extra={"events": count},
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 
@@ -37,12 +38,33 @@ class PersistenceSettings(Settings):
     """First retry delay after a failed backend request (exponential backoff with jitter)."""
 
     retry_max_s: float = Field(default=30.0, gt=0, le=3600)
-    """Longest delay between two backend retries."""
+    """Longest delay between two backend retries; also caps a backend's ``Retry-After``."""
 
     history_limit: int = Field(default=20, ge=0, le=1000)
     """How many recent messages a room actor restores when its conversation already has some."""
+
+    outbox_name: str = Field(default="main", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    """This process's outbox file is ``outbox-<name>.sqlite3`` in data_dir; every process that
+    hosts room actors needs its own name (a second process with the same name refuses to start).
+    """
+
+    outbox_synchronous: Literal["normal", "full"] = "normal"
+    """SQLite ``synchronous`` of the outbox: ``normal`` survives a crash of the process (the
+    acknowledgement guarantee); ``full`` also survives a power cut, at some throughput."""
+
+    request_max_kb: int = Field(default=4096, ge=16, le=262_144)
+    """Largest backend request body; a batch stops growing past it (a bigger event goes alone)."""
+
+    lookup_timeout_s: float = Field(default=2.0, gt=0, le=60)
+    """Timeout of the agent_joined and recent_messages requests; past it the actor falls back to
+    a local conversation id and local history, so a slow backend never holds up a room."""
 
     @property
     def store_path(self) -> Path:
         """The embedded store's database file."""
         return self.data_dir / "store.sqlite3"
+
+    @property
+    def outbox_path(self) -> Path:
+        """This process's durable outbox file."""
+        return self.data_dir / f"outbox-{self.outbox_name}.sqlite3"

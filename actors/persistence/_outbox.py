@@ -1,0 +1,316 @@
+"""The durable outbox: one SQLite file (WAL) per process, holding events until the backend
+has acknowledged them.
+
+Events are appended in group commits, one transaction per batch, and read back in commit
+order (``seq``, AUTOINCREMENT, so it never goes back even when the table empties). A row leaves
+the outbox only after the backend's 200, or into ``dead_letters`` after a final refusal.
+Each row keeps the event's contract JSON, so a request body is a concatenation of rows.
+
+A process owns its file through an exclusive ``flock`` on a sibling ``.lock`` file, which the
+kernel releases when the process dies (even by ``kill -9``). At open, outbox files of the same
+directory whose lock is free (a process that is gone for good, e.g. a worker that was removed)
+are adopted: their rows move into this outbox, after its own.
+
+Every method blocks; the actor calls them through ``anyio.to_thread`` with a limiter of one,
+so the connection is never used by two threads at once. Nothing here logs event contents.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actors._events import Event
+from actors.persistence._errors import OutboxLockedError
+
+__all__ = ("Outbox", "OutboxRow", "serialise")
+
+logger = logging.getLogger(__name__)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, conversation_id TEXT NOT NULL,
+    type TEXT NOT NULL, enqueued_at REAL NOT NULL, body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_turns ON outbox (conversation_id, seq) WHERE type = 'turn';
+CREATE TABLE IF NOT EXISTS dead_letters (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, conversation_id TEXT NOT NULL,
+    type TEXT NOT NULL, enqueued_at REAL NOT NULL, failed_at REAL NOT NULL, status INTEGER,
+    reason TEXT NOT NULL, body TEXT NOT NULL
+);
+"""
+_COLUMNS = "id, conversation_id, type, enqueued_at, body"
+_DEAD_COLUMNS = "id, conversation_id, type, enqueued_at, failed_at, status, reason, body"
+_REASON_MAX = 500
+# After a checkpoint the WAL file is truncated to this size, so a burst does not keep its peak.
+_WAL_LIMIT_BYTES = 16 * 1024 * 1024
+
+
+def serialise(event: Event) -> str:
+    """The event's contract JSON, compact (``ValueError``/``TypeError`` if not JSON data)."""
+    return json.dumps(event.to_json(), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One event waiting in the outbox."""
+
+    seq: int
+    id: str
+    body: str
+
+
+class Outbox:
+    """A handle on this process's outbox file (open with ``Outbox.open``).
+
+    Attributes:
+        path: the database file.
+        count: rows waiting (kept in memory, so reading it costs nothing).
+        oldest_enqueued_at: commit time of the oldest waiting row, or None when empty.
+    """
+
+    def __init__(self, path: Path, db: sqlite3.Connection, lock_fd: int) -> None:
+        self.path = path
+        self._db = db
+        self._lock_fd = lock_fd
+        row = db.execute("SELECT COUNT(*), MIN(enqueued_at) FROM outbox").fetchone()
+        self.count: int = row[0]
+        self.oldest_enqueued_at: float | None = row[1]
+
+    @classmethod
+    def open(cls, path: Path, *, synchronous: str = "normal") -> Outbox:
+        """Lock and open the outbox file, creating it, and adopt orphaned siblings.
+
+        Raises:
+            OutboxLockedError: another live process holds this outbox.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = _try_lock(path)
+        if lock_fd is None:
+            raise OutboxLockedError(
+                "cannot open the outbox: another running process uses it; give each process "
+                "its own [persistence] outbox_name"
+            )
+        try:
+            db = _connect(path, synchronous)
+            for sibling in sorted(path.parent.glob("outbox-*.sqlite3")):
+                if sibling != path:
+                    _adopt(db, sibling)
+            return cls(path, db, lock_fd)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+
+    def close(self) -> None:
+        """Close the database and release the lock (idempotent)."""
+        if self._lock_fd < 0:
+            return
+        self._db.close()
+        os.close(self._lock_fd)
+        self._lock_fd = -1
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def append(self, events: Sequence[Event], now: float) -> int:
+        """Commit events in one transaction, in order; an event that is not JSON data goes to
+        ``dead_letters`` instead (it could never be sent).
+
+        Returns:
+            How many events went to ``dead_letters``.
+        """
+        rows: list[tuple[str, str, str, float, str]] = []
+        dead: list[tuple[Any, ...]] = []
+        for event in events:
+            try:
+                body = serialise(event)
+            except (TypeError, ValueError) as exc:
+                reason = f"not JSON-serialisable: {type(exc).__name__}"
+                body = json.dumps(event.to_json(), default=repr, allow_nan=True)
+                dead.append(
+                    (event.id, event.conversation_id, str(event.type), now, now, None, reason, body)
+                )
+                continue
+            rows.append((event.id, event.conversation_id, str(event.type), now, body))
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(f"INSERT INTO outbox ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows)
+            if dead:
+                db.executemany(
+                    f"INSERT INTO dead_letters ({_DEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    dead,
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if rows and self.count == 0:
+            self.oldest_enqueued_at = now
+        self.count += len(rows)
+        return len(dead)
+
+    def delete_range(self, first_seq: int, last_seq: int) -> int:
+        """Remove the rows ``first_seq..last_seq`` (the backend has them); returns how many."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            deleted = db.execute(
+                "DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (first_seq, last_seq)
+            ).rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._forget(deleted)
+        return deleted
+
+    def dead_letter(self, row: OutboxRow, *, status: int | None, reason: str, now: float) -> None:
+        """Move one row to ``dead_letters`` with the reason it was refused."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            moved = db.execute(
+                f"INSERT INTO dead_letters ({_DEAD_COLUMNS}) SELECT id, conversation_id, type,"
+                " enqueued_at, ?, ?, ?, body FROM outbox WHERE seq = ?",
+                (now, status, reason[:_REASON_MAX], row.seq),
+            ).rowcount
+            db.execute("DELETE FROM outbox WHERE seq = ?", (row.seq,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._forget(moved)
+
+    def _forget(self, removed: int) -> None:
+        self.count -= removed
+        if self.count <= 0:
+            self.count = 0
+            self.oldest_enqueued_at = None
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def head(self, limit: int, max_bytes: int) -> list[OutboxRow]:
+        """The oldest rows, in commit order: at most ``limit`` rows and about ``max_bytes`` of
+        JSON (always at least one row when the outbox is not empty)."""
+        rows: list[OutboxRow] = []
+        size = 0
+        # Iterating the cursor fetches lazily, so one huge event does not pull in its followers.
+        for seq, event_id, body, enqueued_at in self._db.execute(
+            "SELECT seq, id, body, enqueued_at FROM outbox ORDER BY seq LIMIT ?", (limit,)
+        ):
+            size += len(body) + 1
+            if rows and size > max_bytes:
+                break
+            if not rows:
+                self.oldest_enqueued_at = enqueued_at
+            rows.append(OutboxRow(seq, event_id, body))
+        return rows
+
+    def pending_turns(self, conversation_id: str, limit: int) -> list[dict[str, Any]]:
+        """The last ``limit`` turn events of a conversation still waiting here, oldest first,
+        as the contract's message objects (none once closed)."""
+        if self._lock_fd < 0:
+            return []
+        rows = self._db.execute(
+            "SELECT body FROM outbox WHERE conversation_id = ? AND type = 'turn'"
+            " ORDER BY seq DESC LIMIT ?",
+            (conversation_id, limit),
+        ).fetchall()
+        messages = []
+        for (body,) in reversed(rows):
+            event = json.loads(body)
+            data = event["data"]
+            messages.append(
+                {
+                    "role": data.get("role", ""),
+                    "content": data.get("content", ""),
+                    "ts": event["ts"],
+                    "speaker": data.get("speaker"),
+                    "interrupted": bool(data.get("interrupted", False)),
+                }
+            )
+        return messages
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Every dead-lettered event with its reason, oldest first (none once closed)."""
+        if self._lock_fd < 0:
+            return []
+        rows = self._db.execute(f"SELECT {_DEAD_COLUMNS} FROM dead_letters ORDER BY seq").fetchall()
+        keys = _DEAD_COLUMNS.split(", ")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
+
+    def disk_bytes(self) -> int:
+        """Bytes on disk: the database file and its WAL."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.stat(f"{self.path}{suffix}").st_size
+            except FileNotFoundError:
+                pass
+        return total
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+    db.execute("PRAGMA busy_timeout=10000")
+    db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
+    db.executescript(_SCHEMA)
+    return db
+
+
+def _try_lock(path: Path) -> int | None:
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _adopt(db: sqlite3.Connection, sibling: Path) -> None:
+    """Move the rows of an orphaned outbox into ours, in its commit order."""
+    fd = _try_lock(sibling)
+    if fd is None:
+        return  # a live process owns it
+    try:
+        db.execute("ATTACH DATABASE ? AS orphan", (str(sibling),))
+        try:
+            tables = {
+                r[0] for r in db.execute("SELECT name FROM orphan.sqlite_master WHERE type='table'")
+            }
+            if not {"outbox", "dead_letters"} <= tables:
+                return
+            # With WAL the two files commit separately; a crash in between can only copy a row
+            # twice, never lose it, and the backend de-duplicates by event id.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                moved = db.execute(
+                    f"INSERT INTO main.outbox ({_COLUMNS}) SELECT {_COLUMNS}"
+                    " FROM orphan.outbox ORDER BY seq"
+                ).rowcount
+                db.execute(
+                    f"INSERT INTO main.dead_letters ({_DEAD_COLUMNS}) SELECT {_DEAD_COLUMNS}"
+                    " FROM orphan.dead_letters ORDER BY seq"
+                )
+                db.execute("DELETE FROM orphan.outbox")
+                db.execute("DELETE FROM orphan.dead_letters")
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            if moved:
+                logger.info("adopted an orphaned outbox", extra={"events": moved})
+        finally:
+            db.execute("DETACH DATABASE orphan")
+    finally:
+        os.close(fd)
