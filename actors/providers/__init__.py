@@ -1,4 +1,9 @@
-"""Speech and language providers: Protocols, local (offline) and vendor implementations."""
+"""Speech and language providers: Protocols, local (offline) and vendor implementations.
+
+The room actor builds one chain per stage with ``build_stt``/``build_llm``/``build_tts`` (once
+per process) and talks only to the Protocols. Vendor modules (``deepgram``, ``openai_llm``,
+``cartesia_tts``) are imported by the factories when a chain names them, never here.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,33 @@ from actors.providers._base import (
     SttStream,
     TtsProvider,
 )
+from actors.providers._factory import build_llm, build_stt, build_tts
+from actors.providers._fallback import FallbackLlm, FallbackStt, FallbackTts
+from actors.providers._settings import LlmSettings, Rule, SttSettings, TtsSettings
+from actors.providers.local_stt import LocalStt
+from actors.providers.local_tts import LocalTts
+from actors.providers.scripted_llm import ScriptedLlm
 
 __all__ = (
     "STT_SAMPLE_RATE",
     "ChatMessage",
+    "FallbackLlm",
+    "FallbackStt",
+    "FallbackTts",
     "LlmProvider",
+    "LlmSettings",
+    "LocalStt",
+    "LocalTts",
+    "Rule",
+    "ScriptedLlm",
     "SpeechEvent",
     "SpeechEventKind",
     "SttProvider",
+    "SttSettings",
     "SttStream",
     "TtsProvider",
+    "TtsSettings",
+    "build_llm",
+    "build_stt",
+    "build_tts",
 )

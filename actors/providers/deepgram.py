@@ -1,0 +1,264 @@
+"""Deepgram live transcription over its WebSocket, through deepgram-sdk 7.
+
+A stream is one ``/v1/listen`` socket. Its context manager owns two tasks in a task group: the
+reader (Results, SpeechStarted, UtteranceEnd become ``SpeechEvent``s) and the keep-alive
+(Deepgram closes a socket that hears nothing for 10 s). ``_vendor_errors`` is the one place
+where SDK and websockets exceptions become ``ProviderError``s. Transcripts are logged only at
+DEBUG, under ``pii.*`` keys.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+import anyio
+import websockets.exceptions
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from deepgram import AsyncDeepgramClient
+from deepgram.core.api_error import ApiError
+from deepgram.environment import DeepgramClientEnvironment
+from deepgram.listen.v1 import (
+    ListenV1Error,
+    ListenV1Results,
+    ListenV1SpeechStarted,
+    ListenV1UtteranceEnd,
+)
+from deepgram.listen.v1.socket_client import AsyncV1SocketClient
+
+from actors._exceptions import (
+    ProviderConnectionError,
+    ProviderError,
+    ProviderStatusError,
+    ProviderTimeoutError,
+)
+from actors.providers._base import STT_SAMPLE_RATE, SpeechEvent, SpeechEventKind, SttStream
+from actors.providers._settings import SttSettings
+from actors.providers._tasks import task_group
+
+__all__ = ("DeepgramStt",)
+
+logger = logging.getLogger(__name__)
+
+VENDOR = "deepgram"
+_EVENT_BUFFER = 256
+_CLOSE_TIMEOUT_S = 2.0  # closing a socket never holds up the caller for longer than this
+
+
+@contextmanager
+def _vendor_errors(action: str) -> Iterator[None]:
+    """Translate deepgram-sdk and websockets failures while trying to ``action``."""
+    try:
+        yield
+    except ApiError as exc:
+        status = exc.status_code or 0
+        raise ProviderStatusError(
+            f"deepgram refused to {action} (HTTP {status})", vendor=VENDOR, status=status
+        ) from exc
+    except TimeoutError as exc:
+        raise ProviderTimeoutError(f"deepgram timed out trying to {action}", vendor=VENDOR) from exc
+    except (websockets.exceptions.WebSocketException, OSError) as exc:
+        raise ProviderConnectionError(
+            f"deepgram connection failed trying to {action}", vendor=VENDOR
+        ) from exc
+
+
+def _environment(url: str) -> DeepgramClientEnvironment:
+    """An environment whose REST and WebSocket bases both point at ``url``."""
+    http = url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
+    ws = http.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+    return DeepgramClientEnvironment(base=http, production=ws, agent=ws, agent_rest=http)
+
+
+class DeepgramStt:
+    """Deepgram streaming recognition; implements ``SttProvider``.
+
+    Args:
+        api_key: the Deepgram API key.
+        model: e.g. ``nova-3``.
+        language: default language (BCP-47).
+        endpointing_ms: silence after which Deepgram marks ``speech_final``.
+        utterance_end_ms: word gap after which Deepgram sends UtteranceEnd.
+        keepalive_s: a KeepAlive goes out when no audio was sent for this long.
+        base_url: override of Deepgram's URL (``http://`` or ``ws://``), e.g. a local fake.
+    """
+
+    name = VENDOR
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        model: str = "nova-3",
+        language: str = "en-US",
+        endpointing_ms: int = 500,
+        utterance_end_ms: int = 1000,
+        keepalive_s: float = 4.0,
+        base_url: str | None = None,
+    ) -> None:
+        environment = (
+            DeepgramClientEnvironment.PRODUCTION if base_url is None else (_environment(base_url))
+        )
+        self._client = AsyncDeepgramClient(api_key=api_key, environment=environment)
+        self._model = model
+        self._language = language
+        self._endpointing_ms = endpointing_ms
+        self._utterance_end_ms = utterance_end_ms
+        self._keepalive_s = keepalive_s
+
+    @classmethod
+    def from_settings(cls, settings: SttSettings, *, api_key: str) -> DeepgramStt:
+        return cls(
+            api_key=api_key,
+            model=settings.deepgram_model,
+            language=settings.language,
+            endpointing_ms=settings.endpointing_ms,
+            utterance_end_ms=settings.deepgram_utterance_end_ms,
+            keepalive_s=settings.deepgram_keepalive_s,
+            base_url=settings.deepgram_url,
+        )
+
+    @asynccontextmanager
+    async def stream(self, *, language: str | None = None) -> AsyncIterator[SttStream]:
+        """Open a ``/v1/listen`` socket and its reader and keep-alive tasks.
+
+        Raises:
+            ProviderStatusError: the handshake was refused (401 is not retryable).
+            ProviderConnectionError: Deepgram is unreachable or dropped the socket.
+        """
+        connect = self._client.listen.v1.connect(
+            model=self._model,
+            encoding="linear16",
+            sample_rate=STT_SAMPLE_RATE,
+            channels=1,
+            language=language or self._language,
+            interim_results=True,
+            endpointing=self._endpointing_ms,
+            utterance_end_ms=self._utterance_end_ms,
+            vad_events=True,
+            smart_format=True,
+        )
+        # Entered by hand so that closing the socket can be bounded and shielded below.
+        with _vendor_errors("open a stream"):
+            socket = await connect.__aenter__()
+        try:
+            events_send, events_receive = anyio.create_memory_object_stream[SpeechEvent](
+                _EVENT_BUFFER
+            )
+            stream = _DeepgramStream(socket, events_send, events_receive, self._keepalive_s)
+            async with task_group() as tg, events_receive:
+                tg.start_soon(stream.read, name="stt:deepgram:read")
+                tg.start_soon(stream.keep_alive, name="stt:deepgram:keepalive")
+                try:
+                    yield stream
+                finally:
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.move_on_after(_CLOSE_TIMEOUT_S, shield=True):
+                try:
+                    await connect.__aexit__(None, None, None)
+                except Exception:
+                    # The socket is gone either way; a failed close handshake changes nothing.
+                    logger.debug("deepgram socket close failed", exc_info=True)
+
+    async def aclose(self) -> None:
+        """Nothing to release: each stream owns its socket."""
+
+
+class _DeepgramStream:
+    """One socket: ``send()`` from the caller, results from the reader task."""
+
+    def __init__(
+        self,
+        socket: AsyncV1SocketClient,
+        events_send: ObjectSendStream[SpeechEvent],
+        events_receive: ObjectReceiveStream[SpeechEvent],
+        keepalive_s: float,
+    ) -> None:
+        self._socket = socket
+        self._events_send = events_send
+        self._events_receive = events_receive
+        self._keepalive_s = keepalive_s
+        self._last_sent = anyio.current_time()
+        self._final_parts: list[str] = []
+        self._ended = False
+
+    async def send(self, pcm: bytes) -> None:
+        """Send 16 kHz mono int16 audio as one binary frame."""
+        if self._ended:
+            raise RuntimeError("SttStream.send() called after end_input()")
+        with _vendor_errors("send audio"):
+            await self._socket.send_media(pcm)
+        self._last_sent = anyio.current_time()
+
+    async def end_input(self) -> None:
+        """Finalize and close: Deepgram sends its last results, then closes the socket."""
+        if self._ended:
+            return
+        self._ended = True
+        with _vendor_errors("finish the stream"):
+            await self._socket.send_finalize()
+            await self._socket.send_close_stream()
+
+    def events(self) -> AsyncIterator[SpeechEvent]:
+        return self._events_receive
+
+    async def read(self) -> None:
+        """The reader task: every message in, ``SpeechEvent``s out, until the socket closes."""
+        async with self._events_send:
+            with _vendor_errors("read results"):
+                async for message in self._socket:
+                    await self._on_message(message)
+            await self._flush_final()
+            if not self._ended:
+                raise ProviderConnectionError(
+                    "deepgram closed the stream before it was finished", vendor=VENDOR
+                )
+
+    async def keep_alive(self) -> None:
+        """The keep-alive task: a KeepAlive text frame whenever audio has paused."""
+        while not self._ended:
+            idle = anyio.current_time() - self._last_sent
+            if idle < self._keepalive_s:
+                await anyio.sleep(self._keepalive_s - idle)
+                continue
+            with _vendor_errors("send a keep-alive"):
+                await self._socket.send_keep_alive()
+            self._last_sent = anyio.current_time()
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, ListenV1Results):
+            alternatives = message.channel.alternatives
+            text = alternatives[0].transcript.strip() if alternatives else ""
+            if not message.is_final:
+                if text:
+                    interim = " ".join([*self._final_parts, text])
+                    duration = message.duration
+                    await self._emit(SpeechEvent(SpeechEventKind.INTERIM, interim, duration))
+                return
+            if text:
+                self._final_parts.append(text)
+            if message.speech_final or message.from_finalize:
+                await self._flush_final()
+        elif isinstance(message, ListenV1SpeechStarted):
+            await self._emit(SpeechEvent(SpeechEventKind.START_OF_SPEECH))
+        elif isinstance(message, ListenV1UtteranceEnd):
+            await self._flush_final()
+            await self._emit(SpeechEvent(SpeechEventKind.END_OF_SPEECH))
+        elif isinstance(message, ListenV1Error):
+            logger.debug("deepgram error message", extra={"pii.description": message.description})
+            raise ProviderError(
+                f"deepgram reported an error ({message.variant})", vendor=VENDOR, retryable=True
+            )
+
+    async def _flush_final(self) -> None:
+        if self._final_parts:
+            text = " ".join(self._final_parts)
+            self._final_parts = []
+            logger.debug("deepgram final transcript", extra={"pii.text": text})
+            await self._emit(SpeechEvent(SpeechEventKind.FINAL, text))
+
+    async def _emit(self, event: SpeechEvent) -> None:
+        await self._events_send.send(event)
