@@ -20,7 +20,8 @@ from typing import Any
 import anyio
 
 from actors import ConfigError
-from actors.persistence import EmbeddedStore, run_backend
+from actors.persistence import EmbeddedStore
+from actors.room import dispose_rtc, run_backend
 from supervisor._config import Config, load_config
 from supervisor._daemon import Daemon
 from supervisor._logging import configure_logging
@@ -86,7 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run_daemon(daemon: Daemon) -> None:
-    await daemon.run(handle_signals=True)
+    try:
+        await daemon.run(handle_signals=True)
+    finally:
+        dispose_rtc()
 
 
 def _path(given: Path | None) -> Path | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from actors.room._actor import RoomActor, RoomHandle
 from actors.room._messages import RoomSpec
 from actors.room._ports import Persistence
+from actors.room._rtc import dispose_rtc
 from actors.room._settings import RoomSettings, VoiceSettings
 from actors.room._state import ConversationHistory, Message, ParticipantState, RoomLifecycle
 from actors.room._voice import Providers, VoicePipeline
@@ -22,4 +23,5 @@ __all__ = (
     "RoomSpec",
     "VoicePipeline",
     "VoiceSettings",
+    "dispose_rtc",
 )

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 import anyio
 from anyio.abc import TaskGroup
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from livekit import rtc
 
 from actors._clock import Clock
@@ -224,12 +223,13 @@ class VoicePipeline:
             return
         final = kind is SpeechEventKind.FINAL
         segment = self._segments.setdefault(identity, "SG_" + uuid.uuid4().hex[:12])
-        if self._captions is not None:
-            self._captions.post(UserCaption(identity, track_sid, segment, event.text, final))
         if final:
             del self._segments[identity]
             logger.debug("user turn", extra={"pii.text": event.text, "pii.speaker": identity})
+            # The reply is scheduled before the caption so that it runs first.
             self.user_turn(identity, event.text.strip())
+        if self._captions is not None:
+            self._captions.post(UserCaption(identity, track_sid, segment, event.text, final))
 
     # -- turns --------------------------------------------------------------------------------
 
@@ -305,62 +305,60 @@ class VoicePipeline:
                 self._start_reply(trigger)
 
     async def _think_and_speak(self, reply: _Reply, fixed_text: str | None) -> None:
-        send, receive = anyio.create_memory_object_stream[str](32)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._think, reply, send, fixed_text, name=f"think:{reply.id}")
-            await self._speak(reply, receive)
+        # One task, no hand-offs: each hop between tasks costs a trip through a busy event
+        # loop, and TTS of the next sentence cannot start before this one is queued anyway
+        # (the AudioSource paces us in real time and holds audio_out_queue_ms ahead).
+        sentences = self._sentences(reply, fixed_text)
+        try:
+            async for sentence in sentences:
+                await self._speak(reply, sentence)
+        finally:
+            await sentences.aclose()
 
-    async def _think(
-        self, reply: _Reply, sentences: MemoryObjectSendStream[str], fixed_text: str | None
-    ) -> None:
+    async def _sentences(self, reply: _Reply, fixed_text: str | None) -> AsyncGenerator[str]:
         chunker = SentenceChunker()
-        async with sentences:
-            if fixed_text is not None:
-                for sentence in chunker.push(fixed_text) + chunker.flush():
-                    await sentences.send(sentence)
-                return
-            messages = [ChatMessage(m.role, m.content, m.speaker) for m in self._history.messages]
-            instructions = self.session.instructions or self._p.instructions or None
-            deltas = self._p.llm.complete(messages, instructions=instructions)
-            try:
-                async for delta in deltas:
-                    if "llm_first_token" not in reply.latency_ms:
-                        self._latency(reply, "llm_first_token", reply.started_at)
-                    for sentence in chunker.push(delta):
-                        await sentences.send(sentence)
-            finally:
-                await deltas.aclose()  # type: ignore[attr-defined]  # async generators have it
-            for sentence in chunker.flush():
-                await sentences.send(sentence)
+        if fixed_text is not None:
+            for sentence in chunker.push(fixed_text) + chunker.flush():
+                yield sentence
+            return
+        messages = [ChatMessage(m.role, m.content, m.speaker) for m in self._history.messages]
+        instructions = self.session.instructions or self._p.instructions or None
+        deltas = self._p.llm.complete(messages, instructions=instructions)
+        try:
+            async for delta in deltas:
+                if "llm_first_token" not in reply.latency_ms:
+                    self._latency(reply, "llm_first_token", reply.started_at)
+                for sentence in chunker.push(delta):
+                    yield sentence
+        finally:
+            await deltas.aclose()  # type: ignore[attr-defined]  # async generators have it
+        for sentence in chunker.flush():
+            yield sentence
 
-    async def _speak(self, reply: _Reply, sentences: MemoryObjectReceiveStream[str]) -> None:
+    async def _speak(self, reply: _Reply, sentence: str) -> None:
         tts = self._p.tts
         chunk_bytes = tts.sample_rate * 2 * self._settings.audio_out_chunk_ms // 1000
-        async with sentences:
-            async for sentence in sentences:
-                self._caption(reply, sentence)
-                if self.muted:
-                    reply.timeline.add_audio(sentence, 0.0)
-                    continue
-                synth_started = self._clock.monotonic()
-                buffer = b""
-                audio = tts.synthesize(
-                    sentence, voice=self.session.voice, language=self.session.language
-                )
-                try:
-                    async for pcm in audio:
-                        if "tts_first_audio" not in reply.latency_ms:
-                            self._latency(reply, "tts_first_audio", synth_started)
-                        buffer += pcm
-                        first = "agent_added" not in reply.latency_ms
-                        while len(buffer) >= chunk_bytes or (first and len(buffer) >= 2):
-                            cut = min(len(buffer) - len(buffer) % 2, chunk_bytes)
-                            await self._capture(reply, sentence, buffer[:cut])
-                            buffer, first = buffer[cut:], False
-                finally:
-                    await audio.aclose()  # type: ignore[attr-defined]  # async generators have it
-                if len(buffer) >= 2:
-                    await self._capture(reply, sentence, buffer[: len(buffer) - len(buffer) % 2])
+        self._caption(reply, sentence)
+        if self.muted:
+            reply.timeline.add_audio(sentence, 0.0)
+            return
+        synth_started = self._clock.monotonic()
+        buffer = b""
+        audio = tts.synthesize(sentence, voice=self.session.voice, language=self.session.language)
+        try:
+            async for pcm in audio:
+                if "tts_first_audio" not in reply.latency_ms:
+                    self._latency(reply, "tts_first_audio", synth_started)
+                buffer += pcm
+                first = "agent_added" not in reply.latency_ms
+                while len(buffer) >= chunk_bytes or (first and len(buffer) >= 2):
+                    cut = min(len(buffer) - len(buffer) % 2, chunk_bytes)
+                    await self._capture(reply, sentence, buffer[:cut])
+                    buffer, first = buffer[cut:], False
+        finally:
+            await audio.aclose()  # type: ignore[attr-defined]  # async generators have it
+        if len(buffer) >= 2:
+            await self._capture(reply, sentence, buffer[: len(buffer) - len(buffer) % 2])
 
     async def _capture(self, reply: _Reply, sentence: str, pcm: bytes) -> None:
         rate = self._p.tts.sample_rate

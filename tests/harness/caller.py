@@ -15,8 +15,7 @@ import numpy as np
 from anyio.abc import TaskGroup
 from livekit import rtc
 
-from tests.harness.livekit_server import LiveKitServer
-from tests.harness.participants import participant_token
+from tests.harness.participants import ServerAccess, participant_token
 
 MIC_RATE = 48_000
 FRAME_MS = 20
@@ -116,7 +115,7 @@ class Caller:
 
 @asynccontextmanager
 async def caller(
-    server: LiveKitServer,
+    server: ServerAccess,
     room_name: str,
     identity: str = "caller",
     *,

@@ -4,14 +4,32 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
 
 from livekit import api, rtc
 
-from tests.harness.livekit_server import LiveKitServer
+
+class ServerAccess(Protocol):
+    """Where a test participant connects and how it signs its token."""
+
+    @property
+    def ws_url(self) -> str: ...
+    @property
+    def api_key(self) -> str: ...
+    @property
+    def api_secret(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class Access:
+    ws_url: str
+    api_key: str
+    api_secret: str
 
 
 def participant_token(
-    server: LiveKitServer, room: str, identity: str, *, name: str = "", metadata: str = ""
+    server: ServerAccess, room: str, identity: str, *, name: str = "", metadata: str = ""
 ) -> str:
     return (
         api.AccessToken(server.api_key, server.api_secret)
@@ -25,7 +43,7 @@ def participant_token(
 
 @asynccontextmanager
 async def joined(
-    server: LiveKitServer, room: str, identity: str, *, name: str = "", metadata: str = ""
+    server: ServerAccess, room: str, identity: str, *, name: str = "", metadata: str = ""
 ) -> AsyncIterator[rtc.Room]:
     """A connected ``rtc.Room`` as ``identity``; disconnects on exit."""
     lk_room = rtc.Room()
