@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from actors import ProviderError
+from actors.providers import LocalStt, SpeechEvent, SpeechEventKind
+from tests.actors.providers.audio import silence, speech, tone, words
+
+QUESTION = "could you tell me what time the pharmacy opens tomorrow"
+ORDER = "please turn off the lights in the kitchen"
+
+
+@pytest.fixture(scope="module")
+def stt() -> LocalStt:
+    # One provider for the module: its pooled decoders load once (~0.5 s each).
+    return LocalStt(endpointing_ms=500, min_speech_s=0.2, decoders=1)
+
+
+async def recognise(stt: LocalStt, audio: bytes, *, chunk: int = 640) -> list[SpeechEvent]:
+    """Feed ``audio`` as fast as the stream takes it, then end the input; all the events."""
+    events: list[SpeechEvent] = []
+    with anyio.fail_after(30):
+        async with stt.stream() as stream, anyio.create_task_group() as tg:
+
+            async def feed() -> None:
+                for offset in range(0, len(audio), chunk):
+                    await stream.send(audio[offset : offset + chunk])
+                await stream.end_input()
+
+            tg.start_soon(feed)
+            events = [event async for event in stream.events()]
+    return events
+
+
+def kinds(events: list[SpeechEvent]) -> list[SpeechEventKind]:
+    return [event.kind for event in events if event.kind is not SpeechEventKind.INTERIM]
+
+
+def overlap(expected: str, got: str) -> float:
+    said = words(got)
+    return sum(word in said for word in words(expected)) / len(words(expected))
+
+
+async def test_hibari_speech_round_trip(stt: LocalStt) -> None:
+    events = await recognise(stt, silence(0.5) + speech(QUESTION) + silence(1.0))
+    assert kinds(events) == [
+        SpeechEventKind.START_OF_SPEECH,
+        SpeechEventKind.FINAL,
+        SpeechEventKind.END_OF_SPEECH,
+    ]
+    final = next(e.text for e in events if e.kind is SpeechEventKind.FINAL)
+    assert overlap(QUESTION, final) >= 0.8, final
+    assert events[0].speech_duration_s >= 0.2
+
+
+async def test_two_turns_and_interims(stt: LocalStt) -> None:
+    audio = speech(QUESTION) + silence(0.8) + speech(ORDER) + silence(0.8)
+    events = await recognise(stt, audio, chunk=3200)
+    finals = [e.text for e in events if e.kind is SpeechEventKind.FINAL]
+    assert len(finals) == 2
+    assert overlap(QUESTION, finals[0]) >= 0.8, finals[0]
+    assert overlap(ORDER, finals[1]) >= 0.8, finals[1]
+    interims = [e for e in events if e.kind is SpeechEventKind.INTERIM]
+    assert interims and all(e.text for e in interims)
+    # Fed faster than real time, turn 2 may start before turn 1 is decoded; within a turn,
+    # START_OF_SPEECH comes first and END_OF_SPEECH right after the FINAL.
+    order = kinds(events)
+    starts = [i for i, k in enumerate(order) if k is SpeechEventKind.START_OF_SPEECH]
+    ends = [i for i, k in enumerate(order) if k is SpeechEventKind.FINAL]
+    assert len(starts) == 2 and starts[0] < ends[0] and starts[1] < ends[1]
+    assert [order[i + 1] for i in ends] == [SpeechEventKind.END_OF_SPEECH] * 2
+
+
+async def test_end_input_finalises_an_unfinished_turn(stt: LocalStt) -> None:
+    events = await recognise(stt, silence(0.3) + speech(ORDER))
+    assert kinds(events) == [
+        SpeechEventKind.START_OF_SPEECH,
+        SpeechEventKind.FINAL,
+        SpeechEventKind.END_OF_SPEECH,
+    ]
+    final = next(e.text for e in events if e.kind is SpeechEventKind.FINAL)
+    assert overlap(ORDER, final) >= 0.8, final
+
+
+async def test_clicks_shorter_than_min_speech_are_ignored(stt: LocalStt) -> None:
+    audio = silence(0.3) + tone(0.06) + silence(0.8) + tone(0.04) + silence(0.8)
+    assert await recognise(stt, audio) == []
+
+
+async def test_silence_gives_no_events(stt: LocalStt) -> None:
+    assert await recognise(stt, silence(2.0)) == []
+
+
+async def test_only_english_is_understood(stt: LocalStt) -> None:
+    with pytest.raises(ProviderError, match="English") as caught:
+        async with stt.stream(language="fr-FR"):
+            pass
+    assert not caught.value.retryable
+
+
+async def test_send_after_end_input_is_a_misuse(stt: LocalStt) -> None:
+    async with stt.stream() as stream:
+        await stream.end_input()
+        with pytest.raises(RuntimeError, match="end_input"):
+            await stream.send(silence(0.02))
+
+
+async def test_leaving_mid_turn_releases_the_decoder(stt: LocalStt) -> None:
+    async with stt.stream() as stream:
+        await stream.send(speech(ORDER)[: 16_000 * 2])  # one second, still talking
+        events = stream.events()
+        first = await anext(events)
+        assert first.kind is SpeechEventKind.START_OF_SPEECH
+    # The pool has one decoder: a new turn can only be decoded if it was given back.
+    events2 = await recognise(stt, speech(ORDER) + silence(0.8))
+    assert SpeechEventKind.FINAL in kinds(events2)
