@@ -20,8 +20,8 @@ from typing import Any
 import anyio
 
 from actors import ConfigError
-from actors.persistence import EmbeddedStore
-from actors.room import dispose_rtc, run_backend
+from actors.persistence import EmbeddedStore, run_backend
+from actors.room import dispose_rtc
 from supervisor._config import Config, load_config
 from supervisor._daemon import Daemon
 from supervisor._logging import configure_logging
