@@ -82,6 +82,7 @@ class PersistenceActor:
         self._shipper: Shipper | None = None
         self._emitted = 0
         self._settled = 0
+        self._flush_target = 0
         self._committed = 0
         self._unserialisable = 0
         label = settings.outbox_name
@@ -167,11 +168,12 @@ class PersistenceActor:
             PersistenceError: the actor stopped before it could commit them.
         """
         target = self._emitted
+        await anyio.lowlevel.checkpoint()  # an awaited call always yields, even with nothing to do
         while self._settled < target:
             if self._writer_done:
                 raise PersistenceError("cannot flush: the persistence actor has stopped")
             progress = self._progress
-            self._batch_ready.set()  # commit now instead of at the end of the flush interval
+            self._hurry(target)
             await progress.wait()
 
     async def wait_empty(self) -> None:
@@ -180,11 +182,12 @@ class PersistenceActor:
         Raises:
             PersistenceError: the actor stopped with events left (they stay in the outbox).
         """
+        await anyio.lowlevel.checkpoint()
         while self.backlog:
             if self._stopped:
                 raise PersistenceError("the persistence actor stopped with events left")
             progress = self._progress
-            self._batch_ready.set()
+            self._hurry(self._emitted)
             await progress.wait()
 
     async def agent_joined(self, room: str, metadata: dict[str, Any]) -> str:
@@ -306,7 +309,11 @@ class PersistenceActor:
                     self._has_events = anyio.Event()
                     await self._has_events.wait()
                     continue
-                if len(self._queue) < self._batch_max and not self._closing:
+                if (
+                    len(self._queue) < self._batch_max
+                    and not self._closing
+                    and self._settled >= self._flush_target
+                ):
                     self._batch_ready = anyio.Event()
                     with anyio.move_on_after(interval):
                         await self._batch_ready.wait()
@@ -372,6 +379,11 @@ class PersistenceActor:
             if self._writer_done:
                 return
             await committed.wait()
+
+    def _hurry(self, target: int) -> None:
+        """Commit up to the ``target``-th emitted event without waiting for the interval."""
+        self._flush_target = max(self._flush_target, target)
+        self._batch_ready.set()
 
     def _signal_commit(self) -> None:
         self._committed_signal.set()
