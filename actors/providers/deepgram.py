@@ -9,10 +9,12 @@ DEBUG, under ``pii.*`` keys.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import websockets.exceptions
@@ -26,7 +28,6 @@ from deepgram.listen.v1 import (
     ListenV1SpeechStarted,
     ListenV1UtteranceEnd,
 )
-from deepgram.listen.v1.socket_client import AsyncV1SocketClient
 
 from actors._exceptions import (
     ProviderConnectionError,
@@ -38,6 +39,9 @@ from actors.providers._base import STT_SAMPLE_RATE, SpeechEvent, SpeechEventKind
 from actors.providers._settings import SttSettings
 from actors.providers._tasks import task_group
 
+if TYPE_CHECKING:
+    from deepgram.listen.v1.socket_client import AsyncV1SocketClient
+
 __all__ = ("DeepgramStt",)
 
 logger = logging.getLogger(__name__)
@@ -45,6 +49,22 @@ logger = logging.getLogger(__name__)
 VENDOR = "deepgram"
 _EVENT_BUFFER = 256
 _CLOSE_TIMEOUT_S = 2.0  # closing a socket never holds up the caller for longer than this
+
+
+def _preload_sdk() -> None:
+    """Import the SDK's socket modules now, without their DeprecationWarnings.
+
+    deepgram-sdk 7 connects through websockets' legacy client and imports the deprecated
+    ``InvalidStatusCode``; both warn once at import (lazily, on the first stream otherwise).
+    Nothing here can change that, and it must not break runs that treat warnings as errors.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        importlib.import_module("deepgram.listen.v1.socket_client")
+        importlib.import_module("deepgram.listen.v1.raw_client")
+
+
+_preload_sdk()
 
 
 @contextmanager

@@ -75,7 +75,14 @@ class CartesiaFake:
     @asynccontextmanager
     async def serve(self) -> AsyncIterator[CartesiaFake]:
         async with serve(
-            self._handle, "127.0.0.1", 0, process_request=self._check, compression=None
+            self._handle,
+            "127.0.0.1",
+            0,
+            process_request=self._check,
+            compression=None,
+            # Unbounded, so a handler that stops reading (after an injected error) never
+            # stalls the close handshake behind unread audio.
+            max_queue=None,
         ) as server:
             self.port = next(iter(server.sockets)).getsockname()[1]
             yield self
@@ -104,6 +111,7 @@ class CartesiaFake:
                         self.cancels.append(context_id)
                         self.cancel_seen.set()
                         if (context := contexts.pop(context_id, None)) is not None:
+                            context.send.close()
                             context.scope.cancel()
                         continue
                     self.requests.append(message)
@@ -114,11 +122,15 @@ class CartesiaFake:
                     last = not message.get("continue", False)
                     await context.send.send((message.get("transcript", ""), last))
                     if last:
-                        contexts.pop(context_id, None)
+                        contexts.pop(context_id).send.close()
+                for context in contexts.values():
+                    context.send.close()
                 tg.cancel_scope.cancel()
         except ConnectionClosed:
             return
         finally:
+            for context in contexts.values():
+                context.send.close()
             self._live.discard(ws)
 
     async def disconnect_all(self) -> None:

@@ -74,7 +74,14 @@ class DeepgramFake:
     @asynccontextmanager
     async def serve(self) -> AsyncIterator[DeepgramFake]:
         async with serve(
-            self._handle, "127.0.0.1", 0, process_request=self._check, compression=None
+            self._handle,
+            "127.0.0.1",
+            0,
+            process_request=self._check,
+            compression=None,
+            # Unbounded, so a handler that stops reading (after an injected error) never
+            # stalls the close handshake behind unread audio.
+            max_queue=None,
         ) as server:
             self.port = next(iter(server.sockets)).getsockname()[1]
             yield self

@@ -25,7 +25,8 @@ def speech(text: str) -> bytes:
     """``text`` spoken by hibari (fixed seed), as 16 kHz mono int16."""
     audio = _hibari()(text, seed=1)
     audio16 = soxr.resample(audio.astype(np.float32), 24_000, RATE)
-    return (np.clip(audio16, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    pcm: bytes = (np.clip(audio16, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    return pcm
 
 
 def silence(seconds: float) -> bytes:
