@@ -153,3 +153,22 @@ async def test_deepgram_through_the_chain(deepgram_fake: DeepgramFake) -> None:
             await stream.end_input()
             finals = [e.text async for e in stream.events() if e.kind is SpeechEventKind.FINAL]
     assert finals == ["good morning"]
+
+
+async def test_deepgram_slow_to_answer_local_listens(deepgram_fake: DeepgramFake) -> None:
+    deepgram_fake.handshake_delay_s = 1.0
+    stt = build_stt(
+        SttSettings(
+            provider="deepgram",
+            fallback=("local",),
+            deepgram_url=deepgram_fake.url,
+            api_key=SecretStr(deepgram_fake.api_key),
+            timeout_s=0.2,
+        )
+    )
+    before = errors("deepgram", "stt")
+    with anyio.fail_after(10):
+        async with stt.stream() as stream:
+            await stream.end_input()
+            assert [e async for e in stream.events()] == []
+    assert errors("deepgram", "stt") == before + 1

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import anyio
+import numpy as np
 import pytest
+import soxr
 
 from actors import ProviderError
-from actors.providers import LocalStt, SpeechEvent, SpeechEventKind
+from actors.providers import LocalStt, LocalTts, SpeechEvent, SpeechEventKind
 from tests.actors.providers.audio import silence, speech, tone, words
 
 QUESTION = "could you tell me what time the pharmacy opens tomorrow"
@@ -52,6 +54,17 @@ async def test_hibari_speech_round_trip(stt: LocalStt) -> None:
     final = next(e.text for e in events if e.kind is SpeechEventKind.FINAL)
     assert overlap(QUESTION, final) >= 0.8, final
     assert events[0].speech_duration_s >= 0.2
+
+
+async def test_local_tts_to_local_stt(stt: LocalStt) -> None:
+    """The agent's own voice (24 kHz), resampled to 16 kHz, is understood by the recogniser."""
+    tts = LocalTts(sample_rate=24_000)
+    pcm24 = b"".join([chunk async for chunk in tts.synthesize(ORDER)])
+    samples = np.frombuffer(pcm24, dtype="<i2")
+    pcm16 = soxr.resample(samples, 24_000, 16_000).astype("<i2").tobytes()
+    events = await recognise(stt, silence(0.3) + pcm16 + silence(0.8))
+    final = next(e.text for e in events if e.kind is SpeechEventKind.FINAL)
+    assert overlap(ORDER, final) >= 0.8, final
 
 
 async def test_two_turns_and_interims(stt: LocalStt) -> None:
