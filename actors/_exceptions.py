@@ -9,9 +9,10 @@
     │   ├── ProviderConnectionError
     │   ├── ProviderTimeoutError
     │   └── ProviderStatusError
-    └── PersistenceError
-        ├── OutboxFullError         the durable outbox refused an event
-        └── BackendRejected         the backend answered with a final 4xx
+    ├── PersistenceError
+    │   ├── OutboxFullError         the durable outbox refused an event
+    │   └── BackendRejected         the backend answered with a final 4xx
+    └── CoordinationError           Redis (leases, limits, locks) failed (``retryable``: may retry)
 
 Misuse of an object (wrong lifecycle transition) raises ``IllegalTransition``, a ``RuntimeError``.
 Messages say what was attempted; they never carry user text, tokens or secrets.
@@ -25,6 +26,7 @@ __all__ = (
     "ActorStartError",
     "BackendRejected",
     "ConfigError",
+    "CoordinationError",
     "IllegalTransition",
     "OutboxFullError",
     "PersistenceError",
@@ -113,6 +115,18 @@ class BackendRejected(PersistenceError):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+
+class CoordinationError(VoiceSupervisorError):
+    """The shared store (Redis) behind leases, per-user limits and locks failed.
+
+    Attributes:
+        retryable: True when the same call may succeed later (connection lost, timeout).
+    """
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class IllegalTransition(RuntimeError):

@@ -1,8 +1,8 @@
 """config.toml → one frozen, validated ``Config``.
 
 Every section is optional and has working dev defaults. Secrets may come from the
-environment (LIVEKIT_API_KEY, LIVEKIT_API_SECRET, BACKEND_TOKEN); this is the only module
-that reads ``os.environ``. Errors name the key, the value and what is allowed.
+environment (LIVEKIT_API_KEY, LIVEKIT_API_SECRET, BACKEND_TOKEN, REDIS_URL); this is the only
+module that reads ``os.environ``. Errors name the key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from actors import ConfigError, Settings
 from actors.persistence import PersistenceSettings
 from actors.room import RoomSettings, VoiceSettings
+from supervisor.coordination import RedisSettings
 
 __all__ = (
     "AgentSettings",
@@ -123,12 +124,14 @@ class Config(Settings):
     supervisor: SupervisorSettings = SupervisorSettings()
     voice: VoiceSettings = VoiceSettings()
     logging: LoggingSettings = LoggingSettings()
+    redis: RedisSettings = RedisSettings()
 
 
 _ENV_SECRETS: tuple[tuple[str, str, str], ...] = (
     ("LIVEKIT_API_KEY", "livekit", "api_key"),
     ("LIVEKIT_API_SECRET", "livekit", "api_secret"),
     ("BACKEND_TOKEN", "persistence", "backend_token"),
+    ("REDIS_URL", "redis", "url"),
 )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime
 import logging
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
@@ -29,6 +29,7 @@ from supervisor._logging import configure_logging
 from supervisor._messages import SupervisorMessage
 from supervisor._registry import ActorRunner, RoomRegistry
 from supervisor._supervisor import Supervisor
+from supervisor.coordination import Coordinator
 from supervisor.webhook import WebhookEndpoint
 
 __all__ = ("Daemon", "DaemonInfo")
@@ -72,6 +73,7 @@ class Daemon:
         self.registry: RoomRegistry | None = None
         self.supervisor: Supervisor | None = None
         self.persistence: PersistenceActor | None = None
+        self.coordination: Coordinator | None = None
 
     def request_stop(self) -> None:
         """Begin the shutdown ladder (what SIGTERM does)."""
@@ -94,19 +96,24 @@ class Daemon:
         lkapi = api.LiveKitAPI(
             cfg.livekit.url, cfg.livekit.api_key, cfg.livekit.api_secret.get_secret_value()
         )
+        # With [redis] url: leases decide which daemon runs each room (see coordination).
+        coordination = Coordinator(cfg.redis, clock=self._clock) if cfg.redis.enabled else None
+        self.coordination = coordination
         registry = RoomRegistry(
-            cfg.supervisor, self._room_spec, self._room_actor, clock=self._clock
+            cfg.supervisor,
+            self._room_spec,
+            self._room_actor,
+            clock=self._clock,
+            leases=coordination,
         )
         self.registry = registry
         supervisor = Supervisor(
             cfg.supervisor, cfg.agent, registry, receive, lkapi, clock=self._clock
         )
         self.supervisor = supervisor
-        receiver = api.WebhookReceiver(
-            api.TokenVerifier(cfg.livekit.api_key, cfg.livekit.api_secret.get_secret_value())
-        )
+        verifier = api.TokenVerifier(cfg.livekit.api_key, cfg.livekit.api_secret.get_secret_value())
         endpoint = WebhookEndpoint(
-            receiver,
+            verifier,
             send,
             dedupe_size=cfg.server.dedupe_size,
             max_body_bytes=cfg.server.max_body_kb * 1024,
@@ -118,6 +125,8 @@ class Daemon:
         try:
             async with anyio.create_task_group() as outer:
                 await outer.start(persistence.run, name="persistence")
+                if coordination is not None:
+                    await outer.start(coordination.run, name="coordination")
                 async with anyio.create_task_group() as inner:
                     await inner.start(registry.run, name="registry")
                     await inner.start(supervisor.run, name="supervisor")
@@ -134,6 +143,8 @@ class Daemon:
                 with anyio.move_on_after(cfg.agent.close_timeout_s, shield=True):
                     await runner.cleanup()
                 persistence.close()
+                if coordination is not None:
+                    coordination.close()  # after the rooms: their leases are released by now
                 # The outbox gets its own deadline: what it cannot store stays queued on disk
                 # (with the durable outbox) or is reported lost here.
                 outer.cancel_scope.deadline = anyio.current_time() + cfg.supervisor.drain_timeout_s
@@ -203,15 +214,25 @@ class Daemon:
 
     def _room_actor(self, spec: RoomSpec) -> ActorRunner:
         assert self.persistence is not None
-        return RoomActor(
+        providers = self.providers
+        actor: RoomActor | None = None
+        if providers is not None and self.coordination is not None:
+            # Per-user limits: the room's model answers only within them (see coordination).
+            def user_of() -> str | None:
+                return None if actor is None else actor.session.user_id
+
+            llm = self.coordination.gate_llm(spec.room, providers.llm, user_of)
+            providers = replace(providers, llm=llm)
+        actor = RoomActor(
             spec,
             self.config.agent.room_settings(),
             self.persistence,
             history_limit=self.config.persistence.history_limit,
-            providers=self.providers,
+            providers=providers,
             voice=self.config.voice,
             clock=self._clock,
         )
+        return actor
 
     def _readiness(self) -> tuple[bool, dict[str, object]]:
         registry = self.registry
@@ -222,7 +243,12 @@ class Daemon:
             details["reason"] = "draining"
         elif waiting:
             details["reason"] = "max_rooms reached; rooms are waiting"
-        return (not self.draining and waiting == 0), details
+        redis_ok = True
+        if self.coordination is not None:
+            redis_ok, details["redis"] = self.coordination.health()
+            if not redis_ok and "reason" not in details:
+                details["reason"] = "Redis unreachable; no new rooms are taken"
+        return (not self.draining and waiting == 0 and redis_ok), details
 
 
 def _bound_port(site: web.TCPSite, configured: int) -> int:

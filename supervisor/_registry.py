@@ -4,6 +4,11 @@ It owns the task group the room actors run in, starts at most ``max_rooms`` of t
 rest wait, first come first served), restarts a crashed actor with exponential backoff,
 gives up on a room that crashes ``max_restarts`` times within ``restart_window_s``, and
 drains them all on shutdown. Actors are reached only through their handle's messages.
+
+With ``leases`` (several daemons through Redis), a room's supervision task first claims the
+room's lease and runs nothing unless it wins; a keeper task beside the actor renews the lease,
+and when it is lost the actor is cancelled at once and not restarted (another daemon owns the
+room now). The lease is released when the room's supervision ends.
 """
 
 from __future__ import annotations
@@ -29,15 +34,35 @@ from supervisor._metrics import (
     ROOMS_WAITING,
 )
 
-__all__ = ("ActorRunner", "RoomRegistry")
+__all__ = ("ActorRunner", "RoomLeases", "RoomRegistry")
 
 logger = logging.getLogger(__name__)
+
+# Releasing a lease is bounded by the lease store's own command timeouts; this only backstops
+# it (an unreleased lease expires by itself after its TTL).
+_LEASE_RELEASE_BACKSTOP_S = 5.0
 
 
 class ActorRunner(Protocol):
     """Something that runs one room actor: in this process or, later, in a worker."""
 
     async def run(self, *, task_status: TaskStatus[RoomHandle] = ...) -> None: ...
+
+
+class RoomLeases(Protocol):
+    """Who may run which room, when several daemons share the rooms (see ``coordination``)."""
+
+    async def claim(self, room: str) -> bool:
+        """Try once to take the room's lease; never raises for a store failure."""
+        ...
+
+    async def keep(self, room: str) -> str:
+        """Renew the lease until cancelled; return why it was lost."""
+        ...
+
+    async def release(self, room: str) -> None:
+        """Give the lease back; never raises for a store failure."""
+        ...
 
 
 ActorFactory = Callable[[RoomSpec], ActorRunner]
@@ -65,6 +90,7 @@ class RoomRegistry:
         make_actor: builds the actor for a spec.
         clock: time source (backoff sleeps use it).
         on_joined: called with the room name each time an actor has joined.
+        leases: room leases shared with other daemons (None: this daemon runs every room).
     """
 
     def __init__(
@@ -75,12 +101,14 @@ class RoomRegistry:
         *,
         clock: Clock = SYSTEM_CLOCK,
         on_joined: Callable[[str], Awaitable[None]] | None = None,
+        leases: RoomLeases | None = None,
     ) -> None:
         self._settings = settings
         self._make_spec = make_spec
         self._make_actor = make_actor
         self._clock = clock
         self._on_joined = on_joined
+        self._leases = leases
         self._slots: dict[str, _Slot] = {}
         self._waiting: OrderedDict[str, float] = OrderedDict()
         self._given_up: dict[str, float] = {}
@@ -186,27 +214,53 @@ class RoomRegistry:
         self._tg.start_soon(self._supervise, slot, name=f"room:{room}")
 
     async def _supervise(self, slot: _Slot) -> None:
-        attempt = 0
         try:
-            while not slot.stopping:
-                if await self._run_once(slot, attempt):
-                    return
-                if slot.stopping or not self._may_restart(slot):
-                    return
-                delay = min(
-                    self._settings.restart_backoff_initial_s * 2 ** len(slot.crashes),
-                    self._settings.restart_backoff_max_s,
-                )
-                with anyio.move_on_after(delay):
-                    await slot.wake.wait()
-                slot.wake = anyio.Event()
-                attempt += 1
-                ACTOR_RESTARTS.inc()
+            if self._leases is None:
+                await self._restart_loop(slot)
+            elif await self._leases.claim(slot.room):
+                await self._run_leased(slot, self._leases)
         finally:
             self._slots.pop(slot.room, None)
             slot.stopped.set()
             ROOMS_ACTIVE.set(len(self.joined))
             self._admit_waiting()
+
+    async def _run_leased(self, slot: _Slot, leases: RoomLeases) -> None:
+        async def keep() -> None:
+            try:
+                reason = await leases.keep(slot.room)
+            except Exception as exc:  # a broken keeper cannot vouch for the lease any more
+                reason = type(exc).__name__
+            slot.stopping = slot.stopping or f"lease lost ({reason})"
+            slot.wake.set()
+            if slot.scope is not None:
+                slot.scope.cancel("lease lost")  # at once: another daemon may take the room
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(keep, name=f"room:{slot.room}:lease")
+                await self._restart_loop(slot)
+                tg.cancel_scope.cancel("room supervision ended")
+        finally:
+            with anyio.move_on_after(_LEASE_RELEASE_BACKSTOP_S, shield=True):
+                await leases.release(slot.room)
+
+    async def _restart_loop(self, slot: _Slot) -> None:
+        attempt = 0
+        while not slot.stopping:
+            if await self._run_once(slot, attempt):
+                return
+            if slot.stopping or not self._may_restart(slot):
+                return
+            delay = min(
+                self._settings.restart_backoff_initial_s * 2 ** len(slot.crashes),
+                self._settings.restart_backoff_max_s,
+            )
+            with anyio.move_on_after(delay):
+                await slot.wake.wait()
+            slot.wake = anyio.Event()
+            attempt += 1
+            ACTOR_RESTARTS.inc()
 
     async def _run_once(self, slot: _Slot, attempt: int) -> bool:
         """Run the actor once; True when it ended cleanly (no restart wanted)."""

@@ -1,0 +1,23 @@
+"""Several daemons through Redis: room leases (one agent per room, failover), per-user limits
+across rooms, a distributed lock, and Redis health. Absent ``[redis] url``: none of it runs.
+"""
+
+from __future__ import annotations
+
+from supervisor.coordination._coordinator import Coordinator
+from supervisor.coordination._gate import GatedLlm
+from supervisor.coordination._leases import LeaseTable
+from supervisor.coordination._limits import UserLimits
+from supervisor.coordination._lock import distributed_lock
+from supervisor.coordination._redis import RedisStore
+from supervisor.coordination._settings import RedisSettings
+
+__all__ = (
+    "Coordinator",
+    "GatedLlm",
+    "LeaseTable",
+    "RedisSettings",
+    "RedisStore",
+    "UserLimits",
+    "distributed_lock",
+)

@@ -1,0 +1,166 @@
+"""The only code that talks to Redis: one redis-py asyncio client, the scripts, and the
+translation of redis-py errors into ``CoordinationError`` (once, here).
+
+Every call is bounded by ``[redis] timeout_s``. Nothing above this module names a redis-py
+exception or builds a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import anyio
+from redis import asyncio as aioredis
+from redis import exceptions as redis_errors
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from actors import CoordinationError
+from supervisor.coordination import _scripts
+from supervisor.coordination._metrics import REDIS_ERRORS
+from supervisor.coordination._settings import RedisSettings
+
+__all__ = ("RedisStore",)
+
+T = TypeVar("T")
+
+
+class RedisStore:
+    """Keys, scripts and bounded calls over one Redis client.
+
+    Args:
+        settings: the ``[redis]`` settings (``url`` must be set).
+        client: a ready client (tests); None builds one from ``settings.url``.
+    """
+
+    def __init__(self, settings: RedisSettings, client: aioredis.Redis | None = None) -> None:
+        if client is None:
+            if not settings.url:
+                raise RuntimeError("RedisStore needs [redis] url")
+            client = aioredis.Redis.from_url(
+                settings.url,
+                socket_timeout=settings.timeout_s,
+                socket_connect_timeout=settings.timeout_s,
+                # One immediate retry reconnects a pooled connection that Redis closed (after a
+                # restart); callers keep their own cadence, so no backoff here.
+                retry=Retry(NoBackoff(), 1),
+            )
+        self._client = client
+        self._timeout_s = settings.timeout_s
+        self._prefix = settings.key_prefix
+        self._acquire = client.register_script(_scripts.ACQUIRE_LEASE)
+        self._renew = client.register_script(_scripts.RENEW_LEASE)
+        self._delete = client.register_script(_scripts.COMPARE_AND_DELETE)
+        self._set_nx = client.register_script(_scripts.SET_IF_ABSENT)
+        self._admit = client.register_script(_scripts.ADMIT_USER_ROOM)
+        self._turn = client.register_script(_scripts.COUNT_TURN)
+
+    # -- keys ---------------------------------------------------------------------------------
+
+    def lease_key(self, room: str) -> str:
+        return f"{self._prefix}lease:{room}"
+
+    def _epoch_key(self) -> str:
+        return f"{self._prefix}epoch"
+
+    def _user_rooms_key(self, user_id: str) -> str:
+        return f"{self._prefix}user:{user_id}:rooms"
+
+    def _user_turns_key(self, user_id: str) -> str:
+        return f"{self._prefix}user:{user_id}:turns"
+
+    def _lock_key(self, name: str) -> str:
+        return f"{self._prefix}lock:{name}"
+
+    # -- operations ---------------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        await self._call("ping", self._client.ping)
+
+    async def acquire_lease(self, room: str, node: str, ttl_ms: int) -> tuple[int, int]:
+        """(1, 0) won, (0, pttl) held by another node, (-1, wait ms) holding off."""
+        keys = [self.lease_key(room), self._epoch_key()]
+        result = await self._script("acquire", self._acquire, keys, [node, ttl_ms])
+        status, ms = result
+        return int(status), int(ms)
+
+    async def renew_lease(self, room: str, node: str, ttl_ms: int) -> int:
+        """1 extended, 2 re-claimed after Redis lost it, 0 lost to another node."""
+        return int(await self._script("renew", self._renew, [self.lease_key(room)], [node, ttl_ms]))
+
+    async def release_lease(self, room: str, node: str) -> bool:
+        return bool(await self._script("release", self._delete, [self.lease_key(room)], [node]))
+
+    async def lease_holder(self, room: str) -> str | None:
+        """The node holding ``room``'s lease, if any (for tests, tools and benchmarks)."""
+
+        async def get() -> Any:
+            return await self._client.get(self.lease_key(room))
+
+        value = await self._call("get", get)
+        return None if value is None else _text(value)
+
+    async def admit_user_room(self, user_id: str, room: str, most: int, ttl_ms: int) -> bool:
+        keys = [self._user_rooms_key(user_id)]
+        return bool(await self._script("admit", self._admit, keys, [room, most, ttl_ms]))
+
+    async def leave_user_room(self, user_id: str, room: str) -> None:
+        async def zrem() -> Any:
+            return await self._client.zrem(self._user_rooms_key(user_id), room)
+
+        await self._call("leave", zrem)
+
+    async def count_turn(self, user_id: str, most: int, window_ms: int, turn_id: str) -> int:
+        """0 counted, else ms until a turn leaves the window (refused)."""
+        keys = [self._user_turns_key(user_id)]
+        return int(await self._script("turn", self._turn, keys, [most, window_ms, turn_id]))
+
+    async def take_lock(self, name: str, token: str, ttl_ms: int) -> bool:
+        keys = [self._lock_key(name)]
+        return bool(await self._script("lock", self._set_nx, keys, [token, ttl_ms]))
+
+    async def drop_lock(self, name: str, token: str) -> bool:
+        return bool(await self._script("unlock", self._delete, [self._lock_key(name)], [token]))
+
+    async def aclose(self) -> None:
+        with anyio.move_on_after(self._timeout_s, shield=True), _translate("close"):
+            await self._client.aclose()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    async def _script(
+        self, op: str, script: Any, keys: Sequence[str], args: Sequence[str | int]
+    ) -> Any:
+        async def run() -> Any:
+            return await script(keys=list(keys), args=list(args))
+
+        return await self._call(op, run)
+
+    async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
+        with _translate(op), anyio.fail_after(self._timeout_s):
+            return await fn()
+
+
+@contextmanager
+def _translate(op: str) -> Iterator[None]:
+    """Map redis-py (and socket/timeout) errors to ``CoordinationError``, counted by ``op``."""
+    try:
+        yield
+    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError) as exc:
+        REDIS_ERRORS.labels(op=op).inc()
+        raise CoordinationError(
+            f"Redis {op} failed: unreachable or too slow; check [redis] url and timeout_s",
+            retryable=True,
+        ) from exc
+    except redis_errors.RedisError as exc:
+        REDIS_ERRORS.labels(op=op).inc()
+        raise CoordinationError(
+            f"Redis {op} failed: the server refused the command; check the Redis version (>= 5)",
+            retryable=False,
+        ) from exc
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,120 @@
+"""The Lua scripts that make each coordination step atomic in Redis.
+
+Time inside a script is Redis's own (``TIME``), so daemons with skewed clocks agree. Every
+script touches only the keys it is given. Scripts are replicated by effect (Redis >= 5).
+"""
+
+from __future__ import annotations
+
+__all__ = (
+    "ACQUIRE_LEASE",
+    "ADMIT_USER_ROOM",
+    "COMPARE_AND_DELETE",
+    "COUNT_TURN",
+    "RENEW_LEASE",
+    "SET_IF_ABSENT",
+)
+
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+ACQUIRE_LEASE = (
+    _NOW_MS
+    + """
+-- KEYS[1] lease, KEYS[2] epoch marker; ARGV[1] node id, ARGV[2] ttl ms.
+-- Returns {1, 0} won, {0, pttl} held by another node, {-1, wait ms} holding off.
+-- The epoch marker is missing after Redis lost its data (restart without persistence, first
+-- start): then nobody takes a new lease for one TTL, so the daemons that held leases re-claim
+-- theirs (RENEW_LEASE) before anyone else can.
+local ttl = tonumber(ARGV[2])
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  redis.call('SET', KEYS[2], now)
+  return {-1, ttl}
+end
+local wait = tonumber(epoch) + ttl - now
+if wait > 0 then
+  return {-1, wait}
+end
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  return {1, 0}
+end
+if holder then
+  return {0, redis.call('PTTL', KEYS[1])}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+return {1, 0}
+"""
+)
+
+RENEW_LEASE = """
+-- KEYS[1] lease; ARGV[1] node id, ARGV[2] ttl ms.
+-- Returns 1 extended, 2 re-claimed (the key was gone: Redis lost its data), 0 lost.
+-- Re-claiming is safe: the caller only renews while its lease is valid by its own clock,
+-- which ends before Redis would have expired the key, so a missing key was never taken.
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+return 0
+"""
+
+COMPARE_AND_DELETE = """
+-- KEYS[1] lease or lock; ARGV[1] owner token. Returns 1 deleted, 0 not ours (left alone).
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+SET_IF_ABSENT = """
+-- KEYS[1] lock; ARGV[1] owner token, ARGV[2] ttl ms. Returns 1 taken, 0 held by someone.
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return 1
+end
+return 0
+"""
+
+ADMIT_USER_ROOM = (
+    _NOW_MS
+    + """
+-- KEYS[1] the user's rooms (sorted set: room -> expiry ms); ARGV[1] room, ARGV[2] most rooms,
+-- ARGV[3] ttl ms. Returns 1 admitted (or refreshed), 0 refused: the user is at the cap.
+local ttl = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZSCORE', KEYS[1], ARGV[1])
+    or redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  return 1
+end
+return 0
+"""
+)
+
+COUNT_TURN = (
+    _NOW_MS
+    + """
+-- KEYS[1] the user's recent turns (sorted set: unique id -> time ms); ARGV[1] most turns,
+-- ARGV[2] window ms, ARGV[3] this turn's unique id.
+-- Returns 0 counted, or the ms until the oldest turn leaves the window (refused).
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return math.max(1, tonumber(oldest[2]) + window - now)
+end
+redis.call('ZADD', KEYS[1], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[1], window)
+return 0
+"""
+)
