@@ -18,7 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from actors import ConfigError, Settings
 from actors.persistence import PersistenceSettings
-from actors.room import RoomSettings, VoiceSettings
+from actors.room import DataSettings, RoomSettings, VoiceSettings
 from supervisor.coordination import RedisSettings
 
 __all__ = (
@@ -123,6 +123,7 @@ class Config(Settings):
     persistence: PersistenceSettings = PersistenceSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
     voice: VoiceSettings = VoiceSettings()
+    data: DataSettings = DataSettings()
     logging: LoggingSettings = LoggingSettings()
     redis: RedisSettings = RedisSettings()
 

@@ -230,6 +230,7 @@ class Daemon:
             history_limit=self.config.persistence.history_limit,
             providers=providers,
             voice=self.config.voice,
+            data=self.config.data,
             clock=self._clock,
         )
         return actor

@@ -6,12 +6,13 @@ from actors.room._actor import RoomActor, RoomHandle
 from actors.room._messages import RoomSpec
 from actors.room._ports import Persistence
 from actors.room._rtc import dispose_rtc
-from actors.room._settings import RoomSettings, VoiceSettings
+from actors.room._settings import DataSettings, RoomSettings, VoiceSettings
 from actors.room._state import ConversationHistory, Message, ParticipantState, RoomLifecycle
 from actors.room._voice import Providers, VoicePipeline
 
 __all__ = (
     "ConversationHistory",
+    "DataSettings",
     "Message",
     "ParticipantState",
     "Persistence",

@@ -21,8 +21,9 @@ from actors._clock import SYSTEM_CLOCK, Clock
 from actors._events import Event, EventType
 from actors._exceptions import ActorCrashed, ActorStartError, OutboxFullError
 from actors._metrics import DATA_MESSAGES
+from actors.room._data import TOPIC_COMMAND, TOPIC_FILE, DataTopics
 from actors.room._messages import (
-    ChatStream,
+    DataReceived,
     Disconnected,
     MetadataChanged,
     ParticipantJoined,
@@ -30,11 +31,12 @@ from actors.room._messages import (
     RoomMessage,
     RoomSpec,
     StopRequested,
+    StreamOpened,
     TrackSubscribed,
     TrackUnsubscribed,
 )
 from actors.room._ports import Persistence
-from actors.room._settings import RoomSettings, VoiceSettings
+from actors.room._settings import DataSettings, RoomSettings, VoiceSettings
 from actors.room._state import (
     ConversationHistory,
     Message,
@@ -83,6 +85,7 @@ class RoomActor:
         history_limit: how many stored messages to restore when a conversation resumes.
         providers: STT, LLM and TTS; None (or ``voice.enabled`` false) = no voice pipeline.
         voice: the ``[voice]`` settings.
+        data: the ``[data]`` settings (commands and file uploads).
         clock: time source.
         room_factory: builds the ``rtc.Room`` (tests may wrap it).
     """
@@ -96,6 +99,7 @@ class RoomActor:
         history_limit: int = 20,
         providers: Providers | None = None,
         voice: VoiceSettings | None = None,
+        data: DataSettings | None = None,
         clock: Clock = SYSTEM_CLOCK,
         room_factory: RoomFactory = rtc.Room,
     ) -> None:
@@ -105,6 +109,8 @@ class RoomActor:
         self._history_limit = history_limit
         self._providers = providers
         self._voice_settings = voice or VoiceSettings()
+        self._data_settings = data or DataSettings()
+        self._data: DataTopics | None = None
         self.voice: VoicePipeline | None = None
         self._greeted = False
         self._clock = clock
@@ -156,6 +162,7 @@ class RoomActor:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_stop, tg, name=f"room:{self.spec.room}:stop")
+                self._data = DataTopics(room, self._data_settings, self)
                 await self._start_voice(room, tg)
                 task_status.started(handle)
                 await self._serve(tg)
@@ -223,9 +230,25 @@ class RoomActor:
             post(TrackUnsubscribed(pub.sid))
 
         def on_chat(reader: rtc.TextStreamReader, identity: str) -> None:
-            post(ChatStream(TOPIC_CHAT, identity, reader))
+            post(StreamOpened(TOPIC_CHAT, identity, reader))
+
+        def on_file(reader: rtc.ByteStreamReader, identity: str) -> None:
+            post(StreamOpened(TOPIC_FILE, identity, reader))
+
+        def on_command(reader: rtc.TextStreamReader, identity: str) -> None:
+            post(StreamOpened(TOPIC_COMMAND, identity, reader))
 
         room.register_text_stream_handler(TOPIC_CHAT, on_chat)
+        room.register_text_stream_handler(TOPIC_COMMAND, on_command)
+        room.register_byte_stream_handler(TOPIC_FILE, on_file)
+
+        @room.on("data_received")
+        def _data(packet: rtc.DataPacket) -> None:
+            # livekit-server 1.13 leaves the sender of a data packet empty for the SDK, so a
+            # packet command is answered to everyone; a text stream names its sender.
+            if packet.topic == TOPIC_COMMAND:
+                sender = packet.participant.identity if packet.participant is not None else ""
+                post(DataReceived(packet.topic, sender, bytes(packet.data)))
 
         @room.on("disconnected")
         def _disconnected(reason: rtc.DisconnectReason.ValueType) -> None:
@@ -281,13 +304,11 @@ class RoomActor:
                 case TrackUnsubscribed(track_sid=sid):
                     if self.voice is not None:
                         self.voice.track_unsubscribed(sid)
-                case ChatStream(topic=topic, identity=identity, reader=reader):
+                case StreamOpened(topic=topic, identity=identity, reader=reader):
+                    self._open_stream(tg, topic, identity, reader)
+                case DataReceived(identity=identity, data=data) if self._data is not None:
                     tg.start_soon(
-                        self._read_stream,
-                        topic,
-                        identity,
-                        reader,
-                        name=f"room:{self.spec.room}:stream",
+                        self._data.command, identity, data, name=f"room:{self.spec.room}:command"
                     )
                 case Disconnected(reason=reason) | StopRequested(reason=reason):
                     self.stop_reason = reason
@@ -320,6 +341,15 @@ class RoomActor:
         self._greeted = True
         if self._providers.greeting and not self.history.restored:
             self.voice.say(self._providers.greeting)
+
+    def _open_stream(self, tg: TaskGroup, topic: str, identity: str, reader: Any) -> None:
+        name = f"room:{self.spec.room}:{topic}"
+        if self._data is not None and topic == TOPIC_FILE:
+            tg.start_soon(self._data.receive_file, identity, reader, name=name)
+        elif self._data is not None and topic == TOPIC_COMMAND:
+            tg.start_soon(self._data.command_stream, identity, reader, name=name)
+        else:
+            tg.start_soon(self._read_stream, topic, identity, reader, name=name)
 
     async def _read_stream(self, topic: str, identity: str, reader: rtc.TextStreamReader) -> None:
         try:
@@ -361,6 +391,30 @@ class RoomActor:
             },
             ts=now,
         )
+
+    # -- what data commands may do (DataHost) -------------------------------------------------
+
+    def reset_history(self) -> None:
+        self.history.clear()
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_reason = reason
+        try:
+            self._inbox_send.send_nowait(StopRequested(reason))
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self._stop.set()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "state": "speaking" if self.voice is not None and self.voice.speaking else "listening",
+            "conversation_id": self.conversation_id,
+            "participants": sorted(i for i, p in self.participants.items() if p.left_at is None),
+            "messages": len(self.history.messages),
+            "muted": self.voice is not None and self.voice.muted,
+        }
+
+    def emit(self, type_: EventType, data: dict[str, Any]) -> None:
+        self._emit(type_, data)
 
     async def _watch_stop(self, tg: TaskGroup) -> None:
         # A stop that could not be posted (full mailbox) still ends the actor.

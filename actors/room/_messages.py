@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = (
-    "ChatStream",
+    "DataReceived",
     "Disconnected",
     "MetadataChanged",
     "ParticipantJoined",
@@ -18,6 +18,7 @@ __all__ = (
     "RoomMessage",
     "RoomSpec",
     "StopRequested",
+    "StreamOpened",
     "TrackSubscribed",
     "TrackUnsubscribed",
 )
@@ -94,7 +95,16 @@ class TrackUnsubscribed:
 
 
 @dataclass(frozen=True, slots=True)
-class ChatStream:
+class DataReceived:
+    """A data packet on a topic the actor handles."""
+
+    topic: str
+    identity: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOpened:
     """A text or byte stream arrived on a topic the actor handles (holds the SDK reader)."""
 
     topic: str
@@ -110,5 +120,6 @@ RoomMessage = (
     | StopRequested
     | TrackSubscribed
     | TrackUnsubscribed
-    | ChatStream
+    | StreamOpened
+    | DataReceived
 )

@@ -51,3 +51,36 @@ class VoiceSettings(Settings):
     @property
     def ring_capacity(self) -> int:
         return max(1, int(self.audio_in_buffer_s * 1000 / self.audio_in_frame_ms))
+
+
+class DataSettings(Settings):
+    commands: bool = True
+    """Accept JSON commands on the ``agent.command`` topic (answered on ``agent.reply``)."""
+
+    command_max_bytes: int = Field(default=16_384, ge=256, le=1_000_000)
+    """Largest command accepted; larger ones get an error reply."""
+
+    file_max_mb: float = Field(default=5.0, gt=0, le=1024)
+    """Largest file accepted on the ``agent.file`` byte-stream topic."""
+
+    file_mime_types: tuple[str, ...] = (
+        "text/plain",
+        "text/markdown",
+        "text/csv",
+        "application/json",
+        "application/pdf",
+        "image/png",
+        "image/jpeg",
+    )
+    """MIME types accepted for uploads (``type/*`` allowed); others are refused with the reason."""
+
+    @property
+    def file_max_bytes(self) -> int:
+        return int(self.file_max_mb * 1024 * 1024)
+
+    def mime_allowed(self, mime: str) -> bool:
+        mime = mime.split(";")[0].strip().lower()
+        return any(
+            mime == allowed or (allowed.endswith("/*") and mime.startswith(allowed[:-1]))
+            for allowed in self.file_mime_types
+        )

@@ -113,6 +113,7 @@ class VoicePipeline:
         self._reply: _Reply | None = None
         self._pending_trigger: float | None = None
         self.muted = False
+        self.instructions: str | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -322,8 +323,8 @@ class VoicePipeline:
                 yield sentence
             return
         messages = [ChatMessage(m.role, m.content, m.speaker) for m in self._history.messages]
-        instructions = self.session.instructions or self._p.instructions or None
-        deltas = self._p.llm.complete(messages, instructions=instructions)
+        instructions = self.instructions or self.session.instructions or self._p.instructions
+        deltas = self._p.llm.complete(messages, instructions=instructions or None)
         try:
             async for delta in deltas:
                 if "llm_first_token" not in reply.latency_ms:
