@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from enum import Enum
 from functools import partial as partial_call
+from typing import TypeVar
 
 import anyio
 import webrtcvad
@@ -30,6 +31,8 @@ from actors.providers._sphinx import DecoderPool, SphinxDecoder
 from actors.providers._tasks import task_group
 
 __all__ = ("LocalStt",)
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -150,19 +153,9 @@ class LocalStt:
         async with audio, events:
             try:
                 async for item in audio:
-                    if item == _BEGIN:
-                        decoder = await self._pool.acquire()
-                        await anyio.to_thread.run_sync(decoder.start)
-                        fed_frames, last_interim = 0, ""
-                    elif item == _END and decoder is not None:
-                        text = await self._run(decoder.finish)
-                        self._pool.release(decoder)
-                        decoder = None
-                        if text:
-                            logger.debug("local final transcript", extra={"pii.text": text})
-                            await events.send(SpeechEvent(SpeechEventKind.FINAL, text))
-                        await events.send(SpeechEvent(SpeechEventKind.END_OF_SPEECH))
-                    elif isinstance(item, bytes) and decoder is not None:
+                    if isinstance(item, bytes):
+                        if decoder is None:
+                            continue
                         before = fed_frames
                         fed_frames += len(item) // _FRAME_BYTES
                         every = self._tuning.interim_frames
@@ -173,11 +166,23 @@ class LocalStt:
                             await events.send(
                                 SpeechEvent(SpeechEventKind.INTERIM, partial, fed_frames * _FRAME_S)
                             )
+                    elif item == _BEGIN:
+                        decoder = await self._pool.acquire()
+                        await self._run(decoder.start)
+                        fed_frames, last_interim = 0, ""
+                    elif decoder is not None:  # _END
+                        text = await self._run(decoder.finish)
+                        self._pool.release(decoder)
+                        decoder = None
+                        if text:
+                            logger.debug("local final transcript", extra={"pii.text": text})
+                            await events.send(SpeechEvent(SpeechEventKind.FINAL, text))
+                        await events.send(SpeechEvent(SpeechEventKind.END_OF_SPEECH))
             finally:
                 if decoder is not None:
                     self._pool.release(decoder)  # reset on its next acquire
 
-    async def _run(self, call: Callable[[], str]) -> str:
+    async def _run(self, call: Callable[[], T]) -> T:
         try:
             return await anyio.to_thread.run_sync(call)
         except Exception as exc:

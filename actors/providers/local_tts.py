@@ -117,9 +117,12 @@ class LocalTts:
     ) -> AsyncIterator[bytes]:
         """Stream int16 PCM at ``sample_rate`` for ``text``, in chunks of ``chunk_s``.
 
+        A ``voice`` that is not on disk is replaced by the configured voice (with a warning):
+        refusing it would leave a room whose metadata names another vendor's voice mute.
+
         Raises:
-            ProviderError: the voice is not on disk, synthesis failed, or neither hibari nor
-                espeak-ng is usable (not retryable: the same request would fail again).
+            ProviderError: synthesis failed, or neither hibari nor espeak-ng is usable (not
+                retryable: the same request would fail again).
         """
         text = text.strip()
         if not text:
@@ -178,11 +181,13 @@ class LocalTts:
         if self._hibari_broken:
             return None
         if voice != self._voice and not await anyio.to_thread.run_sync(_voice_on_disk, voice):
-            raise ProviderError(
-                "local TTS: the requested voice is not a hibari voice on this machine",
-                vendor=self.name,
-                retryable=False,
+            # A room asked for a voice hibari does not have here (perhaps another vendor's id):
+            # refusing would leave the room mute, so speak with the configured voice instead.
+            logger.warning(
+                "requested voice unavailable locally; using the configured one",
+                extra={"voice": voice, "configured_voice": self._voice},
             )
+            return await self._engine(self._voice)
         async with self._load_lock:
             if voice not in self._engines and not self._hibari_broken:
                 try:

@@ -106,11 +106,11 @@ async def test_cartesia_stalls_local_voice_answers(cartesia_fake: CartesiaFake) 
             cartesia_url=cartesia_fake.url,
             api_key=SecretStr(cartesia_fake.api_key),
             sample_rate=16_000,
-            timeout_s=0.3,
+            timeout_s=1.0,
         )
     )
     try:
-        # Loading hibari takes longer than this timeout: warm up first, as the daemon should.
+        # Loading hibari (~0.5 s cold) may exceed the timeout: warm up first, as a daemon should.
         await tts.warm_up()
         with anyio.fail_after(10):
             audio = b"".join([c async for c in tts.synthesize("Sorry, one moment.")])

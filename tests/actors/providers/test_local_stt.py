@@ -44,8 +44,13 @@ def overlap(expected: str, got: str) -> float:
     return sum(word in said for word in words(expected)) / len(words(expected))
 
 
-async def test_hibari_speech_round_trip(stt: LocalStt) -> None:
-    events = await recognise(stt, silence(0.5) + speech(QUESTION) + silence(1.0))
+async def test_local_tts_to_local_stt_round_trip(stt: LocalStt) -> None:
+    """The local voice (hibari, 24 kHz), resampled to 16 kHz with soxr, is understood."""
+    tts = LocalTts(sample_rate=24_000)
+    pcm24 = b"".join([chunk async for chunk in tts.synthesize(QUESTION)])
+    samples = np.frombuffer(pcm24, dtype="<i2")
+    pcm16 = soxr.resample(samples, 24_000, 16_000).astype("<i2").tobytes()
+    events = await recognise(stt, silence(0.5) + pcm16 + silence(1.0))
     assert kinds(events) == [
         SpeechEventKind.START_OF_SPEECH,
         SpeechEventKind.FINAL,
@@ -54,17 +59,6 @@ async def test_hibari_speech_round_trip(stt: LocalStt) -> None:
     final = next(e.text for e in events if e.kind is SpeechEventKind.FINAL)
     assert overlap(QUESTION, final) >= 0.8, final
     assert events[0].speech_duration_s >= 0.2
-
-
-async def test_local_tts_to_local_stt(stt: LocalStt) -> None:
-    """The agent's own voice (24 kHz), resampled to 16 kHz, is understood by the recogniser."""
-    tts = LocalTts(sample_rate=24_000)
-    pcm24 = b"".join([chunk async for chunk in tts.synthesize(ORDER)])
-    samples = np.frombuffer(pcm24, dtype="<i2")
-    pcm16 = soxr.resample(samples, 24_000, 16_000).astype("<i2").tobytes()
-    events = await recognise(stt, silence(0.3) + pcm16 + silence(0.8))
-    final = next(e.text for e in events if e.kind is SpeechEventKind.FINAL)
-    assert overlap(ORDER, final) >= 0.8, final
 
 
 async def test_two_turns_and_interims(stt: LocalStt) -> None:
