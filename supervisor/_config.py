@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 
 from actors import ConfigError, Settings
 from actors.persistence import PersistenceSettings
+from actors.providers import LlmSettings, SttSettings, TtsSettings
 from actors.room import DataSettings, RoomSettings, VoiceSettings
 from supervisor.coordination import RedisSettings
 
@@ -123,6 +124,9 @@ class Config(Settings):
     persistence: PersistenceSettings = PersistenceSettings()
     supervisor: SupervisorSettings = SupervisorSettings()
     voice: VoiceSettings = VoiceSettings()
+    stt: SttSettings = SttSettings()
+    llm: LlmSettings = LlmSettings()
+    tts: TtsSettings = TtsSettings()
     data: DataSettings = DataSettings()
     logging: LoggingSettings = LoggingSettings()
     redis: RedisSettings = RedisSettings()
@@ -132,6 +136,9 @@ _ENV_SECRETS: tuple[tuple[str, str, str], ...] = (
     ("LIVEKIT_API_KEY", "livekit", "api_key"),
     ("LIVEKIT_API_SECRET", "livekit", "api_secret"),
     ("BACKEND_TOKEN", "persistence", "backend_token"),
+    ("DEEPGRAM_API_KEY", "stt", "api_key"),
+    ("OPENAI_API_KEY", "llm", "api_key"),
+    ("CARTESIA_API_KEY", "tts", "api_key"),
     ("REDIS_URL", "redis", "url"),
 )
 

@@ -22,6 +22,7 @@ from livekit import api
 
 from actors import SYSTEM_CLOCK, Clock, ConfigError
 from actors.persistence import EmbeddedStore, PersistenceActor
+from actors.providers import build_llm, build_stt, build_tts
 from actors.room import Providers, RoomActor, RoomSpec
 from supervisor._config import Config, load_config
 from supervisor._http import build_app
@@ -87,6 +88,8 @@ class Daemon:
     ) -> None:
         """Run until ``request_stop()`` (or a signal when ``handle_signals``)."""
         cfg = self.config
+        if self.providers is None and cfg.voice.enabled:
+            self.providers = await open_providers(cfg)
         store = EmbeddedStore(cfg.persistence.store_path)
         persistence = PersistenceActor(cfg.persistence, store, self._clock)
         self.persistence = persistence
@@ -250,6 +253,27 @@ class Daemon:
             if not redis_ok and "reason" not in details:
                 details["reason"] = "Redis unreachable; no new rooms are taken"
         return (not self.draining and waiting == 0 and redis_ok), details
+
+
+async def open_providers(config: Config) -> Providers:
+    """Build and warm up the STT, LLM and TTS chains every room of this process shares.
+
+    Warming up loads the local models now (about a second), so the first reply of the first
+    room does not pay for it and time out into a fallback.
+
+    Raises:
+        ConfigError: a configured vendor has no API key, or a local model is missing.
+    """
+    stt, llm, tts = build_stt(config.stt), build_llm(config.llm), build_tts(config.tts)
+    for chain in (stt, llm, tts):
+        await chain.warm_up()
+    return Providers(
+        stt=stt,
+        llm=llm,
+        tts=tts,
+        greeting=config.llm.greeting,
+        instructions=config.llm.instructions,
+    )
 
 
 def _bound_port(site: web.TCPSite, configured: int) -> int:

@@ -51,6 +51,8 @@ def daemon_config(
         "persistence": {"data_dir": str(data_dir), "flush_interval_ms": 5},
         "supervisor": {"reconcile_interval_s": 30.0, "drain_timeout_s": 5.0},
         "agent": {"connect_timeout_s": 10.0},
+        # Voice tests switch it on and bring their providers; room tests only track rooms.
+        "voice": {"enabled": False},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)
