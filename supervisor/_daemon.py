@@ -31,7 +31,7 @@ from supervisor._messages import SupervisorMessage
 from supervisor._registry import ActorRunner, RoomRegistry
 from supervisor._supervisor import Supervisor
 from supervisor.coordination import Coordinator
-from supervisor.webhook import WebhookEndpoint
+from supervisor.webhook import WebhookEndpoint, WebhookVerifier
 
 __all__ = ("Daemon", "DaemonInfo")
 
@@ -114,9 +114,8 @@ class Daemon:
             cfg.supervisor, cfg.agent, registry, receive, lkapi, clock=self._clock
         )
         self.supervisor = supervisor
-        verifier = api.TokenVerifier(cfg.livekit.api_key, cfg.livekit.api_secret.get_secret_value())
         endpoint = WebhookEndpoint(
-            verifier,
+            WebhookVerifier(cfg.livekit.api_key, cfg.livekit.api_secret.get_secret_value()),
             send,
             dedupe_size=cfg.server.dedupe_size,
             max_body_bytes=cfg.server.max_body_kb * 1024,

@@ -3,35 +3,65 @@
 Answers at once and never waits for the supervisor: 401 on a bad or missing signature,
 413 on an oversized body, 400 on a malformed one, 503 with Retry-After when the supervisor's
 mailbox is full or the daemon is draining, 200 otherwise (unknown event types included).
+
+Verification is LiveKit's (see ``_token.py``): the ``Authorization`` header carries a JWT signed
+(HS256) with the API secret, issued by the API key, unexpired, whose ``sha256`` claim is the
+base64 SHA-256 of the exact body bytes. Cheap checks run first (header present and JWT-shaped,
+body size), then the signature, then the body hash; only an authentic body is parsed. The body
+is read in full (a body split across TCP segments is still one body) up to ``max_body_bytes``.
+
+Only the fields the supervisor uses are read from the body (``event``, ``id``, ``room.name``,
+``room.sid``, ``participant.identity``): a body that is not a JSON object, or where one of
+those has the wrong type, is malformed (400); every other field is ignored, as LiveKit adds
+fields over time. It never raises into aiohttp (no 500) and holds no per-request state beyond
+the bounded id memory and the bounded mailbox.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from anyio.streams.memory import MemoryObjectSendStream
-from google.protobuf.json_format import ParseError
-from livekit import api
 
 from supervisor._messages import ParticipantJoined, RoomFinished, RoomStarted, SupervisorMessage
 from supervisor._metrics import WEBHOOKS
 from supervisor.webhook._dedupe import RecentIds
+from supervisor.webhook._token import WebhookVerifier
 
 __all__ = ("WebhookEndpoint",)
 
 logger = logging.getLogger(__name__)
 
 _RETRY_AFTER_S = "1"
+_MAX_TOKEN_CHARS = 8192
+"""LiveKit's webhook tokens are a few hundred characters; longer ones are not even decoded."""
+_REFUSAL_LOG_INTERVAL_S = 10.0
+"""At most one "webhook refused" line per result and interval, so a flood cannot flood logs."""
+_RESULTS = (
+    "accepted",
+    "duplicate",
+    "ignored",
+    "unauthorized",
+    "malformed",
+    "too_large",
+    "saturated",
+    "draining",
+)
+_COUNTERS = {result: WEBHOOKS.labels(result=result) for result in _RESULTS}
 
 
 class WebhookEndpoint:
     """The aiohttp handler for LiveKit webhooks.
 
     Args:
-        receiver: livekit-api's verifier, built with the daemon's API key and secret.
+        verifier: checks the signature, built with the daemon's API key and secret.
         mailbox: the supervisor's mailbox (bounded).
         dedupe_size: how many event ids to remember.
         max_body_bytes: larger bodies are refused with 413.
@@ -41,7 +71,7 @@ class WebhookEndpoint:
 
     def __init__(
         self,
-        receiver: api.WebhookReceiver,
+        verifier: WebhookVerifier,
         mailbox: MemoryObjectSendStream[SupervisorMessage],
         *,
         dedupe_size: int,
@@ -49,40 +79,43 @@ class WebhookEndpoint:
         now: Callable[[], float],
         accepting: Callable[[], bool],
     ) -> None:
-        self._receiver = receiver
+        self._verifier = verifier
         self._mailbox = mailbox
         self._seen = RecentIds(dedupe_size)
         self._max_body = max_body_bytes
         self._now = now
         self._accepting = accepting
+        self._refusals_logged_at: dict[str, float] = {}
+        self._refusals_unlogged: dict[str, int] = {}
+
+    @property
+    def remembered_ids(self) -> int:
+        """How many event ids the de-duplication memory holds (at most ``dedupe_size``)."""
+        return len(self._seen)
 
     async def handle(self, request: web.Request) -> web.Response:
         received_at = self._now()
         if request.content_length is not None and request.content_length > self._max_body:
-            return _answer("too_large", 413, "webhook body too large; raise [server] max_body_kb")
-        try:
-            raw = await request.content.read(self._max_body + 1)
-        except (OSError, ValueError):
-            return _answer("malformed", 400, "could not read the webhook body")
-        if len(raw) > self._max_body:
-            return _answer("too_large", 413, "webhook body too large; raise [server] max_body_kb")
+            return self._refuse("too_large", 413, _TOO_LARGE)
         token = request.headers.get("Authorization", "")
-        if not token:
-            return _answer("unauthorized", 401, "missing Authorization header")
-        if token.lower().startswith("bearer "):
+        if token[:7].lower() == "bearer ":
             token = token[7:]
+        if not token:
+            return self._refuse("unauthorized", 401, "missing Authorization header")
+        if len(token) > _MAX_TOKEN_CHARS or token.count(".") != 2 or not token.isascii():
+            return self._refuse("unauthorized", 401, _BAD_SIGNATURE)
         try:
-            body = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return _answer("malformed", 400, "webhook body is not UTF-8")
+            raw = await self._read_body(request)
+        except (OSError, ValueError, HttpProcessingError):
+            return self._refuse("malformed", 400, "could not read the webhook body")
+        if raw is None:
+            return self._refuse("too_large", 413, _TOO_LARGE)
+        if not self._verifier.verify(token, raw):
+            return self._refuse("unauthorized", 401, _BAD_SIGNATURE)
         try:
-            event = self._receiver.receive(body, token)
-        except ParseError:
-            return _answer("malformed", 400, "webhook body is not a LiveKit WebhookEvent")
-        except Exception:  # PyJWT errors, "hash mismatch", "sha256 was not found": all auth
-            return _answer(
-                "unauthorized", 401, "webhook signature invalid; check [livekit] api_key/api_secret"
-            )
+            event = _parse(raw)
+        except (ValueError, RecursionError):
+            return self._refuse("malformed", 400, "webhook body is not a LiveKit WebhookEvent")
         if not self._accepting():
             return _answer("draining", 503, "daemon is draining", retry=True)
         message = _to_message(event, received_at)
@@ -98,26 +131,98 @@ class WebhookEndpoint:
             return _answer("saturated", 503, "supervisor busy; retry later", retry=True)
         return _answer("accepted", 200, "ok")
 
-
-def _to_message(event: api.WebhookEvent, received_at: float) -> SupervisorMessage | None:
-    room = event.room.name if event.HasField("room") else ""
-    sid = event.room.sid if event.HasField("room") else ""
-    if not room:
+    async def _read_body(self, request: web.Request) -> bytes | None:
+        """The whole body, or None once it exceeds ``max_body_bytes``."""
+        body = bytearray()
+        while len(body) <= self._max_body:
+            # read(n) returns what has arrived (up to n bytes), not necessarily the whole body.
+            chunk = await request.content.read(self._max_body + 1 - len(body))
+            if not chunk:
+                return bytes(body)
+            body += chunk
         return None
-    match event.event:
+
+    def _refuse(self, result: str, status: int, text: str) -> web.Response:
+        now = self._now()
+        last = self._refusals_logged_at.get(result)
+        if last is None or now - last >= _REFUSAL_LOG_INTERVAL_S or now < last:
+            unlogged = self._refusals_unlogged.pop(result, 0)
+            self._refusals_logged_at[result] = now
+            logger.info(
+                "webhook refused",
+                extra={"result": result, "status": status, "similar_unlogged": unlogged},
+            )
+        else:
+            self._refusals_unlogged[result] = self._refusals_unlogged.get(result, 0) + 1
+        return _answer(result, status, text)
+
+
+_BAD_SIGNATURE = "webhook signature invalid; check [livekit] api_key/api_secret"
+_TOO_LARGE = "webhook body too large; raise [server] max_body_kb"
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    kind: str
+    id: str
+    room: str
+    sid: str
+    identity: str | None
+    """None when the event carries no participant."""
+
+
+def _parse(raw: bytes) -> _Event:
+    """The fields the supervisor uses, type-checked.
+
+    Raises:
+        ValueError: not UTF-8, not JSON, not an object, or a used field of the wrong type.
+        RecursionError: JSON nested too deeply.
+    """
+    data = json.loads(raw.decode("utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("a webhook body is a JSON object")
+    room = _object(data, "room")
+    participant = _object(data, "participant")
+    return _Event(
+        kind=_text(data, "event"),
+        id=_text(data, "id"),
+        room=_text(room, "name"),
+        sid=_text(room, "sid"),
+        identity=None if participant is None else _text(participant, "identity"),
+    )
+
+
+def _object(data: dict[str, Any], key: str) -> dict[str, Any] | None:
+    value = data.get(key)
+    if value is None or isinstance(value, dict):
+        return value
+    raise ValueError(f"{key} must be an object")
+
+
+def _text(data: dict[str, Any] | None, key: str) -> str:
+    value = None if data is None else data.get(key)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"{key} must be a string")
+
+
+def _to_message(event: _Event, received_at: float) -> SupervisorMessage | None:
+    if not event.room:
+        return None
+    match event.kind:
         case "room_started":
-            return RoomStarted(room, sid, received_at)
+            return RoomStarted(event.room, event.sid, received_at)
         case "room_finished":
-            return RoomFinished(room, sid)
-        case "participant_joined" if event.HasField("participant"):
-            return ParticipantJoined(room, sid, event.participant.identity, received_at)
+            return RoomFinished(event.room, event.sid)
+        case "participant_joined" if event.identity is not None:
+            return ParticipantJoined(event.room, event.sid, event.identity, received_at)
         case _:
             return None
 
 
 def _answer(result: str, status: int, text: str, *, retry: bool = False) -> web.Response:
-    WEBHOOKS.labels(result=result).inc()
-    if status >= 400 and status != 503:
-        logger.info("webhook refused", extra={"result": result, "status": status})
+    _COUNTERS[result].inc()
     headers = {"Retry-After": _RETRY_AFTER_S} if retry else None
     return web.Response(status=status, text=text + "\n", headers=headers)

@@ -18,7 +18,7 @@ from livekit import api
 
 from supervisor._http import build_app
 from supervisor._messages import ParticipantJoined, RoomFinished, RoomStarted, SupervisorMessage
-from supervisor.webhook import WebhookEndpoint
+from supervisor.webhook import WebhookEndpoint, WebhookVerifier
 
 KEY, SECRET = "devkey", "a-test-secret-that-is-long-enough-for-hs256"
 
@@ -78,7 +78,7 @@ async def endpoint() -> AsyncIterator[Endpoint]:
     send, receive = anyio.create_memory_object_stream[SupervisorMessage](4)
     accepting = [True]
     handler = WebhookEndpoint(
-        api.WebhookReceiver(api.TokenVerifier(KEY, SECRET)),
+        WebhookVerifier(KEY, SECRET),
         send,
         dedupe_size=100,
         max_body_bytes=4096,
