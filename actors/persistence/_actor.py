@@ -17,10 +17,7 @@ local answers, so a backend outage never stops a room. The actor never logs even
 
 from __future__ import annotations
 
-import json
 import logging
-import sqlite3
-import uuid
 from collections import deque
 from functools import partial
 from typing import Any
@@ -32,7 +29,7 @@ from actors._clock import SYSTEM_CLOCK, Clock
 from actors._events import Event
 from actors._exceptions import OutboxFullError, PersistenceError
 from actors.persistence._client import BackendClient, build_http_client
-from actors.persistence._errors import BackendUnavailable
+from actors.persistence._lookups import Lookups, warn_about_leftovers
 from actors.persistence._metrics import (
     EVENTS_COMMITTED,
     EVENTS_DEAD_LETTERED,
@@ -77,6 +74,7 @@ class PersistenceActor:
         self._writer_done = False
         self._stopped = False
         self._thread = SqliteThread()
+        self._lookups = Lookups(settings, store, self._thread)
         self._outbox: Outbox | None = None
         self._client: BackendClient | None = None
         self._shipper: Shipper | None = None
@@ -196,18 +194,7 @@ class PersistenceActor:
         Asks the backend when there is one; if it cannot answer within ``lookup_timeout_s``,
         logs a warning and returns a new local id, so the room goes on.
         """
-        if self._settings.backend_url is None:
-            return await self._thread.run(self._store.ensure_conversation, room, metadata, None)
-        try:
-            with anyio.fail_after(self._settings.lookup_timeout_s):
-                return await self._live_client().agent_joined(
-                    room, metadata, self._settings.lookup_timeout_s
-                )
-        except (PersistenceError, TimeoutError) as exc:
-            logger.warning(
-                "backend gave no conversation id; using a local one", extra={"error": str(exc)}
-            )
-            return "conv_" + uuid.uuid4().hex
+        return await self._lookups.conversation_id(self._client, room, metadata)
 
     async def recent_messages(self, conversation_id: str, limit: int) -> list[dict[str, Any]]:
         """The last ``limit`` messages of a conversation, oldest first.
@@ -216,25 +203,7 @@ class PersistenceActor:
         are newer, since the outbox ships in order). If the backend cannot answer within
         ``lookup_timeout_s``, logs a warning and uses the embedded store's instead.
         """
-        if limit <= 0:
-            return []
-        if self._settings.backend_url is None:
-            return await self._thread.run(self._store.recent_messages, conversation_id, limit)
-        try:
-            with anyio.fail_after(self._settings.lookup_timeout_s):
-                remote = await self._live_client().recent_messages(
-                    conversation_id, limit, self._settings.lookup_timeout_s
-                )
-        except (PersistenceError, TimeoutError) as exc:
-            logger.warning(
-                "backend gave no recent messages; using local history", extra={"error": str(exc)}
-            )
-            remote = await self._thread.run(self._store.recent_messages, conversation_id, limit)
-        outbox = self._outbox
-        pending = []
-        if outbox is not None:
-            pending = await self._thread.run(outbox.pending_turns, conversation_id, limit)
-        return _merge(remote, pending, limit)
+        return await self._lookups.history(self._client, self._outbox, conversation_id, limit)
 
     async def dead_letters(self) -> list[dict[str, Any]]:
         """The outbox's dead-letter table (empty without a backend or before ``run()``)."""
@@ -253,7 +222,7 @@ class PersistenceActor:
         self._started = True
         try:
             if self._settings.backend_url is None:
-                await self._thread.run(_warn_about_leftovers, self._settings)
+                await self._thread.run(warn_about_leftovers, self._settings)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._write_loop, name="persistence:writer")
                     task_status.started()
@@ -294,11 +263,6 @@ class PersistenceActor:
                     "events left in the outbox for the next start", extra={"events": outbox.count}
                 )
 
-    def _live_client(self) -> BackendClient:
-        if self._client is None:
-            raise BackendUnavailable("the persistence actor is not running", kind="connection")
-        return self._client
-
     async def _write_loop(self) -> None:
         interval = self._settings.flush_interval_ms / 1000
         try:
@@ -335,7 +299,7 @@ class PersistenceActor:
                 if self._outbox is not None:
                     dropped = await self._thread.run(self._outbox.append, batch, self._clock.now())
                 else:
-                    dropped = await self._thread.run(self._apply_to_store, batch)
+                    dropped = await self._thread.run(self._store.apply_or_drop, batch)
         except Exception:
             queue.extendleft(reversed(batch))
             logger.exception("committing events failed; will retry", extra={"events": len(batch)})
@@ -349,19 +313,9 @@ class PersistenceActor:
         if dropped:
             self._unserialisable += dropped
             EVENTS_DEAD_LETTERED.labels(label, "unserialisable").inc(dropped)
-            logger.error("events that are not JSON data were refused", extra={"events": dropped})
+            logger.error("events that cannot be stored were refused", extra={"events": dropped})
         self._signal_commit()
         return True
-
-    def _apply_to_store(self, batch: list[Event]) -> int:
-        """Apply to the embedded store; events that are not JSON data are left out."""
-        try:
-            self._store.apply(batch)
-            return 0
-        except (TypeError, ValueError):
-            good = [event for event in batch if _is_json(event)]
-            self._store.apply(good)
-            return len(batch) - len(good)
 
     async def _ship_loop(self, shipper: Shipper) -> None:
         while True:
@@ -393,43 +347,3 @@ class PersistenceActor:
     def _notify_progress(self) -> None:
         self._progress.set()
         self._progress = anyio.Event()
-
-
-def _merge(
-    remote: list[dict[str, Any]], pending: list[dict[str, Any]], limit: int
-) -> list[dict[str, Any]]:
-    """Backend messages then outbox turns, without the ones the backend already has (a batch
-    in flight is in both)."""
-    seen = {(m["ts"], m["role"], m["content"]) for m in remote}
-    merged = remote + [m for m in pending if (m["ts"], m["role"], m["content"]) not in seen]
-    return merged[-limit:]
-
-
-def _is_json(event: Event) -> bool:
-    try:
-        json.dumps(event.data)
-    except (TypeError, ValueError):
-        logger.error("an event is not JSON data; dropped", extra={"event_id": event.id})
-        return False
-    return True
-
-
-def _warn_about_leftovers(settings: PersistenceSettings) -> None:
-    """Without a backend, events an earlier run left in the outbox stay there: say so."""
-    path = settings.outbox_path
-    if not path.exists():
-        return
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            (count,) = db.execute("SELECT COUNT(*) FROM outbox").fetchone()
-        finally:
-            db.close()
-    except sqlite3.Error:
-        return
-    if count:
-        logger.warning(
-            "the outbox holds events for a backend, but none is configured; set "
-            "[persistence] backend_url to ship them",
-            extra={"events": count},
-        )

@@ -53,6 +53,7 @@ def build_backend_app(
     *,
     token: str | None = None,
     middlewares: Iterable[Any] = (),
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> web.Application:
     """The contract's routes over ``store``.
 
@@ -61,9 +62,10 @@ def build_backend_app(
         token: the bearer token every request must carry; None accepts any request.
         middlewares: extra aiohttp middlewares, run outside the token check (tests use them to
             inject faults).
+        max_body_bytes: largest request body; a bigger one gets a 413.
     """
     app = web.Application(
-        client_max_size=MAX_BODY_BYTES,
+        client_max_size=max_body_bytes,
         middlewares=[*middlewares, _errors_as_json, _bearer(token)],
     )
     app[_STORE_KEY] = store

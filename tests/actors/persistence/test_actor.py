@@ -96,6 +96,20 @@ async def test_an_event_that_is_not_json_is_dropped_alone(
     assert actor.committed == 2
 
 
+async def test_an_event_the_store_cannot_take_does_not_block_the_others(
+    tmp_path: Path, store: EmbeddedStore
+) -> None:
+    bad_file = {"name": "f", "mime_type": "a/b", "size": 1, "content_b64": "not base64!"}
+    actor = PersistenceActor(settings(tmp_path / "data"), store)
+    async with running(actor):
+        actor.emit(turn("conv", 1))
+        actor.emit(Event(EventType.FILE, "room-1", "conv", bad_file, 2.0, "EV_bad"))
+        actor.emit(turn("conv", 3))
+        await actor.flush()
+    assert [e["id"] for e in store.events()] == ["EV_00000001", "EV_00000003"]
+    assert actor.dead_lettered == 1
+
+
 async def test_run_twice_is_a_misuse(tmp_path: Path, store: EmbeddedStore) -> None:
     actor = PersistenceActor(settings(tmp_path / "data"), store)
     async with running(actor):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import pytest
@@ -52,7 +51,7 @@ def test_events_that_are_not_json_go_straight_to_dead_letters(tmp_path: Path) ->
     outbox = Outbox.open(tmp_path / "outbox-a.sqlite3")
     try:
         dead = outbox.append(
-            [turn("c", 1), turn("c", 2, content=math.nan), turn("c", 3, content={1, 2})], now=1.0
+            [turn("c", 1), turn("c", 2, content=b"raw"), turn("c", 3, content={1, 2})], now=1.0
         )
         assert dead == 2
         assert [r.id for r in outbox.head(10, 1 << 20)] == ["EV_00000001"]
@@ -61,8 +60,7 @@ def test_events_that_are_not_json_go_straight_to_dead_letters(tmp_path: Path) ->
             ("EV_00000002", None),
             ("EV_00000003", None),
         ]
-        assert letters[0]["reason"] == "not JSON-serialisable: ValueError"
-        assert letters[1]["reason"] == "not JSON-serialisable: TypeError"
+        assert {d["reason"] for d in letters} == {"not JSON-serialisable: TypeError"}
     finally:
         outbox.close()
 
