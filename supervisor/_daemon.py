@@ -88,7 +88,8 @@ class Daemon:
     ) -> None:
         """Run until ``request_stop()`` (or a signal when ``handle_signals``)."""
         cfg = self.config
-        if self.providers is None and cfg.voice.enabled:
+        owns_providers = self.providers is None and cfg.voice.enabled
+        if owns_providers:
             self.providers = await open_providers(cfg)
         store = EmbeddedStore(cfg.persistence.store_path)
         persistence = PersistenceActor(cfg.persistence, store, self._clock)
@@ -158,6 +159,9 @@ class Daemon:
             with anyio.move_on_after(5, shield=True):
                 await runner.cleanup()
                 await lkapi.aclose()
+                if owns_providers and self.providers is not None:
+                    for provider in (self.providers.stt, self.providers.llm, self.providers.tts):
+                        await provider.aclose()
             send.close()
             receive.close()
             store.close()

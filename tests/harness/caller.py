@@ -29,6 +29,10 @@ class Caption:
     final: bool
     segment_id: str
     track_sid: str
+    at: float = 0.0
+    """When the caller had received all of it (anyio clock)."""
+    first_at: float = 0.0
+    """When its first text arrived (the agent streams a reply's text as it speaks)."""
 
 
 @dataclass
@@ -66,6 +70,18 @@ class Caller:
             return
         raise TimeoutError(f"caller waited {deadline_s}s for {what}; captions: {self.captions}")
 
+    def final_at(self, sender: str, text: str) -> float:
+        """When the final caption ``text`` from ``sender`` arrived."""
+        return next(
+            c.at for c in self.captions if c.sender == sender and c.final and c.text == text
+        )
+
+    def started_at(self, sender: str, text: str) -> float:
+        """When the first words of the final caption ``text`` from ``sender`` arrived."""
+        return next(
+            c.first_at for c in self.captions if c.sender == sender and c.final and c.text == text
+        )
+
     def finals(self, sender: str) -> list[str]:
         return [c.text for c in self.captions if c.sender == sender and c.final]
 
@@ -99,7 +115,10 @@ class Caller:
             await stream.aclose()
 
     async def _read_caption(self, reader: rtc.TextStreamReader, sender: str) -> None:
-        text = await reader.read_all()
+        text, first_at = "", 0.0
+        async for chunk in reader:
+            first_at = first_at or anyio.current_time()
+            text += chunk
         attrs = reader.info.attributes or {}
         self.captions.append(
             Caption(
@@ -108,6 +127,8 @@ class Caller:
                 attrs.get("lk.transcription_final") == "true",
                 attrs.get("lk.segment_id", ""),
                 attrs.get("lk.transcribed_track_id", ""),
+                anyio.current_time(),
+                first_at,
             )
         )
         self._notify()
