@@ -57,6 +57,7 @@ class Coordinator:
         self._down_since: float | None = clock.monotonic()
         self._last_error = "not probed yet"
         self._closed = anyio.Event()
+        self._ttl_ms = int(settings.lease_ttl_s * 1000)
 
     # -- the registry's RoomLeases port -------------------------------------------------------
 
@@ -111,8 +112,9 @@ class Coordinator:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Probe Redis every renewal interval until ``close()`` or cancellation; then close the
-        client. Starts at once: an unreachable Redis shows in ``health()``, it does not stop
-        the daemon."""
+        client. Each probe is the heartbeat that tells the other daemons this one is alive and
+        how many leases it holds (for balance). Starts at once: an unreachable Redis shows in
+        ``health()``, it does not stop the daemon."""
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._probe_loop, name="coordination:probe")
@@ -121,6 +123,11 @@ class Coordinator:
                 tg.cancel_scope.cancel("coordination closed")
         finally:
             REDIS_UP.set(0)
+            with anyio.move_on_after(self.settings.timeout_s, shield=True):
+                try:  # leave the live nodes at once, so no free room waits for this daemon
+                    await self._store.heartbeat(self.settings.node_id, self._ttl_ms, -1)
+                except CoordinationError:
+                    pass  # its heartbeat expires after one lease TTL
             await self._store.aclose()
 
     def close(self) -> None:
@@ -134,7 +141,7 @@ class Coordinator:
 
     async def _probe(self) -> None:
         try:
-            await self._store.ping()
+            await self._store.heartbeat(self.settings.node_id, self._ttl_ms, len(self.leases.held))
         except CoordinationError as exc:
             if self._up or self._down_since is None:
                 logger.warning(

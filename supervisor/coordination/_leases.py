@@ -1,12 +1,14 @@
 """Room leases: which daemon runs a room's agent.
 
 A lease is the key ``lease:{room}`` holding the owner's node id with a TTL (SET NX PX, in a
-script that also holds off after Redis lost its data). The owner renews it every third of the
-TTL with a compare-and-extend script and releases it with compare-and-delete. It counts its
-lease valid until the send time of its last successful renewal plus the TTL, less a margin for
-clock drift: that is before Redis can expire the key, so by the time another daemon can win
-the lease, the old owner has already stopped its agent. Lost = taken by another node, or no
-successful renewal before the local validity ends (Redis unreachable too long).
+script that also holds off after Redis lost its data, and leaves a free room to the
+least-loaded live daemons for ``balance_grace_s``, so rooms spread evenly). The owner renews
+it every third of the TTL with a compare-and-extend script and releases it with
+compare-and-delete. It counts its lease valid until the send time of its last successful
+renewal plus the TTL, less a margin for clock drift: that is before Redis can expire the key,
+so by the time another daemon can win the lease, the old owner has already stopped its agent.
+Lost = taken by another node, or no successful renewal before the local validity ends (Redis
+unreachable too long).
 
 This module never starts or stops an actor: ``keep()`` returns, and the registry stops it.
 """
@@ -33,6 +35,7 @@ _DRIFT_FACTOR = 0.01
 _DRIFT_FIXED_S = 0.002
 # While Redis does not answer, renewals are retried this many times per renewal interval.
 _RETRIES_PER_INTERVAL = 6
+_CLAIM_RESULTS = {0: "held_elsewhere", -1: "holding_off", -2: "left_to_less_loaded"}
 
 
 @dataclass(slots=True)
@@ -93,7 +96,7 @@ class LeaseTable:
             LEASE_CLAIMS.labels(result="won").inc()
             LEASES_HELD.set(len(self._held))
             return True
-        LEASE_CLAIMS.labels(result="held_elsewhere" if status == 0 else "holding_off").inc()
+        LEASE_CLAIMS.labels(result=_CLAIM_RESULTS.get(status, "holding_off")).inc()
         return False
 
     async def keep(self, room: str) -> str:

@@ -24,7 +24,8 @@ REDIS_ERRORS = Counter(
 LEASES_HELD = Gauge("voice_supervisor_leases_held", "Room leases this daemon holds.")
 LEASE_CLAIMS = Counter(
     "voice_supervisor_lease_claims_total",
-    "Attempts to take a room's lease by result (won, held_elsewhere, holding_off, error).",
+    "Attempts to take a room's lease by result (won, held_elsewhere, holding_off, "
+    "left_to_less_loaded, error).",
     ["result"],
 )
 LEASE_LOSSES = Counter(

@@ -50,8 +50,11 @@ class RedisStore:
         self._client = client
         self._timeout_s = settings.timeout_s
         self._prefix = settings.key_prefix
+        self._grace_ms = int(settings.balance_grace_s * 1000)
         self._acquire = client.register_script(_scripts.ACQUIRE_LEASE)
         self._renew = client.register_script(_scripts.RENEW_LEASE)
+        self._release = client.register_script(_scripts.RELEASE_LEASE)
+        self._heartbeat = client.register_script(_scripts.HEARTBEAT)
         self._delete = client.register_script(_scripts.COMPARE_AND_DELETE)
         self._set_nx = client.register_script(_scripts.SET_IF_ABSENT)
         self._admit = client.register_script(_scripts.ADMIT_USER_ROOM)
@@ -64,6 +67,15 @@ class RedisStore:
 
     def _epoch_key(self) -> str:
         return f"{self._prefix}epoch"
+
+    def _nodes_key(self) -> str:
+        return f"{self._prefix}nodes"
+
+    def _load_key(self) -> str:
+        return f"{self._prefix}load"
+
+    def _free_key(self, room: str) -> str:
+        return f"{self._prefix}free:{room}"
 
     def _user_rooms_key(self, user_id: str) -> str:
         return f"{self._prefix}user:{user_id}:rooms"
@@ -80,9 +92,17 @@ class RedisStore:
         await self._call("ping", self._client.ping)
 
     async def acquire_lease(self, room: str, node: str, ttl_ms: int) -> tuple[int, int]:
-        """(1, 0) won, (0, pttl) held by another node, (-1, wait ms) holding off."""
-        keys = [self.lease_key(room), self._epoch_key()]
-        result = await self._script("acquire", self._acquire, keys, [node, ttl_ms])
+        """(1, 0) won, (0, pttl) held by another node, (-1, wait ms) holding off after Redis
+        lost its data, (-2, wait ms) left to a less-loaded node for now."""
+        keys = [
+            self.lease_key(room),
+            self._epoch_key(),
+            self._nodes_key(),
+            self._load_key(),
+            self._free_key(room),
+        ]
+        args: list[str | int] = [node, ttl_ms, self._grace_ms]
+        result = await self._script("acquire", self._acquire, keys, args)
         status, ms = result
         return int(status), int(ms)
 
@@ -91,7 +111,13 @@ class RedisStore:
         return int(await self._script("renew", self._renew, [self.lease_key(room)], [node, ttl_ms]))
 
     async def release_lease(self, room: str, node: str) -> bool:
-        return bool(await self._script("release", self._delete, [self.lease_key(room)], [node]))
+        keys = [self.lease_key(room), self._load_key()]
+        return bool(await self._script("release", self._release, keys, [node]))
+
+    async def heartbeat(self, node: str, ttl_ms: int, leases: int) -> int:
+        """Say this node is alive and holds ``leases`` (-1: it leaves); the live node count."""
+        keys = [self._nodes_key(), self._load_key()]
+        return int(await self._script("heartbeat", self._heartbeat, keys, [node, ttl_ms, leases]))
 
     async def lease_holder(self, room: str) -> str | None:
         """The node holding ``room``'s lease, if any (for tests, tools and benchmarks)."""

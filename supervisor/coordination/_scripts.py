@@ -11,6 +11,8 @@ __all__ = (
     "ADMIT_USER_ROOM",
     "COMPARE_AND_DELETE",
     "COUNT_TURN",
+    "HEARTBEAT",
+    "RELEASE_LEASE",
     "RENEW_LEASE",
     "SET_IF_ABSENT",
 )
@@ -23,8 +25,11 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 ACQUIRE_LEASE = (
     _NOW_MS
     + """
--- KEYS[1] lease, KEYS[2] epoch marker; ARGV[1] node id, ARGV[2] ttl ms.
--- Returns {1, 0} won, {0, pttl} held by another node, {-1, wait ms} holding off.
+-- KEYS[1] lease, KEYS[2] epoch marker, KEYS[3] live nodes (zset node -> expiry ms),
+-- KEYS[4] leases per node (hash), KEYS[5] when the room was first found free;
+-- ARGV[1] node id, ARGV[2] ttl ms, ARGV[3] balance grace ms.
+-- Returns {1, 0} won, {0, pttl} held by another node, {-1, wait ms} holding off after data
+-- loss, {-2, wait ms} left for a less-loaded node.
 -- The epoch marker is missing after Redis lost its data (restart without persistence, first
 -- start): then nobody takes a new lease for one TTL, so the daemons that held leases re-claim
 -- theirs (RENEW_LEASE) before anyone else can.
@@ -46,7 +51,28 @@ end
 if holder then
   return {0, redis.call('PTTL', KEYS[1])}
 end
+-- Balance: for its first ``grace`` ms a free room is left to the least-loaded live nodes.
+local grace = tonumber(ARGV[3])
+if grace > 0 then
+  local mine = tonumber(redis.call('HGET', KEYS[4], ARGV[1]) or '0')
+  local least = mine
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], now, '+inf')) do
+    least = math.min(least, tonumber(redis.call('HGET', KEYS[4], node) or '0'))
+  end
+  if mine > least then
+    local since = tonumber(redis.call('GET', KEYS[5]) or '-1')
+    if since < 0 then
+      since = now
+      redis.call('SET', KEYS[5], now, 'PX', 2 * grace)
+    end
+    if now - since < grace then
+      return {-2, grace - (now - since)}
+    end
+  end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+redis.call('DEL', KEYS[5])
+redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
 return {1, 0}
 """
 )
@@ -67,6 +93,39 @@ if not holder then
 end
 return 0
 """
+
+RELEASE_LEASE = """
+-- KEYS[1] lease, KEYS[2] leases per node; ARGV[1] node id. Returns 1 released, 0 not ours.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  if tonumber(redis.call('HINCRBY', KEYS[2], ARGV[1], -1)) < 0 then
+    redis.call('HSET', KEYS[2], ARGV[1], 0)
+  end
+  return 1
+end
+return 0
+"""
+
+HEARTBEAT = (
+    _NOW_MS
+    + """
+-- KEYS[1] live nodes (zset node -> expiry ms), KEYS[2] leases per node (hash);
+-- ARGV[1] node id, ARGV[2] ttl ms, ARGV[3] leases held (-1: the node leaves).
+-- Forgets nodes whose heartbeat expired. Returns the number of live nodes.
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)) do
+  redis.call('ZREM', KEYS[1], node)
+  redis.call('HDEL', KEYS[2], node)
+end
+if tonumber(ARGV[3]) < 0 then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+end
+return redis.call('ZCARD', KEYS[1])
+"""
+)
 
 COMPARE_AND_DELETE = """
 -- KEYS[1] lease or lock; ARGV[1] owner token. Returns 1 deleted, 0 not ours (left alone).

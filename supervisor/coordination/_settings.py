@@ -34,6 +34,11 @@ class RedisSettings(Settings):
     node_id: str = Field(default_factory=_default_node_id, min_length=1, max_length=128)
     """This daemon's name in the leases it holds (default: hostname-pid); unique per daemon."""
 
+    balance_grace_s: float = Field(default=2.0, ge=0, le=600)
+    """For this long a free room is left to the daemons holding the fewest leases (any other
+    daemon takes it after that); keep it above ``[supervisor] reconcile_interval_s`` for an even
+    spread. 0 = first come, first served."""
+
     timeout_s: float = Field(default=1.0, gt=0, le=60)
     """Timeout of one Redis command (and of connecting); must be under a third of the lease TTL."""
 
