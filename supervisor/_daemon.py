@@ -4,14 +4,18 @@ the shutdown ladder.
 Shutdown (SIGTERM/SIGINT or ``request_stop``): readyz turns 503 and webhooks get 503 → every
 room actor is asked to stop and given ``drain_timeout_s`` → the rest are cancelled → the HTTP
 server closes → the persistence actor stores what it holds, within ``close_timeout_s``.
-SIGHUP reloads the config for new rooms and logging; an invalid file is logged and ignored.
+SIGHUP reloads ``[agent]`` and ``[logging]`` (for new rooms); a file that cannot be read or
+validated is logged ("config reload rejected") and the running config stays. Signal handlers
+stay installed until ``run`` returns, so a second SIGTERM/SIGINT never cuts the ladder short.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -38,6 +42,8 @@ __all__ = ("Daemon", "DaemonInfo")
 logger = logging.getLogger(__name__)
 
 _TOKEN_TTL = datetime.timedelta(hours=6)
+_RELOADABLE = frozenset({"agent", "logging"})
+"""Config sections SIGHUP applies (to new rooms); the others need a restart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +58,7 @@ class Daemon:
 
     Args:
         config: the validated configuration.
-        config_path: the file SIGHUP reloads (None: SIGHUP only re-applies logging).
+        config_path: the file SIGHUP reloads (None: SIGHUP is logged and ignored).
         providers: STT/LLM/TTS for every room (None: built from the config).
         clock: time source.
     """
@@ -125,6 +131,17 @@ class Daemon:
         )
         runner = web.AppRunner(build_app(endpoint, self._readiness), access_log=None)
         await runner.setup()
+        # Installed for the whole ladder, not only while the supervisor runs: a second
+        # SIGTERM/SIGINT during the drain or the final flush is logged instead of taking its
+        # default action (killing the process, or KeyboardInterrupt, mid-flush).
+        signal_scope = contextlib.ExitStack()
+        signals = (
+            signal_scope.enter_context(
+                anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+            )
+            if handle_signals
+            else None
+        )
         try:
             async with anyio.create_task_group() as outer:
                 await outer.start(persistence.run, name="persistence")
@@ -133,8 +150,8 @@ class Daemon:
                 async with anyio.create_task_group() as inner:
                     await inner.start(registry.run, name="registry")
                     await inner.start(supervisor.run, name="supervisor")
-                    if handle_signals:
-                        inner.start_soon(self._signals, name="signals")
+                    if signals is not None:
+                        inner.start_soon(self._signals, signals, name="signals")
                     site = web.TCPSite(runner, cfg.server.host, cfg.server.port)
                     await site.start()
                     port = _bound_port(site, cfg.server.port)
@@ -165,6 +182,7 @@ class Daemon:
             send.close()
             receive.close()
             store.close()
+            signal_scope.close()
             logger.info("voice-supervisor stopped")
 
     async def _drain(self, registry: RoomRegistry) -> None:
@@ -174,32 +192,53 @@ class Daemon:
         await registry.drain(self.config.supervisor.drain_timeout_s)
         logger.info("drained", extra={"seconds": round(self._clock.monotonic() - started, 3)})
 
-    async def _signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-            async for signum in signals:
-                if signum == signal.SIGHUP:
-                    self.reload()
-                else:
-                    logger.info("signal received; shutting down", extra={"signal": signum})
-                    self.request_stop()
+    async def _signals(self, signals: AsyncIterator[signal.Signals]) -> None:
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                self.reload()
+            elif self._stop.is_set():
+                logger.info("signal received; already shutting down", extra={"signal": signum})
+            else:
+                logger.info("signal received; shutting down", extra={"signal": signum})
+                self.request_stop()
 
     def reload(self) -> None:
         """Re-read the config file: new rooms and logging use it; a bad file changes nothing."""
-        if self._config_path is None:
+        path = self._config_path
+        if path is None:
+            logger.warning("config reload skipped: the daemon was started without a config file")
             return
         try:
-            new = load_config(self._config_path)
+            new = load_config(path)
         except ConfigError as exc:
+            error = str(exc)
+        except UnicodeDecodeError as exc:  # load_config reads the file as UTF-8
+            error = f"{path}: not UTF-8 text (byte {exc.start})"
+        except Exception as exc:  # a reload must never take the running daemon down
+            error = f"{path}: {type(exc).__name__}"
+        else:
+            error = ""
+        if error:
             logger.error(
-                "config reload rejected; keeping the running config", extra={"error": str(exc)}
+                "config reload rejected; keeping the running config", extra={"error": error}
             )
             return
+        restart_only = sorted(
+            name
+            for name in type(new).model_fields
+            if name not in _RELOADABLE and getattr(new, name) != getattr(self.config, name)
+        )
         configure_logging(new.logging)
         self.config = self.config.model_copy(update={"agent": new.agent, "logging": new.logging})
         if self.supervisor is not None:
             self.supervisor.agent = new.agent
             self.supervisor.request_reconcile()
         logger.info("config reloaded")
+        if restart_only:
+            logger.warning(
+                "config reload: changed sections take effect only after a restart",
+                extra={"sections": restart_only},
+            )
 
     # -- factories ----------------------------------------------------------------------------
 
