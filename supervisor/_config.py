@@ -29,6 +29,7 @@ __all__ = (
     "LoggingSettings",
     "ServerSettings",
     "SupervisorSettings",
+    "config_to_wire",
     "load_config",
     "parse_config",
 )
@@ -107,6 +108,24 @@ class SupervisorSettings(Settings):
 
     restart_window_s: float = Field(default=300.0, gt=0, le=86_400)
     """Window over which ``max_restarts`` is counted."""
+
+    workers: int | None = Field(default=None, ge=0, le=256)
+    """Room-worker processes (unset = one per core); 0 runs rooms in the supervisor process."""
+
+    rooms_per_worker: int = Field(default=100, ge=1, le=10_000)
+    """Most rooms one worker process hosts (the rtc SDK's per-process cost grows with rooms²)."""
+
+    worker_init_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    """How long a starting worker may take to load its models and report ready."""
+
+    worker_heartbeat_s: float = Field(default=2.0, gt=0, le=60)
+    """Ping period of each worker; five missed pongs kill and restart it."""
+
+    @property
+    def worker_count(self) -> int:
+        if self.workers is None:
+            return os.cpu_count() or 1
+        return self.workers
 
 
 class LoggingSettings(Settings):
@@ -187,6 +206,23 @@ def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) 
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse_config(data, source=str(path), environ=environ)
+
+
+def config_to_wire(config: Config) -> dict[str, Any]:
+    """The config as plain JSON data with secrets revealed, for a worker process's pipe."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    return dict(plain(config.model_dump(mode="python")))
 
 
 def _describe(exc: ValidationError, source: str) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import importlib
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -36,6 +37,7 @@ from supervisor._registry import ActorRunner, RoomRegistry
 from supervisor._supervisor import Supervisor
 from supervisor.coordination import Coordinator
 from supervisor.webhook import WebhookEndpoint, WebhookVerifier
+from supervisor.workers import MergedRegistry, WorkerPool, WorkerRoomRunner
 
 __all__ = ("Daemon", "DaemonInfo")
 
@@ -81,6 +83,7 @@ class Daemon:
         self.supervisor: Supervisor | None = None
         self.persistence: PersistenceActor | None = None
         self.coordination: Coordinator | None = None
+        self.pool: WorkerPool | None = None
 
     def request_stop(self) -> None:
         """Begin the shutdown ladder (what SIGTERM does)."""
@@ -94,7 +97,10 @@ class Daemon:
     ) -> None:
         """Run until ``request_stop()`` (or a signal when ``handle_signals``)."""
         cfg = self.config
-        owns_providers = self.providers is None and cfg.voice.enabled
+        # With workers, rooms (and their providers) live in worker processes.
+        pool = WorkerPool(cfg, clock=self._clock) if cfg.supervisor.worker_count else None
+        self.pool = pool
+        owns_providers = self.providers is None and cfg.voice.enabled and pool is None
         if owns_providers:
             self.providers = await open_providers(cfg)
         store = EmbeddedStore(cfg.persistence.store_path)
@@ -129,7 +135,8 @@ class Daemon:
             now=self._clock.now,
             accepting=lambda: not self.draining,
         )
-        runner = web.AppRunner(build_app(endpoint, self._readiness), access_log=None)
+        metrics = None if pool is None else MergedRegistry(pool.metrics)
+        runner = web.AppRunner(build_app(endpoint, self._readiness, metrics), access_log=None)
         await runner.setup()
         # Installed for the whole ladder, not only while the supervisor runs: a second
         # SIGTERM/SIGINT during the drain or the final flush is logged instead of taking its
@@ -147,6 +154,10 @@ class Daemon:
                 await outer.start(persistence.run, name="persistence")
                 if coordination is not None:
                     await outer.start(coordination.run, name="coordination")
+                if pool is not None:
+                    await outer.start(pool.run, name="workers")
+                    with anyio.fail_after(cfg.supervisor.worker_init_timeout_s):
+                        await pool.wait_ready(len(pool.workers))
                 async with anyio.create_task_group() as inner:
                     await inner.start(registry.run, name="registry")
                     await inner.start(supervisor.run, name="supervisor")
@@ -162,6 +173,9 @@ class Daemon:
                     inner.cancel_scope.cancel("daemon shutting down")
                 with anyio.move_on_after(cfg.agent.close_timeout_s, shield=True):
                     await runner.cleanup()
+                if pool is not None:
+                    with anyio.CancelScope(shield=True):
+                        await pool.shutdown(cfg.supervisor.drain_timeout_s)
                 persistence.close()
                 if coordination is not None:
                     coordination.close()  # after the rooms: their leases are released by now
@@ -196,6 +210,8 @@ class Daemon:
         async for signum in signals:
             if signum == signal.SIGHUP:
                 self.reload()
+                if self.pool is not None:
+                    await self.pool.reload(self.config)
             elif self._stop.is_set():
                 logger.info("signal received; already shutting down", extra={"signal": signum})
             else:
@@ -258,6 +274,8 @@ class Daemon:
         return RoomSpec(room=room, url=cfg.livekit.url, token=token, attempt=attempt)
 
     def _room_actor(self, spec: RoomSpec) -> ActorRunner:
+        if self.pool is not None:
+            return WorkerRoomRunner(self.pool, spec)
         assert self.persistence is not None
         providers = self.providers
         actor: RoomActor | None = None
@@ -306,6 +324,17 @@ async def open_providers(config: Config) -> Providers:
     Raises:
         ConfigError: a configured vendor has no API key, or a local model is missing.
     """
+    if config.voice.providers_factory:
+        module_name, _, attribute = config.voice.providers_factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(module_name), attribute)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(
+                f"[voice] providers_factory = {config.voice.providers_factory!r}: cannot import"
+                f" it ({type(exc).__name__}); give 'package.module:function'"
+            ) from None
+        providers: Providers = factory(config)
+        return providers
     stt, llm, tts = build_stt(config.stt), build_llm(config.llm), build_tts(config.tts)
     for chain in (stt, llm, tts):
         await chain.warm_up()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
 from supervisor.webhook import WebhookEndpoint
 
@@ -13,14 +13,18 @@ __all__ = ("build_app",)
 
 
 def build_app(
-    webhook: WebhookEndpoint, readiness: Callable[[], tuple[bool, dict[str, object]]]
+    webhook: WebhookEndpoint,
+    readiness: Callable[[], tuple[bool, dict[str, object]]],
+    metrics_registry: CollectorRegistry | None = None,
 ) -> web.Application:
     """The aiohttp application.
 
     Args:
         webhook: the webhook handler.
         readiness: returns (ready, details) for ``/readyz``.
+        metrics_registry: what ``/metrics`` shows (default: this process's registry).
     """
+    registry = REGISTRY if metrics_registry is None else metrics_registry
 
     async def healthz(_request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
@@ -30,7 +34,7 @@ def build_app(
         return web.json_response({"ready": ready, **details}, status=200 if ready else 503)
 
     async def metrics(_request: web.Request) -> web.Response:
-        body = generate_latest()
+        body = generate_latest(registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     app = web.Application(client_max_size=64 * 1024 * 1024)

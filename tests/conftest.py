@@ -49,7 +49,8 @@ def daemon_config(
         },
         "server": {"host": "127.0.0.1", "port": port},
         "persistence": {"data_dir": str(data_dir), "flush_interval_ms": 5},
-        "supervisor": {"reconcile_interval_s": 30.0, "drain_timeout_s": 5.0},
+        # Rooms run in the test process (workers = 0) unless a test asks for workers.
+        "supervisor": {"reconcile_interval_s": 30.0, "drain_timeout_s": 5.0, "workers": 0},
         "agent": {"connect_timeout_s": 10.0},
         # Voice tests switch it on and bring their providers; room tests only track rooms.
         "voice": {"enabled": False},

@@ -48,6 +48,10 @@ class VoiceSettings(Settings):
     apology: str = "Sorry, I ran into a problem. Could you say that again?"
     """Said (and captioned) when a provider fails during a reply."""
 
+    providers_factory: str | None = Field(default=None, pattern=r"^[\w.]+:[\w]+$")
+    """Import path ``package.module:function`` of your own providers: a callable taking the
+    Config and returning ``actors.room.Providers``; replaces [stt], [llm] and [tts]."""
+
     @property
     def ring_capacity(self) -> int:
         return max(1, int(self.audio_in_buffer_s * 1000 / self.audio_in_frame_ms))

@@ -41,7 +41,10 @@ async def rig(
 ) -> AsyncIterator[VoiceRig]:
     stt, llm, tts = InstantStt(), EchoLlm(), ToneTts(ms_per_word=150)
     config = daemon_config(
-        livekit_server, webhook_port, tmp_path / "data", voice={"enabled": True, "min_interrupt_s": 0.3}
+        livekit_server,
+        webhook_port,
+        tmp_path / "data",
+        voice={"enabled": True, "min_interrupt_s": 0.3},
     )
     daemon = Daemon(config, providers=Providers(stt, llm, tts, greeting="Hi, how can I help?"))
     async with anyio.create_task_group() as tg:

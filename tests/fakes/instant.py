@@ -156,3 +156,13 @@ class ToneTts:
 
     async def aclose(self) -> None:
         pass
+
+
+def providers(config: object) -> object:
+    """``[voice] providers_factory = "tests.fakes.instant:providers"``: zero-latency fakes.
+
+    Used where providers cannot be handed over in-process (room workers, benchmarks).
+    """
+    from actors.room import Providers
+
+    return Providers(InstantStt(silence_ms=200), EchoLlm(), ToneTts(ms_per_word=30))

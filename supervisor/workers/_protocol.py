@@ -1,0 +1,156 @@
+"""The messages between the supervisor and its room-worker processes.
+
+One JSON object per line over the worker's stdin (supervisor → worker) and a private copy of
+its stdout (worker → supervisor), so a maintainer can read the traffic with ``strace`` or a
+tee. Every message carries the protocol version ``v`` and its ``type``; nothing is pickled.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = (
+    "PROTOCOL_VERSION",
+    "Hello",
+    "Message",
+    "Ping",
+    "Pong",
+    "ProtocolError",
+    "Ready",
+    "Reload",
+    "RoomEnded",
+    "RoomStarted",
+    "Shutdown",
+    "StartRoom",
+    "StopRoom",
+    "decode",
+    "encode",
+)
+
+PROTOCOL_VERSION = 1
+
+
+class ProtocolError(ValueError):
+    """A line that is not a message of this protocol version."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    """Supervisor → worker, first: who you are and the configuration (secrets included)."""
+
+    worker_id: int
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """Worker → supervisor: providers loaded, persistence open, accepting rooms."""
+
+    worker_id: int
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class StartRoom:
+    room: str
+    url: str
+    token: str = field(repr=False)
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class StopRoom:
+    room: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomStarted:
+    room: str
+    conversation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RoomEnded:
+    """The room's actor finished; ``error`` names the failure (no user data), None if clean."""
+
+    room: str
+    error: str | None = None
+    phase: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reload:
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Pong:
+    """Heartbeat answer with the worker's load and a snapshot of its metrics."""
+
+    seq: int
+    rooms: int
+    rss_mb: float
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """Stop every room (sessions saved), flush persistence, exit within ``deadline_s``."""
+
+    deadline_s: float
+
+
+Message = (
+    Hello | Ready | StartRoom | StopRoom | RoomStarted | RoomEnded | Reload | Ping | Pong | Shutdown
+)
+
+_TYPES: dict[str, type[Any]] = {
+    "hello": Hello,
+    "ready": Ready,
+    "start_room": StartRoom,
+    "stop_room": StopRoom,
+    "room_started": RoomStarted,
+    "room_ended": RoomEnded,
+    "reload": Reload,
+    "ping": Ping,
+    "pong": Pong,
+    "shutdown": Shutdown,
+}
+_NAMES = {cls: name for name, cls in _TYPES.items()}
+
+
+def encode(message: Message) -> bytes:
+    """One line of JSON."""
+    body = {"v": PROTOCOL_VERSION, "type": _NAMES[type(message)], **asdict(message)}
+    return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> Message:
+    """Parse one line.
+
+    Raises:
+        ProtocolError: not JSON, another protocol version, an unknown type or wrong fields.
+    """
+    try:
+        body = json.loads(line)
+    except ValueError:
+        raise ProtocolError("worker protocol line is not JSON") from None
+    if not isinstance(body, dict) or body.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(f"worker protocol version mismatch (want v{PROTOCOL_VERSION})")
+    cls = _TYPES.get(str(body.get("type")))
+    if cls is None:
+        raise ProtocolError(f"unknown worker message type {body.get('type')!r}")
+    names = {f.name for f in fields(cls)}
+    try:
+        message: Message = cls(**{k: v for k, v in body.items() if k in names})
+    except TypeError as exc:
+        raise ProtocolError(f"malformed {body['type']} message: {exc}") from None
+    return message

@@ -1,0 +1,214 @@
+"""The room-worker process: hosts room actors for the supervisor, nothing else.
+
+Started by the supervisor (spawned, never forked: the rtc FFI is not fork-safe) as
+``python -m supervisor.workers``. It reads messages on stdin, answers on a private copy of
+stdout (fd 1 itself is pointed at stderr, so a stray print cannot corrupt the protocol), and
+runs: its providers (loaded once), its own persistence actor and outbox, and one task per room.
+Restart decisions belong to the supervisor; a worker only reports how each room ended.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+import anyio
+from anyio.abc import TaskGroup
+
+from actors import ActorStartError
+from actors.persistence import EmbeddedStore, PersistenceActor
+from actors.room import Providers, RoomActor, RoomHandle, RoomSpec, dispose_rtc
+from supervisor._config import Config, parse_config
+from supervisor._logging import configure_logging
+from supervisor.workers._metrics_wire import snapshot
+from supervisor.workers._protocol import (
+    Hello,
+    Message,
+    Ping,
+    Pong,
+    ProtocolError,
+    Ready,
+    Reload,
+    RoomEnded,
+    RoomStarted,
+    Shutdown,
+    StartRoom,
+    StopRoom,
+    decode,
+    encode,
+)
+
+__all__ = ("worker_main",)
+
+logger = logging.getLogger(__name__)
+
+
+class _Worker:
+    def __init__(self, worker_id: int, config: Config, out: BinaryIO) -> None:
+        self.worker_id = worker_id
+        self.config = config
+        self._out = out
+        self._providers: Providers | None = None
+        self._persistence: PersistenceActor | None = None
+        self._handles: dict[str, RoomHandle] = {}
+        self._starting: dict[str, anyio.CancelScope] = {}
+        self._rooms_tg: TaskGroup | None = None
+        self._done = anyio.Event()
+        self._room_ended = anyio.Event()
+
+    def send(self, message: Message) -> None:
+        # Small writes to a pipe the supervisor drains continuously: blocking is bounded.
+        self._out.write(encode(message))
+        self._out.flush()
+
+    async def run(self, stdin: anyio.AsyncFile[bytes]) -> None:
+        from supervisor._daemon import open_providers  # the daemon's factory, shared
+
+        cfg = self.config
+        if cfg.voice.enabled:
+            self._providers = await open_providers(cfg)
+        persistence_settings = cfg.persistence.model_copy(
+            update={"outbox_name": f"worker-{self.worker_id}"}
+        )
+        store = EmbeddedStore(cfg.persistence.store_path)
+        persistence = PersistenceActor(persistence_settings, store)
+        self._persistence = persistence
+        try:
+            async with anyio.create_task_group() as outer:
+                await outer.start(persistence.run, name="persistence")
+                async with anyio.create_task_group() as rooms:
+                    self._rooms_tg = rooms
+                    rooms.start_soon(self._read, stdin, name="worker:stdin")
+                    self.send(Ready(self.worker_id, os.getpid()))
+                    await self._done.wait()
+                    rooms.cancel_scope.cancel("worker shutting down")
+                persistence.close()
+                outer.cancel_scope.deadline = anyio.current_time() + cfg.supervisor.drain_timeout_s
+        finally:
+            if self._providers is not None:
+                with anyio.move_on_after(5, shield=True):
+                    for provider in (self._providers.stt, self._providers.llm, self._providers.tts):
+                        await provider.aclose()
+            store.close()
+            dispose_rtc()
+
+    async def _read(self, stdin: anyio.AsyncFile[bytes]) -> None:
+        while line := await stdin.readline():
+            try:
+                message = decode(line)
+            except ProtocolError as exc:
+                logger.error("bad message from the supervisor", extra={"error": str(exc)})
+                continue
+            await self._dispatch(message)
+        # stdin closed: the supervisor is gone; stop what we host and exit.
+        await self._shutdown(self.config.supervisor.drain_timeout_s)
+
+    async def _dispatch(self, message: Message) -> None:
+        match message:
+            case StartRoom():
+                assert self._rooms_tg is not None
+                spec = RoomSpec(message.room, message.url, message.token, message.attempt)
+                self._rooms_tg.start_soon(self._room, spec, name=f"room:{spec.room}")
+            case StopRoom(room=room, reason=reason):
+                handle = self._handles.get(room)
+                if handle is not None:
+                    handle.request_stop(reason)
+                elif room in self._starting:
+                    self._starting[room].cancel(reason)
+            case Ping(seq=seq):
+                self.send(Pong(seq, len(self._handles), _rss_mb(), snapshot()))
+            case Reload(config=data):
+                new = parse_config(data, environ={})
+                configure_logging(new.logging)
+                self.config = self.config.model_copy(
+                    update={
+                        "agent": new.agent,
+                        "logging": new.logging,
+                        "voice": new.voice,
+                        "data": new.data,
+                    }
+                )
+            case Shutdown(deadline_s=deadline_s):
+                await self._shutdown(deadline_s)
+            case _:
+                logger.error("unexpected message for a worker", extra={"type": type(message)})
+
+    async def _shutdown(self, deadline_s: float) -> None:
+        for handle in list(self._handles.values()):
+            handle.request_stop("daemon shutting down")
+        for scope in list(self._starting.values()):
+            scope.cancel("daemon shutting down")
+        with anyio.move_on_after(deadline_s):
+            while self._handles or self._starting:
+                await self._room_ended.wait()
+        self._done.set()
+
+    async def _room(self, spec: RoomSpec) -> None:
+        assert self._persistence is not None
+        cfg = self.config
+        actor = RoomActor(
+            spec,
+            cfg.agent.room_settings(),
+            self._persistence,
+            history_limit=cfg.persistence.history_limit,
+            providers=self._providers,
+            voice=cfg.voice,
+            data=cfg.data,
+        )
+        phase = "start"
+        scope = anyio.CancelScope()
+        self._starting[spec.room] = scope
+        try:
+            with scope:
+                async with anyio.create_task_group() as tg:
+                    handle = await tg.start(actor.run, name=f"room:{spec.room}:actor")
+                    self._starting.pop(spec.room, None)
+                    self._handles[spec.room] = handle
+                    phase = "run"
+                    self.send(RoomStarted(spec.room, handle.conversation_id))
+        except Exception as exc:  # reported to the supervisor, which decides on a restart
+            error = type(exc).__name__ if not isinstance(exc, ExceptionGroup) else "ActorCrashed"
+            if isinstance(exc, ActorStartError):
+                error = "ActorStartError"
+            self.send(RoomEnded(spec.room, error, phase))
+        else:
+            self.send(RoomEnded(spec.room, None if phase == "run" else "cancelled", phase))
+        finally:
+            self._starting.pop(spec.room, None)
+            self._handles.pop(spec.room, None)
+            self._room_ended.set()
+            self._room_ended = anyio.Event()
+
+
+def _rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+async def _main(out: BinaryIO) -> None:
+    stdin = anyio.wrap_file(sys.stdin.buffer)
+    first = await stdin.readline()
+    hello = decode(first)
+    if not isinstance(hello, Hello):
+        raise ProtocolError("a worker's first message must be hello")
+    config = parse_config(hello.config, environ={})
+    configure_logging(config.logging)
+    await _Worker(hello.worker_id, config, out).run(stdin)
+
+
+def worker_main() -> int:
+    """Entry point of ``python -m supervisor.workers``."""
+    protocol_fd = os.dup(1)
+    os.dup2(2, 1)  # anything printed to stdout now lands in the log, not in the protocol
+    sys.stdout = sys.stderr
+    with os.fdopen(protocol_fd, "wb") as out:
+        anyio.run(_main, out, backend="asyncio")
+    return 0
