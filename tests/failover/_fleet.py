@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from supervisor import SupervisorSettings
 from tests.failover._redis_server import RedisServer
 from tests.harness.livekit_server import ROOT, LiveKitServer, free_port
 
@@ -213,6 +214,14 @@ def write_config(
         redis["max_rooms_per_user"] = settings.max_rooms_per_user
     if settings.turns_per_minute_per_user is not None:
         redis["turns_per_minute_per_user"] = settings.turns_per_minute_per_user
+    supervisor: dict[str, Any] = {
+        "reconcile_interval_s": settings.reconcile_interval_s,
+        "drain_timeout_s": 3.0,
+    }
+    if "workers" in SupervisorSettings.model_fields:
+        # Rooms in the daemon's own process: the per-user limits wrap the model there, and a
+        # restarted daemon is ready in seconds.
+        supervisor["workers"] = 0
     sections: dict[str, dict[str, Any]] = {
         "livekit": {
             "url": server.ws_url,
@@ -228,10 +237,7 @@ def write_config(
             "backend_token": BACKEND_TOKEN,
             "flush_interval_ms": 5,
         },
-        "supervisor": {
-            "reconcile_interval_s": settings.reconcile_interval_s,
-            "drain_timeout_s": 3.0,
-        },
+        "supervisor": supervisor,
         "redis": redis,
         "logging": {"level": "INFO", "format": "json"},
     }
