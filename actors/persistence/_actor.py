@@ -312,7 +312,7 @@ class PersistenceActor:
         EVENTS_COMMITTED.labels(label).inc(len(batch) - dropped)
         if dropped:
             self._unserialisable += dropped
-            EVENTS_DEAD_LETTERED.labels(label, "unserialisable").inc(dropped)
+            EVENTS_DEAD_LETTERED.labels(label, "unstorable").inc(dropped)
             logger.error("events that cannot be stored were refused", extra={"events": dropped})
         self._signal_commit()
         return True

@@ -40,7 +40,8 @@ EVENTS_SHIPPED = Counter(
 )
 EVENTS_DEAD_LETTERED = Counter(
     "voice_supervisor_events_dead_lettered_total",
-    "Events moved to the dead-letter table, by reason (rejected, unserialisable).",
+    "Events refused for good, by reason: rejected (the backend, a final 4xx; kept in the "
+    "dead-letter table) or unstorable (not JSON data, or the embedded store refused it).",
     ["outbox", "reason"],
 )
 SHIP_RETRIES = Counter(
