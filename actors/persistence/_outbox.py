@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 _COLUMNS = "id, conversation_id, type, enqueued_at, body"
 _DEAD_COLUMNS = "id, conversation_id, type, enqueued_at, failed_at, status, reason, body"
 _REASON_MAX = 500
+# A sibling adopting orphans holds each lock only while it looks (milliseconds); a live owner
+# holds it for good.
+_OWN_LOCK_WAIT_S = 5.0
+_OWN_LOCK_POLL_S = 0.01
 # pending_turns() scans at most this many of the newest rows. Without an index (which would cost
 # every append a third of its time) a scan from the newest row finds an active conversation's
 # turns at once; the bound caps the cost for a conversation with none during a long outage.
@@ -89,14 +94,21 @@ class Outbox:
         self.oldest_enqueued_at: float | None = row[1]
 
     @classmethod
-    def open(cls, path: Path, *, synchronous: str = "normal") -> Outbox:
+    def open(
+        cls, path: Path, *, synchronous: str = "normal", lock_wait_s: float = _OWN_LOCK_WAIT_S
+    ) -> Outbox:
         """Lock and open the outbox file, creating it, and adopt orphaned siblings.
+
+        Args:
+            path: the outbox file.
+            synchronous: SQLite ``synchronous`` (``normal`` or ``full``).
+            lock_wait_s: how long a held lock is waited for before giving up.
 
         Raises:
             OutboxLockedError: another live process holds this outbox.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock_fd = _try_lock(path)
+        lock_fd = _lock_own(path, lock_wait_s)
         if lock_fd is None:
             raise OutboxLockedError(
                 "cannot open the outbox: another running process uses it; give each process "
@@ -269,6 +281,17 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
     db.executescript(_SCHEMA)
     return db
+
+
+def _lock_own(path: Path, wait_s: float) -> int | None:
+    """Lock our own file. Another process starting in the same directory may hold our lock for a
+    moment while it checks whether our file is an orphan, so wait a little before giving up."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        fd = _try_lock(path)
+        if fd is not None or time.monotonic() >= deadline:
+            return fd
+        time.sleep(_OWN_LOCK_POLL_S)  # a worker thread: nothing else waits on it
 
 
 def _try_lock(path: Path) -> int | None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from actors.persistence import OutboxLockedError
-from actors.persistence._outbox import Outbox, OutboxRow
+from actors.persistence._outbox import Outbox, OutboxRow, _try_lock
 from tests.actors.persistence.conftest import turn
 
 
@@ -88,11 +90,24 @@ def test_one_process_per_outbox_file(tmp_path: Path) -> None:
     path = tmp_path / "outbox-a.sqlite3"
     first = Outbox.open(path)
     with pytest.raises(OutboxLockedError, match="outbox_name"):
-        Outbox.open(path)
+        Outbox.open(path, lock_wait_s=0.05)
     first.close()
     first.close()  # idempotent
     second = Outbox.open(path)
     second.close()
+
+
+def test_a_lock_held_for_a_moment_by_a_sibling_is_waited_for(tmp_path: Path) -> None:
+    path = tmp_path / "outbox-a.sqlite3"
+    sibling = _try_lock(path)  # what a starting sibling does while it looks for orphans
+    assert sibling is not None
+    release = threading.Timer(0.2, os.close, (sibling,))
+    release.start()
+    try:
+        outbox = Outbox.open(path)
+    finally:
+        release.join()
+    outbox.close()
 
 
 def test_an_orphaned_outbox_is_adopted_after_our_own_rows(tmp_path: Path) -> None:
