@@ -211,7 +211,9 @@ class Daemon:
             if signum == signal.SIGHUP:
                 self.reload()
                 if self.pool is not None:
-                    await self.pool.reload(self.config)
+                    # Bounded: a stuck worker pipe must not hold up the SIGTERM queued behind.
+                    with anyio.move_on_after(self.config.agent.close_timeout_s):
+                        await self.pool.reload(self.config)
             elif self._stop.is_set():
                 logger.info("signal received; already shutting down", extra={"signal": signum})
             else:

@@ -40,9 +40,15 @@ def config_toml(
     level: str = "INFO",
     drain_timeout_s: float = 10.0,
     reconcile_interval_s: float = 300.0,
+    workers: int | None = None,
 ) -> str:
-    """A config file for a daemon under test (voice off: these tests are about supervision)."""
+    """A config file for a daemon under test (voice off: these tests are about supervision).
+
+    ``workers`` None keeps the default (room-worker processes, one per core); 0 runs the rooms
+    in the supervisor process, which starts faster.
+    """
     patterns = ", ".join(json.dumps(p) for p in rooms)
+    worker_line = "" if workers is None else f"workers = {workers}"
     return f"""
 [livekit]
 url = "{server.ws_url}"
@@ -64,6 +70,7 @@ flush_interval_ms = 5
 [supervisor]
 reconcile_interval_s = {reconcile_interval_s}
 drain_timeout_s = {drain_timeout_s}
+{worker_line}
 
 [voice]
 enabled = false
@@ -89,9 +96,16 @@ class DaemonProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def send_signal(self, signum: signal.Signals) -> float:
-        """Signal the daemon; returns the monotonic time it was sent."""
-        self.process.send_signal(signum)
+    def send_signal(self, signum: signal.Signals, *, group: bool = False) -> float:
+        """Signal the daemon (``group``: and its workers, as Ctrl-C in a terminal does).
+
+        Returns:
+            the monotonic time the signal was sent.
+        """
+        if group:
+            os.killpg(self.process.pid, signum)
+        else:
+            self.process.send_signal(signum)
         return time.monotonic()
 
     def messages(self, msg: str) -> list[dict[str, Any]]:
@@ -168,6 +182,7 @@ async def running_daemon(config: str, workdir: Path, port: int) -> AsyncIterator
         stderr=subprocess.PIPE,
         cwd=workdir,
         env=env,
+        start_new_session=True,  # its own process group, like a service: see send_signal
     )
     daemon = DaemonProcess(process, config_path, workdir / "data", port)
     try:
@@ -178,7 +193,7 @@ async def running_daemon(config: str, workdir: Path, port: int) -> AsyncIterator
                 yield daemon
             finally:
                 if process.returncode is None:
-                    process.kill()
+                    os.killpg(process.pid, signal.SIGKILL)
                 with anyio.move_on_after(10, shield=True):
                     await process.wait()
                 tg.cancel_scope.cancel()

@@ -68,14 +68,14 @@ def saved_sessions(daemon: DaemonProcess) -> list[dict[str, object]]:
 
 
 async def drain_and_check(
-    daemon: DaemonProcess, names: list[str], signum: signal.Signals
+    daemon: DaemonProcess, names: list[str], signum: signal.Signals, *, group: bool = False
 ) -> tuple[float, float]:
     """Send ``signum``; assert exit 0 in time and every session saved.
 
     Returns:
         (seconds from the signal to the process exit, the daemon's own "drained" figure)
     """
-    sent = daemon.send_signal(signum)
+    sent = daemon.send_signal(signum, group=group)
     code = await daemon.wait_exit(deadline_s=2 * DRAIN_TIMEOUT_S + 10)
     exited_s = time.monotonic() - sent
     assert code == 0, daemon.lines[-10:]
@@ -120,6 +120,25 @@ async def test_sigint_drains_like_sigterm(
         await drain_and_check(daemon, names, signal.SIGINT)
     (received,) = daemon.messages("signal received; shutting down")
     assert received["signal"] == signal.SIGINT
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="room workers take SIGINT themselves (KeyboardInterrupt) instead of waiting for the "
+    "supervisor's drain: supervisor/workers/_worker.py should ignore SIGINT and SIGTERM",
+)
+async def test_ctrl_c_to_the_process_group_drains_like_sigterm(
+    livekit_server: LiveKitServer, lkapi: api.LiveKitAPI, webhook_port: int, tmp_path: Path
+) -> None:
+    names = [f"fault-ctrlc-{i}" for i in range(3)]
+    config = config_toml(
+        livekit_server, webhook_port, tmp_path / "data", drain_timeout_s=DRAIN_TIMEOUT_S
+    )
+    async with running_daemon(config, tmp_path, webhook_port) as daemon:
+        await create_rooms(lkapi, names)
+        await wait_joined(daemon, names, deadline_s=30)
+        # Ctrl-C in a terminal: SIGINT to the daemon and its room workers alike.
+        await drain_and_check(daemon, names, signal.SIGINT, group=True)
 
 
 async def test_sighup_applies_new_room_rules_and_log_level_to_new_rooms(
