@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     with_config(run)
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("path", type=Path)
+    sub.add_parser("config-docs", help="print the configuration reference (Markdown)")
     sessions = sub.add_parser("sessions", help="list stored session summaries")
     with_config(sessions)
     sessions.add_argument("--json", action="store_true", help="print JSON")
@@ -64,6 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         match args.command:
+            case "config-docs":
+                from supervisor._config_docs import render_config_reference
+
+                print(render_config_reference())
+                return 0
             case "check-config":
                 load_config(args.path)
                 print(f"{args.path}: OK")

@@ -43,6 +43,8 @@ class Caller:
     captions: list[Caption] = field(default_factory=list)
     agent_audio: list[np.ndarray] = field(default_factory=list)
     changed: anyio.Event = field(default_factory=anyio.Event)
+    heard: anyio.Event = field(default_factory=anyio.Event)
+    """Set once someone (the agent) subscribed to the caller's microphone."""
     _speech: list[bytes] = field(default_factory=list)
     _speech_done: anyio.Event = field(default_factory=anyio.Event)
 
@@ -154,6 +156,9 @@ async def caller(
             track, rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         )
         tg.start_soon(bot._microphone)
+        # Speaking before the agent listens would lose the first words: wait for it.
+        with anyio.fail_after(10):
+            await bot.heard.wait()
         for participant in room.remote_participants.values():
             for pub in participant.track_publications.values():
                 if participant.identity == agent_identity and pub.track is not None:
@@ -174,6 +179,10 @@ def _wire(room: rtc.Room, bot: Caller, tg: TaskGroup, agent_identity: str) -> No
     ) -> None:
         if participant.identity == agent_identity and track.kind == rtc.TrackKind.KIND_AUDIO:
             tg.start_soon(bot._record, track)
+
+    @room.on("local_track_subscribed")
+    def _on_heard(_track: rtc.Track) -> None:
+        bot.heard.set()
 
     @room.on("participant_attributes_changed")
     def _on_attrs(_changed: dict[str, str], _p: rtc.Participant) -> None:

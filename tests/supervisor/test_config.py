@@ -17,10 +17,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_shipped_config_is_valid_and_matches_the_defaults() -> None:
     shipped = load_config(ROOT / "config.toml", environ={})
     defaults = parse_config({}, environ={})
-    assert shipped.model_dump(exclude={"persistence"}) == defaults.model_dump(
-        exclude={"persistence"}
+    assert shipped.model_dump(exclude={"persistence", "playground"}) == defaults.model_dump(
+        exclude={"persistence", "playground"}
     )
     assert shipped.persistence.data_dir == (ROOT / "data").resolve()
+    # The dev config opens the playground; it is off by default.
+    assert not defaults.playground.enabled
+    assert shipped.playground == defaults.playground.model_copy(update={"enabled": True})
 
 
 def test_unknown_keys_name_the_key_and_the_allowed_ones() -> None:
@@ -98,3 +101,13 @@ def test_check_config_cli(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "[server] port = 70000" in result.stderr
     assert "[server] hots: unknown key" in result.stderr
+
+
+def test_the_configuration_reference_is_up_to_date() -> None:
+    from supervisor._config_docs import render_config_reference
+
+    shipped = (ROOT / "docs" / "configuration.md").read_text()
+    assert shipped.strip() == render_config_reference().strip(), (
+        "docs/configuration.md is stale: run `python -m supervisor config-docs > "
+        "docs/configuration.md`"
+    )
