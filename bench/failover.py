@@ -2,7 +2,8 @@
 are taken over.
 
 Starts a redis-server, a livekit-server posting webhooks to two daemons (subprocesses), a
-reference backend, and the daemons. Creates N rooms and counts the leases each daemon wins
+reference backend, and the daemons. Creates N rooms, each with a person in it (the server
+closes a room its last non-agent participant left), and counts the leases each daemon wins
 (ownership balance). Then, ``--kills`` times: ``kill -9`` the daemon holding the rooms, time
 each of its rooms until another daemon's agent is in it (takeover), and restart the killed
 daemon. Prints a table and writes JSON.
@@ -19,6 +20,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from supervisor.coordination import RedisSettings, RedisStore  # noqa: E402
 from tests.failover._fleet import DaemonProc, Fleet, FleetSettings, build_fleet  # noqa: E402
 from tests.failover._redis_server import RedisServer  # noqa: E402
 from tests.harness.livekit_server import LiveKitServer, start_server  # noqa: E402
+from tests.harness.participants import joined  # noqa: E402
 
 _POLL_S = 0.05
 
@@ -43,8 +46,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def agents(lk: api.LiveKitAPI, room: str) -> list[str]:
+    return [identity for identity, _sid in await agent_sids(lk, room)]
+
+
+async def agent_sids(lk: api.LiveKitAPI, room: str) -> list[tuple[str, str]]:
     resp = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
-    return [p.identity for p in resp.participants if p.identity.startswith("agent-")]
+    return [(p.identity, p.sid) for p in resp.participants if p.identity.startswith("agent-")]
 
 
 async def holders(store: RedisStore, rooms: list[str]) -> dict[str, str | None]:
@@ -54,22 +61,27 @@ async def holders(store: RedisStore, rooms: list[str]) -> dict[str, str | None]:
 async def wait_owned(
     lk: api.LiveKitAPI, store: RedisStore, rooms: list[str], deadline_s: float
 ) -> dict[str, str]:
-    """Wait until every room has one agent and a lease holder; return room → holder."""
+    """Wait until every room has a lease holder whose agent is in it; return room → holder.
+
+    (A killed daemon's agent may linger in a room until the server notices it is gone.)
+    """
     end = time.monotonic() + deadline_s
+    owners: dict[str, str | None] = {}
     while time.monotonic() < end:
         owners = await holders(store, rooms)
         if all(owners.values()):
-            present = [await agents(lk, room) for room in rooms]
-            if all(len(p) == 1 for p in present):
+            present = [f"agent-{owners[room]}" in await agents(lk, room) for room in rooms]
+            if all(present):
                 return {room: str(owner) for room, owner in owners.items()}
         await anyio.sleep(_POLL_S)
-    raise TimeoutError(f"rooms not all owned after {deadline_s}s")
+    raise TimeoutError(f"rooms not all owned after {deadline_s}s: {owners}")
 
 
 async def takeover(
-    lk: api.LiveKitAPI, rooms: list[str], dead: str, deadline_s: float
+    lk: api.LiveKitAPI, rooms: list[str], dead: str, before: set[str], deadline_s: float
 ) -> dict[str, float]:
-    """Seconds from now until each room has an agent other than ``dead``."""
+    """Seconds from now until each room has a new agent (not ``dead``, not a participant sid in
+    ``before``: an agent killed earlier may linger until the server notices)."""
     start = time.monotonic()
     done: dict[str, float] = {}
     while len(done) < len(rooms):
@@ -77,7 +89,10 @@ async def takeover(
             missing = sorted(set(rooms) - set(done))
             raise TimeoutError(f"no takeover within {deadline_s}s for {missing}")
         for room in rooms:
-            if room not in done and any(a != dead for a in await agents(lk, room)):
+            if room not in done and any(
+                identity != dead and sid not in before
+                for identity, sid in await agent_sids(lk, room)
+            ):
                 done[room] = time.monotonic() - start
         await anyio.sleep(_POLL_S)
     return done
@@ -104,11 +119,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         fleet = build_fleet(work / "run", server_factory, redis, ["a", "b"], settings)
         lk = api.LiveKitAPI(fleet.server.http_url, fleet.server.api_key, fleet.server.api_secret)
+        people = AsyncExitStack()
         try:
             rooms = [f"bench-fo-{i}" for i in range(args.rooms)]
             for room in rooms:
                 meta = json.dumps({"conversation_id": f"c-{room}"})
                 await lk.room.create_room(api.CreateRoomRequest(name=room, metadata=meta))
+                await people.enter_async_context(joined(fleet.server, room, f"person-{room}"))
             owners = await wait_owned(lk, store, rooms, 60)
             balance = {name: sum(1 for o in owners.values() if o == name) for name in fleet.daemons}
             per_room: list[float] = []
@@ -118,15 +135,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 loads = {n: sum(1 for o in owners.values() if o == n) for n in fleet.daemons}
                 victim: DaemonProc = fleet.daemons[max(loads, key=lambda n: loads[n])]
                 theirs = [room for room, owner in owners.items() if owner == victim.name]
+                before = {sid for room in theirs for _, sid in await agent_sids(lk, room)}
                 victim.kill9()
                 times = await takeover(
-                    lk, theirs, victim.identity, args.lease_ttl + args.reconcile + 30
+                    lk, theirs, victim.identity, before, args.lease_ttl + args.reconcile + 30
                 )
                 per_room.extend(times.values())
                 per_kill.append(max(times.values()))
+                print(  # progress, on stderr
+                    f"kill {len(per_kill)}: {len(theirs)} rooms of daemon {victim.name} taken"
+                    f" over in {max(times.values()):.2f}s",
+                    file=sys.stderr,
+                )
                 victim.start()
                 victim.wait_ready()
         finally:
+            await people.aclose()
             for listed in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms:
                 await lk.room.delete_room(api.DeleteRoomRequest(room=listed.name))
             await lk.aclose()

@@ -208,7 +208,7 @@ def write_config(
         "url": redis_url,
         "node_id": name,
         "lease_ttl_s": settings.lease_ttl_s,
-        "timeout_s": min(0.5, settings.lease_ttl_s / 4),
+        "timeout_s": settings.lease_ttl_s / 3,  # a busy 2-core loop answers slowly
     }
     if settings.max_rooms_per_user is not None:
         redis["max_rooms_per_user"] = settings.max_rooms_per_user
