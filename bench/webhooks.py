@@ -70,7 +70,8 @@ def serve(cpu: int, data_dir: Path, profile: Path | None) -> None:
             "server": {"host": "127.0.0.1", "port": 0},
             "agent": {"rooms": ["bench-never-*"]},
             "persistence": {"data_dir": str(data_dir)},
-            "supervisor": {"reconcile_interval_s": 300.0, "drain_timeout_s": 2.0},
+            # Rooms never start here; room workers would only add idle processes on the core.
+            "supervisor": {"reconcile_interval_s": 300.0, "drain_timeout_s": 2.0, "workers": 0},
             "logging": {"level": "WARNING"},
         },
         environ={},

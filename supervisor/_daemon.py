@@ -4,9 +4,10 @@ the shutdown ladder.
 Shutdown (SIGTERM/SIGINT or ``request_stop``): readyz turns 503 and webhooks get 503 → every
 room actor is asked to stop and given ``drain_timeout_s`` → the rest are cancelled → the HTTP
 server closes → the persistence actor stores what it holds, within ``close_timeout_s``.
-SIGHUP reloads ``[agent]`` and ``[logging]`` (for new rooms); a file that cannot be read or
-validated is logged ("config reload rejected") and the running config stays. Signal handlers
-stay installed until ``run`` returns, so a second SIGTERM/SIGINT never cuts the ladder short.
+SIGHUP reloads ``[agent]``, ``[voice]``, ``[data]`` and ``[logging]`` (for new rooms, in every
+worker too); a file that cannot be read or validated is logged ("config reload rejected") and
+the running config stays. Signal handlers stay installed until ``run`` returns, so a second
+SIGTERM/SIGINT never cuts the ladder short.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ __all__ = ("Daemon", "DaemonInfo")
 logger = logging.getLogger(__name__)
 
 _TOKEN_TTL = datetime.timedelta(hours=6)
-_RELOADABLE = frozenset({"agent", "logging"})
-"""Config sections SIGHUP applies (to new rooms); the others need a restart."""
+_RELOADABLE = frozenset({"agent", "logging", "voice", "data"})
+"""Config sections SIGHUP applies (to new rooms, here and in every worker); the others, and
+``[voice] enabled`` and ``providers_factory`` (providers are opened at start), need a restart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,8 +248,15 @@ class Daemon:
             for name in type(new).model_fields
             if name not in _RELOADABLE and getattr(new, name) != getattr(self.config, name)
         )
+        voice, running = new.voice, self.config.voice
+        pinned = {"enabled": running.enabled, "providers_factory": running.providers_factory}
+        if any(getattr(voice, key) != value for key, value in pinned.items()):
+            restart_only.append("voice.enabled/providers_factory")
+            voice = voice.model_copy(update=pinned)
         configure_logging(new.logging)
-        self.config = self.config.model_copy(update={"agent": new.agent, "logging": new.logging})
+        self.config = self.config.model_copy(
+            update={"agent": new.agent, "logging": new.logging, "voice": voice, "data": new.data}
+        )
         if self.supervisor is not None:
             self.supervisor.agent = new.agent
             self.supervisor.request_reconcile()
