@@ -21,6 +21,7 @@ from actors.persistence import PersistenceSettings
 from actors.providers import LlmSettings, SttSettings, TtsSettings
 from actors.room import DataSettings, RoomSettings, VoiceSettings
 from supervisor.coordination import RedisSettings
+from supervisor.playground import PlaygroundSettings
 
 __all__ = (
     "AgentSettings",
@@ -149,6 +150,7 @@ class Config(Settings):
     data: DataSettings = DataSettings()
     logging: LoggingSettings = LoggingSettings()
     redis: RedisSettings = RedisSettings()
+    playground: PlaygroundSettings = PlaygroundSettings()
 
 
 _ENV_SECRETS: tuple[tuple[str, str, str], ...] = (

@@ -37,6 +37,7 @@ from supervisor._messages import SupervisorMessage
 from supervisor._registry import ActorRunner, RoomRegistry
 from supervisor._supervisor import Supervisor
 from supervisor.coordination import Coordinator
+from supervisor.playground import Playground
 from supervisor.webhook import WebhookEndpoint, WebhookVerifier
 from supervisor.workers import MergedRegistry, WorkerPool, WorkerRoomRunner
 
@@ -138,7 +139,10 @@ class Daemon:
             accepting=lambda: not self.draining,
         )
         metrics = None if pool is None else MergedRegistry(pool.metrics)
-        runner = web.AppRunner(build_app(endpoint, self._readiness, metrics), access_log=None)
+        app = build_app(
+            endpoint, self._readiness, metrics, self._playground_routes(lkapi, persistence)
+        )
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         # Installed for the whole ladder, not only while the supervisor runs: a second
         # SIGTERM/SIGINT during the drain or the final flush is logged instead of taking its
@@ -268,6 +272,24 @@ class Daemon:
             )
 
     # -- factories ----------------------------------------------------------------------------
+
+    def _playground_routes(
+        self, lkapi: api.LiveKitAPI, persistence: PersistenceActor
+    ) -> list[web.RouteDef]:
+        cfg = self.config
+        if not cfg.playground.enabled:
+            return []
+        playground = Playground(
+            cfg.playground,
+            livekit_url=cfg.livekit.url,
+            api_key=cfg.livekit.api_key,
+            api_secret=cfg.livekit.api_secret.get_secret_value(),
+            rooms=lkapi.room,
+            messages=persistence,
+            wants_room=lambda room: self.config.agent.wants(room),
+        )
+        logger.warning("playground enabled at /playground: for development only")
+        return playground.routes()
 
     def _room_spec(self, room: str, attempt: int) -> RoomSpec:
         cfg = self.config

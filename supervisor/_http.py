@@ -1,8 +1,9 @@
-"""The daemon's HTTP surface: ``POST /webhook``, ``GET /healthz``, ``/readyz``, ``/metrics``."""
+"""The daemon's HTTP surface: ``POST /webhook``, ``GET /healthz``, ``/readyz``, ``/metrics``,
+and the playground's routes when it is enabled."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -16,6 +17,7 @@ def build_app(
     webhook: WebhookEndpoint,
     readiness: Callable[[], tuple[bool, dict[str, object]]],
     metrics_registry: CollectorRegistry | None = None,
+    extra_routes: Iterable[web.AbstractRouteDef] = (),
 ) -> web.Application:
     """The aiohttp application.
 
@@ -23,6 +25,7 @@ def build_app(
         webhook: the webhook handler.
         readiness: returns (ready, details) for ``/readyz``.
         metrics_registry: what ``/metrics`` shows (default: this process's registry).
+        extra_routes: more routes (the playground's, when it is enabled).
     """
     registry = REGISTRY if metrics_registry is None else metrics_registry
 
@@ -42,4 +45,5 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_routes(extra_routes)
     return app
