@@ -36,6 +36,7 @@ from actors.room._messages import (
     TrackUnsubscribed,
 )
 from actors.room._ports import Persistence
+from actors.room._rtc import connect_room
 from actors.room._settings import DataSettings, RoomSettings, VoiceSettings
 from actors.room._state import (
     ConversationHistory,
@@ -140,9 +141,10 @@ class RoomActor:
         self.lifecycle = self.lifecycle.to(RoomLifecycle.CONNECTING)
         self._wire(room)
         try:
+            await connect_room(
+                room, self.spec.url, self.spec.token, self._settings.connect_timeout_s
+            )
             with anyio.fail_after(self._settings.connect_timeout_s):
-                options = rtc.RoomOptions(auto_subscribe=True)
-                await room.connect(self.spec.url, self.spec.token, options)
                 await self._open_session(room)
         except BaseException as exc:
             self.lifecycle = self.lifecycle.to(RoomLifecycle.CLOSED)

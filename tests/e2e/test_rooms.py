@@ -43,7 +43,9 @@ async def test_agent_joins_a_room_created_with_metadata(
     assert "e2e-join" in daemon.registry.rooms
     store = stored(daemon)
     event = await poll_until(
-        lambda: store.events(["agent_joined"]), deadline_s=5, what="agent_joined stored"
+        lambda: [e for e in store.events(["agent_joined"]) if e["room"] == "e2e-join"],
+        deadline_s=5,
+        what="agent_joined stored",
     )
     assert event[0]["conversation_id"] == "conv-join"
     assert event[0]["data"]["user_id"] == "u-1"
@@ -92,7 +94,11 @@ async def test_deleting_the_room_stops_the_actor_and_stores_the_session(
     assert daemon.registry is not None
     registry = daemon.registry
     await poll_until(lambda: "e2e-end" not in registry.rooms, deadline_s=10, what="actor stopped")
-    sessions = await poll_until(store.sessions, deadline_s=5, what="session stored")
+    sessions = await poll_until(
+        lambda: [s for s in store.sessions() if s["room"] == "e2e-end"],
+        deadline_s=5,
+        what="session stored",
+    )
     (session,) = sessions
     assert session["conversation_id"] == "conv-end"
     assert session["user_id"] == "u-9"
@@ -121,7 +127,9 @@ async def test_reconcile_joins_rooms_whose_webhook_was_lost(
         # Invalid metadata is logged and the actor runs with a conversation id of its own.
         store = EmbeddedStore(config.persistence.store_path)
         joined_events = await poll_until(
-            lambda: store.events(["agent_joined"]), deadline_s=5, what="agent_joined"
+            lambda: [e for e in store.events(["agent_joined"]) if e["room"] == "e2e-lost"],
+            deadline_s=5,
+            what="agent_joined",
         )
         assert joined_events[0]["conversation_id"].startswith("conv_")
         await lkapi.room.delete_room(api.DeleteRoomRequest(room="e2e-lost"))
@@ -168,6 +176,8 @@ async def test_shutdown_saves_every_session(
         registry = daemon.registry
         await poll_until(lambda: registry.joined == set(names), deadline_s=15, what="3 rooms")
         daemon.request_stop()
-    sessions = EmbeddedStore(config.persistence.store_path).sessions()
+    sessions = [
+        s for s in EmbeddedStore(config.persistence.store_path).sessions() if s["room"] in names
+    ]
     assert sorted(s["room"] for s in sessions) == names
     assert {s["end_reason"] for s in sessions} == {"daemon shutting down"}
