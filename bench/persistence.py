@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def make_turn(room: int, index: int) -> Event:
+def ordered_id() -> str:
+    """A time-ordered event id (milliseconds, then randomness), as a UUIDv7 is: the stores'
+    id indexes then grow at one end instead of everywhere (``--ids ordered``)."""
+    return f"EV_{time.time_ns() // 1_000_000:012x}{os.urandom(8).hex()}"
+
+
+def make_turn(room: int, index: int, ids: str = "random") -> Event:
     data: dict[str, Any] = {
         "role": "assistant" if index % 2 else "user",
         "content": f"{CONTENT}#{room}/{index}",
@@ -61,7 +68,8 @@ def make_turn(room: int, index: int) -> Event:
         "latency_ms": {"stt": 81.2, "llm_first_token": 212.5, "tts_first_audio": 96.0},
         "user_id": f"user-{room}",
     }
-    return Event(EventType.TURN, f"bench-room-{room}", f"bench-conv-{room}", data, time.time())
+    event = Event(EventType.TURN, f"bench-room-{room}", f"bench-conv-{room}", data, time.time())
+    return event if ids == "random" else replace(event, id=ordered_id())
 
 
 def null_sink() -> None:
@@ -143,7 +151,7 @@ async def throughput(args: argparse.Namespace, work: Path, url: str) -> dict[str
     per_room = args.events // args.rooms
     total = per_room * args.rooms
     # Events are built up front so that only emit() itself is timed.
-    turns = [[make_turn(r, i) for i in range(per_room)] for r in range(args.rooms)]
+    turns = [[make_turn(r, i, args.ids) for i in range(per_room)] for r in range(args.rooms)]
     enqueue_ns: list[int] = []
 
     async def room(events: list[Event]) -> None:
@@ -272,6 +280,12 @@ async def main() -> None:
         default="reference",
         help="reference: the reference backend (SQLite); null: a backend that stores nothing",
     )
+    parser.add_argument(
+        "--ids",
+        choices=("random", "ordered"),
+        default="random",
+        help="random: the daemon's event ids (UUID4); ordered: time-ordered ids",
+    )
     parser.add_argument("--json", type=Path, default=None, help="write results here")
     args = parser.parse_args()
     # The disk-use phase runs against an unreachable backend on purpose: keep its retries quiet.
@@ -293,7 +307,11 @@ async def main() -> None:
     result["load_average"] = os.getloadavg()[0]
     result["cpus"] = os.cpu_count()
     result["disk"] = await disk_use(work, args.disk_turns)
-    result["settings"] = {"batch_max": args.batch_max, "flush_interval_ms": args.flush_ms}
+    result["settings"] = {
+        "batch_max": args.batch_max,
+        "flush_interval_ms": args.flush_ms,
+        "ids": args.ids,
+    }
     result["goals"] = GOALS
 
     rows = [
