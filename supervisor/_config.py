@@ -8,6 +8,7 @@ module that reads ``os.environ``. Errors name the key, the value and what is all
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
@@ -237,7 +238,11 @@ def _describe(exc: ValidationError, source: str) -> str:
             lines.append(f"  {key}: unknown key; allowed keys here: {', '.join(allowed)}")
             continue
         value = error.get("input")
-        shown = "<secret>" if "secret" in key or "token" in key else repr(value)
+        secret = any(w in key for w in ("secret", "token", "api_key", "password"))
+        # A URL may carry credentials (redis://:password@host): never echo those back.
+        if isinstance(value, str) and re.search(r"://[^/@\s]*@", value):
+            secret = True
+        shown = "<secret>" if secret else repr(value)
         lines.append(f"  {key} = {shown}: {error['msg']}")
     return "\n".join(lines)
 

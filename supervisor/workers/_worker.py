@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
 import anyio
-from anyio.abc import TaskGroup
+from anyio.abc import TaskGroup, TaskStatus
 
 from actors import ActorStartError
 from actors.persistence import EmbeddedStore, PersistenceActor
 from actors.room import Providers, RoomActor, RoomHandle, RoomSpec, dispose_rtc
 from supervisor._config import Config, parse_config
 from supervisor._logging import configure_logging
+from supervisor.coordination import GatedLlm, RedisStore, UserLimits
 from supervisor.workers._metrics_wire import snapshot
 from supervisor.workers._protocol import (
     Hello,
@@ -52,6 +55,7 @@ class _Worker:
         self.config = config
         self._out = out
         self._providers: Providers | None = None
+        self._limits: UserLimits | None = None
         self._persistence: PersistenceActor | None = None
         self._handles: dict[str, RoomHandle] = {}
         self._starting: dict[str, anyio.CancelScope] = {}
@@ -73,6 +77,11 @@ class _Worker:
         persistence_settings = cfg.persistence.model_copy(
             update={"outbox_name": f"worker-{self.worker_id}"}
         )
+        redis_store = RedisStore(cfg.redis) if cfg.redis.enabled else None
+        if redis_store is not None:
+            # Per-user limits hold across daemons and workers: each worker checks them itself.
+            limits = UserLimits(cfg.redis, redis_store)
+            self._limits = limits if limits.enabled else None
         store = EmbeddedStore(cfg.persistence.store_path)
         persistence = PersistenceActor(persistence_settings, store)
         self._persistence = persistence
@@ -92,6 +101,9 @@ class _Worker:
                 with anyio.move_on_after(5, shield=True):
                     for provider in (self._providers.stt, self._providers.llm, self._providers.tts):
                         await provider.aclose()
+            if redis_store is not None:
+                with anyio.move_on_after(2, shield=True):
+                    await redis_store.aclose()
             store.close()
             dispose_rtc()
 
@@ -149,12 +161,20 @@ class _Worker:
     async def _room(self, spec: RoomSpec) -> None:
         assert self._persistence is not None
         cfg = self.config
+        providers, limits = self._providers, self._limits
+        actor: RoomActor | None = None
+        if providers is not None and limits is not None:
+
+            def user_of() -> str | None:
+                return None if actor is None else actor.session.user_id
+
+            providers = replace(providers, llm=GatedLlm(providers.llm, limits, spec.room, user_of))
         actor = RoomActor(
             spec,
             cfg.agent.room_settings(),
             self._persistence,
             history_limit=cfg.persistence.history_limit,
-            providers=self._providers,
+            providers=providers,
             voice=cfg.voice,
             data=cfg.data,
         )
@@ -164,11 +184,20 @@ class _Worker:
         try:
             with scope:
                 async with anyio.create_task_group() as tg:
-                    handle = await tg.start(actor.run, name=f"room:{spec.room}:actor")
+
+                    async def run_actor(*, task_status: TaskStatus[RoomHandle]) -> None:
+                        try:
+                            await actor.run(task_status=task_status)
+                        finally:
+                            tg.cancel_scope.cancel("room actor ended")  # ends the refresher
+
+                    handle = await tg.start(run_actor, name=f"room:{spec.room}:actor")
                     self._starting.pop(spec.room, None)
                     self._handles[spec.room] = handle
                     phase = "run"
                     self.send(RoomStarted(spec.room, handle.conversation_id))
+                    if limits is not None:
+                        tg.start_soon(self._refresh_limits, limits, spec.room)
         except Exception as exc:  # reported to the supervisor, which decides on a restart
             error = type(exc).__name__ if not isinstance(exc, ExceptionGroup) else "ActorCrashed"
             if isinstance(exc, ActorStartError):
@@ -177,10 +206,20 @@ class _Worker:
         else:
             self.send(RoomEnded(spec.room, None if phase == "run" else "cancelled", phase))
         finally:
+            if limits is not None:
+                with anyio.move_on_after(2, shield=True):
+                    await limits.leave(spec.room)
             self._starting.pop(spec.room, None)
             self._handles.pop(spec.room, None)
             self._room_ended.set()
             self._room_ended = anyio.Event()
+
+    async def _refresh_limits(self, limits: UserLimits, room: str) -> None:
+        # The room keeps its place among its user's rooms (as the daemon's lease keeper does
+        # for rooms in its own process); the actor ending cancels this task.
+        while True:
+            await anyio.sleep(self.config.redis.lease_ttl_s / 3)
+            await limits.refresh(room)
 
 
 def _rss_mb() -> float:
@@ -206,6 +245,11 @@ async def _main(out: BinaryIO) -> None:
 
 def worker_main() -> int:
     """Entry point of ``python -m supervisor.workers``."""
+    # Ctrl-C in a terminal (and a SIGTERM to the process group) reaches every worker too; the
+    # supervisor owns the shutdown ladder and tells each worker when to stop its rooms, so the
+    # workers leave these signals to it. EOF on stdin (the supervisor gone) also stops them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     protocol_fd = os.dup(1)
     os.dup2(2, 1)  # anything printed to stdout now lands in the log, not in the protocol
     sys.stdout = sys.stderr

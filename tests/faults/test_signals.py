@@ -122,11 +122,6 @@ async def test_sigint_drains_like_sigterm(
     assert received["signal"] == signal.SIGINT
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="room workers take SIGINT themselves (KeyboardInterrupt) instead of waiting for the "
-    "supervisor's drain: supervisor/workers/_worker.py should ignore SIGINT and SIGTERM",
-)
 async def test_ctrl_c_to_the_process_group_drains_like_sigterm(
     livekit_server: LiveKitServer, lkapi: api.LiveKitAPI, webhook_port: int, tmp_path: Path
 ) -> None:
