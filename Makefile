@@ -13,6 +13,7 @@ $(BIN)/voice-supervisor: pyproject.toml
 
 setup: $(BIN)/voice-supervisor
 	bash scripts/build-livekit-server.sh >/dev/null
+	bash scripts/build-playground.sh
 
 system-deps:
 	bash scripts/install-system-deps.sh
@@ -34,3 +35,8 @@ lint: setup
 bench: setup
 	mkdir -p bench/results
 	$(BIN)/python bench/join.py --rooms 20 --json bench/results/join.json
+	$(BIN)/python bench/latency.py --turns 50 --json bench/results/latency.json
+	$(BIN)/python bench/persistence.py --events 100000 --json bench/results/persistence.json
+	$(BIN)/python bench/webhooks.py --requests 20000 --json bench/results/webhooks.json
+	$(BIN)/python bench/failover.py --json bench/results/failover.json
+	$(BIN)/python bench/rooms.py --json bench/results/rooms.json

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the daemon and its tests use: espeak-ng (fallback TTS), sox (audio tools),
-# redis-server (several daemons, failover tests). Go (>= 1.26) builds livekit-server.
+# redis-server (several daemons, failover tests), chromium and fonts (the playground's
+# real-browser test). Go (>= 1.26) builds livekit-server.
 set -euo pipefail
 need=()
-for pkg in espeak-ng sox redis-server; do
+for pkg in espeak-ng sox redis-server chromium fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
