@@ -122,18 +122,30 @@ async def test_sigint_drains_like_sigterm(
     assert received["signal"] == signal.SIGINT
 
 
-async def test_ctrl_c_to_the_process_group_drains_like_sigterm(
-    livekit_server: LiveKitServer, lkapi: api.LiveKitAPI, webhook_port: int, tmp_path: Path
+@pytest.mark.parametrize(
+    "signum",
+    [
+        pytest.param(signal.SIGINT, id="ctrl-c"),
+        pytest.param(signal.SIGTERM, id="systemd-control-group"),
+    ],
+)
+async def test_a_signal_to_the_whole_process_group_drains_like_sigterm(
+    livekit_server: LiveKitServer,
+    lkapi: api.LiveKitAPI,
+    webhook_port: int,
+    tmp_path: Path,
+    signum: signal.Signals,
 ) -> None:
-    names = [f"fault-ctrlc-{i}" for i in range(3)]
+    # Ctrl-C in a terminal, or systemd's default KillMode, signals the room workers as well;
+    # they leave the drain to the supervisor.
+    names = [f"fault-group-{i}" for i in range(3)]
     config = config_toml(
         livekit_server, webhook_port, tmp_path / "data", drain_timeout_s=DRAIN_TIMEOUT_S
     )
     async with running_daemon(config, tmp_path, webhook_port) as daemon:
         await create_rooms(lkapi, names)
         await wait_joined(daemon, names, deadline_s=30)
-        # Ctrl-C in a terminal: SIGINT to the daemon and its room workers alike.
-        await drain_and_check(daemon, names, signal.SIGINT, group=True)
+        await drain_and_check(daemon, names, signum, group=True)
 
 
 async def test_sighup_applies_new_room_rules_and_log_level_to_new_rooms(
