@@ -106,7 +106,7 @@ class WebhookEndpoint:
             return self._refuse("unauthorized", 401, _BAD_SIGNATURE)
         try:
             raw = await self._read_body(request)
-        except (OSError, ValueError, HttpProcessingError):
+        except (OSError, ValueError, EOFError, HttpProcessingError):
             return self._refuse("malformed", 400, "could not read the webhook body")
         if raw is None:
             return self._refuse("too_large", 413, _TOO_LARGE)
@@ -132,7 +132,13 @@ class WebhookEndpoint:
         return _answer("accepted", 200, "ok")
 
     async def _read_body(self, request: web.Request) -> bytes | None:
-        """The whole body, or None once it exceeds ``max_body_bytes``."""
+        """The whole body, or None once it exceeds ``max_body_bytes``.
+
+        Raises:
+            EOFError: the client closed the connection before its Content-Length was sent.
+        """
+        if request.content_length is not None:  # checked against max_body_bytes already
+            return await request.content.readexactly(request.content_length)
         body = bytearray()
         while len(body) <= self._max_body:
             # read(n) returns what has arrived (up to n bytes), not necessarily the whole body.

@@ -28,7 +28,7 @@ from aiohttp import web
 from aiohttp.streams import StreamReader
 from aiohttp.test_utils import make_mocked_request
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from anyio.streams.memory import MemoryObjectReceiveStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from livekit import api
@@ -530,7 +530,11 @@ async def test_a_forged_flood_is_logged_a_bounded_number_of_times(
 # -- bodies that arrive in pieces -------------------------------------------------------------
 
 
-async def test_a_body_that_arrives_in_two_pieces_is_read_whole() -> None:
+def mocked_handler() -> tuple[
+    WebhookEndpoint,
+    MemoryObjectSendStream[SupervisorMessage],
+    MemoryObjectReceiveStream[SupervisorMessage],
+]:
     send, receive = anyio.create_memory_object_stream[SupervisorMessage](MAILBOX)
     handler = WebhookEndpoint(
         WebhookVerifier(KEY, SECRET),
@@ -540,7 +544,15 @@ async def test_a_body_that_arrives_in_two_pieces_is_read_whole() -> None:
         now=lambda: 5.0,
         accepting=lambda: True,
     )
+    return handler, send, receive
+
+
+@pytest.mark.parametrize("with_length", [True, False], ids=["content-length", "chunked"])
+async def test_a_body_that_arrives_in_two_pieces_is_read_whole(with_length: bool) -> None:
+    handler, send, receive = mocked_handler()
     body, headers = signed_event("room_started", "EV_split", "split")
+    if with_length:
+        headers["Content-Length"] = str(len(body))
     payload = StreamReader(mock.Mock(_reading_paused=False), 2**16)
     request = make_mocked_request("POST", "/webhook", headers=headers, payload=payload)
     payload.feed_data(body[:10])
@@ -558,6 +570,19 @@ async def test_a_body_that_arrives_in_two_pieces_is_read_whole() -> None:
             payload.feed_eof()
         assert responses[0].status == 200
         assert receive.receive_nowait() == RoomStarted("split", "RM_split", 5.0)
+
+
+async def test_a_body_cut_short_of_its_content_length_is_malformed() -> None:
+    handler, send, receive = mocked_handler()
+    body, headers = signed_event("room_started", "EV_short", "short")
+    headers["Content-Length"] = str(len(body))
+    payload = StreamReader(mock.Mock(_reading_paused=False), 2**16)
+    request = make_mocked_request("POST", "/webhook", headers=headers, payload=payload)
+    payload.feed_data(body[:10])
+    payload.feed_eof()
+    with send, receive:
+        assert (await handler.handle(request)).status == 400
+        assert receive.statistics().current_buffer_used == 0
 
 
 async def test_an_oversized_chunked_body_gets_413(served: Served) -> None:
