@@ -37,6 +37,8 @@ from supervisor._http import build_app
 from supervisor._messages import ParticipantJoined, RoomFinished, RoomStarted, SupervisorMessage
 from supervisor.webhook import WebhookEndpoint, WebhookVerifier
 
+pytestmark = [pytest.mark.faults]
+
 KEY, SECRET = "devkey", "a-fuzz-secret-that-is-long-enough-for-hs256"
 MAX_BODY = 4096
 MAILBOX = 8
