@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -35,18 +36,18 @@ def test_bad_commands_say_what_is_wrong(payload: bytes, message: str) -> None:
     assert message in str(info.value)
 
 
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    keys = st.sampled_from(["id", "command", "text", "x"])
+    return st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.one_of(
         st.binary(max_size=300),
         st.recursive(
             st.none() | st.booleans() | st.integers() | st.text(max_size=20),
-            lambda inner: (
-                st.lists(inner, max_size=4)
-                | st.dictionaries(
-                    st.sampled_from(["id", "command", "text", "x"]), inner, max_size=4
-                )
-            ),
+            _containers,
             max_leaves=10,
         ).map(lambda v: json.dumps(v).encode()),
     )

@@ -172,7 +172,9 @@ async def test_a_flood_of_forged_and_replayed_webhooks_leaves_the_room_alone(
         assert counter(after, "duplicate") - counter(before, "duplicate") == replays - 1
         # The room kept its agent, and its actor was never stopped or restarted.
         assert await agent_in(lkapi, room.name)
-        assert [line.get("room") for line in daemon.messages("room joined")] == [room.name]
+        # Joined once, despite the replays (other tests' leftover rooms may be joined too).
+        joined = [line.get("room") for line in daemon.messages("room joined")]
+        assert joined.count(room.name) == 1, joined
         assert _session_rooms(daemon.data_dir) == []
         daemon.send_signal(signal.SIGTERM)
         assert await daemon.wait_exit(deadline_s=20) == 0

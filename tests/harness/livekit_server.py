@@ -128,9 +128,12 @@ room:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
+            log.close()
+            output = log_path.read_text(errors="replace")
+            if "address already in use" in output:
+                raise _PortTaken(output[-500:])
             raise RuntimeError(
-                f"livekit-server exited with {process.returncode}: "
-                + log_path.read_text(errors="replace")[-3000:]
+                f"livekit-server exited with {process.returncode}: " + output[-3000:]
             )
         try:
             with urllib.request.urlopen(server.http_url, timeout=1) as resp:
