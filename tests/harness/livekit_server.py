@@ -88,9 +88,26 @@ def start_server(
 ) -> LiveKitServer:
     """Start livekit-server on free loopback ports with webhooks to ``webhook_urls``.
 
+    A port found free can be taken by another process before the server binds it; that one
+    failure is retried with new ports.
+
     Raises:
         RuntimeError: the binary is missing and cannot be built, or the server did not answer.
     """
+    for attempt in range(5):
+        try:
+            return _start_server(log_dir, webhook_urls, redis=redis)
+        except _PortTaken:
+            if attempt == 4:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _PortTaken(RuntimeError):
+    pass
+
+
+def _start_server(log_dir: Path, webhook_urls: list[str], *, redis: str | None) -> LiveKitServer:
     binary = server_binary()
     port, tcp_port, udp_start = free_port(), free_port(), free_udp_range(200)
     urls = "".join(f"\n    - {u}" for u in webhook_urls)
