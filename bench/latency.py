@@ -44,13 +44,16 @@ def tone(seconds: float, rate: int = 48_000) -> bytes:
     return (np.sin(2 * math.pi * 300 * t) * 9000).astype(np.int16).tobytes()
 
 
-async def run(turns: int) -> dict[str, Any]:
+async def run(turns: int, local: bool) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-latency-"))
     port = free_port()
     server = start_server(work, [f"http://127.0.0.1:{port}/webhook"])
     stt, llm, tts = InstantStt(silence_ms=200), EchoLlm(), ToneTts(ms_per_word=30)
-    config = daemon_config(server, port, work / "data")
-    daemon = Daemon(config, providers=Providers(stt, llm, tts))
+    config = daemon_config(
+        server, port, work / "data", voice={"enabled": True}, llm={"greeting": ""}
+    )
+    # --local: the embedded providers (pocketsphinx, scripted LLM, hibari) from the config.
+    daemon = Daemon(config, providers=None if local else Providers(stt, llm, tts))
     lk = api.LiveKitAPI(server.http_url, server.api_key, server.api_secret)
     try:
         async with anyio.create_task_group() as tg:
@@ -77,6 +80,7 @@ async def run(turns: int) -> dict[str, Any]:
                     "bench-latency",
                     "--turns",
                     str(turns),
+                    *(["--voice-to-voice"] if local else []),
                 ],
                 check=False,
             )
@@ -98,6 +102,11 @@ async def run(turns: int) -> dict[str, Any]:
         await lk.aclose()
         server.stop()
     answers = [e["data"]["latency_ms"] for e in events if e["data"]["role"] == "assistant"]
+    v2v = [
+        float(line.split()[1])
+        for line in result.stdout.decode().splitlines()
+        if line.startswith("v2v_ms ")
+    ]
     stages: dict[str, dict[str, float]] = {}
     for stage in ("llm_first_token", "tts_first_audio", "agent_added"):
         values = [a[stage] for a in answers if stage in a]
@@ -106,19 +115,38 @@ async def run(turns: int) -> dict[str, Any]:
             "p99": round(percentile(values, 99), 3),
             "max": round(max(values), 3),
         }
-    return {"turns": len(answers), "agent_added_ms": stages["agent_added"], "stages_ms": stages}
+    out: dict[str, Any] = {
+        "providers": "local" if local else "zero-latency fakes",
+        "turns": len(answers),
+        "agent_added_ms": stages["agent_added"],
+        "stages_ms": stages,
+    }
+    if v2v:
+        # From the end of the caller's speech to the agent's first audible audio at the caller:
+        # includes the STT's end-of-turn silence (endpointing_ms) and the network both ways.
+        out["voice_to_voice_ms"] = {"p50": round(percentile(v2v, 50), 1), "max": round(max(v2v), 1)}
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=50)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="the embedded providers instead of zero-latency fakes; also "
+        "measures voice-to-voice time at the caller",
+    )
     args = parser.parse_args()
-    result = anyio.run(run, args.turns, backend="asyncio")
+    result = anyio.run(run, args.turns, args.local, backend="asyncio")
     print(f"{'stage (ms)':<20}{'p50':>10}{'p99':>10}{'max':>10}")
     for stage, figures in result["stages_ms"].items():
         print(f"{stage:<20}{figures['p50']:>10}{figures['p99']:>10}{figures['max']:>10}")
-    print(f"turns: {result['turns']}")
+    print(f"turns: {result['turns']} ({result['providers']})")
+    if "voice_to_voice_ms" in result:
+        v2v = result["voice_to_voice_ms"]
+        print(f"voice to voice (ms): p50 {v2v['p50']}, max {v2v['max']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))

@@ -20,6 +20,7 @@ from tests.harness.participants import ServerAccess, participant_token
 MIC_RATE = 48_000
 FRAME_MS = 20
 AGENT_RATE = 16_000
+_VOICE_PEAK = 1000.0  # int16 peak above which a frame of the agent's audio counts as voice
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class Caller:
     captions: list[Caption] = field(default_factory=list)
     agent_audio: list[np.ndarray] = field(default_factory=list)
     changed: anyio.Event = field(default_factory=anyio.Event)
+    spoke_at: float = 0.0
+    """When the caller's last utterance had been sent (anyio clock)."""
+    voice_at: float = 0.0
+    """When the first audible agent audio after ``spoke_at`` arrived."""
+    last_voice_at: float = 0.0
     heard: anyio.Event = field(default_factory=anyio.Event)
     """Set once someone (the agent) subscribed to the caller's microphone."""
     _speech: list[bytes] = field(default_factory=list)
@@ -62,6 +68,7 @@ class Caller:
         self._speech_done = anyio.Event()
         self._speech.append(samples.tobytes())
         await self._speech_done.wait()
+        self.spoke_at = anyio.current_time()
 
     async def wait_for(self, predicate: object, *, deadline_s: float, what: str) -> None:
         """Wait (event-driven) until ``predicate()`` is true."""
@@ -112,7 +119,13 @@ class Caller:
         stream = rtc.AudioStream.from_track(track=track, sample_rate=AGENT_RATE, num_channels=1)
         try:
             async for event in stream:
-                self.agent_audio.append(np.frombuffer(event.frame.data, dtype=np.int16).copy())
+                samples = np.frombuffer(event.frame.data, dtype=np.int16).copy()
+                self.agent_audio.append(samples)
+                if len(samples) and float(np.abs(samples).max()) > _VOICE_PEAK:
+                    self.last_voice_at = anyio.current_time()
+                    if not self.voice_at or self.voice_at < self.spoke_at:
+                        self.voice_at = self.last_voice_at
+                        self._notify()
         finally:
             await stream.aclose()
 
