@@ -82,6 +82,7 @@ class PersistenceActor:
         self._settled = 0
         self._flush_target = 0
         self._committed = 0
+        self._committing = 0  # taken off the queue, not yet committed
         self._unserialisable = 0
         label = settings.outbox_name
         OUTBOX_BACKLOG.labels(label).set_function(lambda: self.backlog)
@@ -124,7 +125,8 @@ class PersistenceActor:
     def backlog(self) -> int:
         """Events emitted but not yet at their destination (in memory or in the outbox)."""
         outbox = self._outbox
-        return len(self._queue) + (outbox.count if outbox is not None else 0)
+        waiting = len(self._queue) + self._committing
+        return waiting + (outbox.count if outbox is not None else 0)
 
     @property
     def oldest_age_s(self) -> float:
@@ -293,6 +295,7 @@ class PersistenceActor:
     async def _commit_next(self) -> bool:
         queue = self._queue
         batch = [queue.popleft() for _ in range(min(len(queue), self._batch_max))]
+        self._committing = len(batch)
         try:
             # Shielded so a commit that happened is always counted (the thread finishes anyway).
             with anyio.CancelScope(shield=True):
@@ -304,6 +307,8 @@ class PersistenceActor:
             queue.extendleft(reversed(batch))
             logger.exception("committing events failed; will retry", extra={"events": len(batch)})
             return False
+        finally:
+            self._committing = 0
         if not queue:
             self._queue_since = None
         label = self._settings.outbox_name
@@ -327,8 +332,8 @@ class PersistenceActor:
                 logger.exception("shipping failed; will retry")
                 await self._clock.sleep(self._settings.retry_max_s)
                 continue
+            self._notify_progress()
             if shipped:
-                self._notify_progress()
                 continue
             if self._writer_done:
                 return

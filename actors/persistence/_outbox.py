@@ -172,14 +172,17 @@ class Outbox:
         self.count += len(rows)
         return len(dead)
 
-    def delete_range(self, first_seq: int, last_seq: int) -> int:
-        """Remove the rows ``first_seq..last_seq`` (the backend has them); returns how many."""
+    def delete_ranges(self, ranges: Sequence[tuple[int, int]]) -> int:
+        """Remove the rows of each ``(first_seq, last_seq)`` range (the backend has them), in
+        one transaction; returns how many."""
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            deleted = db.execute(
-                "DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (first_seq, last_seq)
-            ).rowcount
+            deleted = 0
+            for first_seq, last_seq in ranges:
+                deleted += db.execute(
+                    "DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (first_seq, last_seq)
+                ).rowcount
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -212,14 +215,15 @@ class Outbox:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def head(self, limit: int, max_bytes: int) -> list[OutboxRow]:
-        """The oldest rows, in commit order: at most ``limit`` rows and about ``max_bytes`` of
-        JSON (always at least one row when the outbox is not empty)."""
+    def head(self, limit: int, max_bytes: int, after_seq: int = 0) -> list[OutboxRow]:
+        """The oldest rows after ``after_seq``, in commit order: at most ``limit`` rows and
+        about ``max_bytes`` of JSON (at least one row when there is one)."""
         rows: list[OutboxRow] = []
         size = 0
         # Iterating the cursor fetches lazily, so one huge event does not pull in its followers.
         for seq, event_id, body, enqueued_at in self._db.execute(
-            "SELECT seq, id, body, enqueued_at FROM outbox ORDER BY seq LIMIT ?", (limit,)
+            "SELECT seq, id, body, enqueued_at FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
         ):
             size += len(body) + 1
             if rows and size > max_bytes:

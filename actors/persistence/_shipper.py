@@ -86,21 +86,60 @@ class Shipper:
             min=settings.retry_initial_s,
             max=settings.retry_max_s,
         )
+        self._cursor = 0  # the last seq taken for shipping; seq only grows (AUTOINCREMENT)
+        self._ahead: list[OutboxRow] = []
+        self._shipped_ranges: list[tuple[int, int]] = []
         self.shipped = 0
         self.dead_lettered = 0
         self.retries = 0
 
     async def ship_head(self) -> bool:
-        """Ship the oldest batch of the outbox, retrying until it is settled.
+        """Ship the oldest batch not yet shipped, retrying until it is settled.
+
+        While the batch is on the wire, the rows of the batch before it are deleted and the
+        next batch is read, so the outbox's own work hides behind the backend's.
 
         Returns:
-            False when the outbox was empty.
+            False when nothing was waiting.
         """
-        rows = await self._thread.run(
-            self._outbox.head, self._settings.batch_max, self._settings.request_max_kb * 1024
-        )
+        rows, self._ahead = self._ahead, []
         if not rows:
-            return False
+            await self._delete_shipped()  # idle: keep the outbox (and the backlog) exact
+            rows = await self._read()
+            if not rows:
+                return False
+        before = self._cursor
+        self._cursor = rows[-1].seq
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._delete_then_read_ahead, name="persistence:read-ahead")
+                await self._settle(rows)
+        except BaseException:
+            # Read these rows again next time (a batch sent twice is de-duplicated by id).
+            self._cursor, self._ahead = before, []
+            raise
+        return True
+
+    async def _read(self) -> list[OutboxRow]:
+        return await self._thread.run(
+            self._outbox.head,
+            self._settings.batch_max,
+            self._settings.request_max_kb * 1024,
+            self._cursor,
+        )
+
+    async def _delete_then_read_ahead(self) -> None:
+        await self._delete_shipped()
+        self._ahead = await self._read()
+
+    async def _delete_shipped(self) -> None:
+        ranges, self._shipped_ranges = self._shipped_ranges, []
+        if ranges:
+            with anyio.CancelScope(shield=True):
+                await self._thread.run(self._outbox.delete_ranges, ranges)
+
+    async def _settle(self, rows: list[OutboxRow]) -> None:
+        """Send ``rows`` until each is acknowledged or dead-lettered, in order."""
         parts: deque[list[OutboxRow]] = deque([rows])
         while parts:
             part = parts.popleft()
@@ -121,11 +160,10 @@ class Shipper:
                     mid = len(part) // 2
                     parts.extendleft((part[mid:], part[:mid]))
                 continue
-            with anyio.CancelScope(shield=True):
-                await self._thread.run(self._outbox.delete_range, part[0].seq, part[-1].seq)
+            # Acknowledged: the rows are deleted while the next batch is on the wire.
+            self._shipped_ranges.append((part[0].seq, part[-1].seq))
             self.shipped += len(part)
             EVENTS_SHIPPED.labels(self._label).inc(len(part))
-        return True
 
     async def _send(self, part: list[OutboxRow]) -> None:
         body = b"".join((_BODY_OPEN, ",".join(r.body for r in part).encode(), _BODY_CLOSE))

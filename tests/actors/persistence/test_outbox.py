@@ -24,12 +24,14 @@ def test_rows_come_back_in_commit_order_until_deleted(tmp_path: Path) -> None:
         head = outbox.head(limit=3, max_bytes=1 << 20)
         assert [r.id for r in head] == ["EV_00000000", "EV_00000001", "EV_00000002"]
         assert json.loads(head[0].body)["data"]["content"] == "turn 0"
-        assert outbox.delete_range(head[0].seq, head[-1].seq) == 3
+        after = outbox.head(limit=2, max_bytes=1 << 20, after_seq=head[1].seq)
+        assert [r.id for r in after] == ["EV_00000002", "EV_00000003"]
+        assert outbox.delete_ranges([(head[0].seq, head[-1].seq)]) == 3
         assert [r.id for r in outbox.head(limit=100, max_bytes=1 << 20)] == [
             f"EV_{i:08d}" for i in range(3, 8)
         ]
         rest = outbox.head(limit=100, max_bytes=1 << 20)
-        outbox.delete_range(rest[0].seq, rest[-1].seq)
+        outbox.delete_ranges([(rest[0].seq, rest[4].seq)])
         assert outbox.count == 0
         assert outbox.oldest_enqueued_at is None
         # Sequence numbers never go back, even once the table is empty.
