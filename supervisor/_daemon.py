@@ -3,7 +3,10 @@ the shutdown ladder.
 
 Shutdown (SIGTERM/SIGINT or ``request_stop``): readyz turns 503 and webhooks get 503 → every
 room actor is asked to stop and given ``drain_timeout_s`` → the rest are cancelled → the HTTP
-server closes → the persistence actor stores what it holds, within ``close_timeout_s``.
+server closes (``close_timeout_s``) → the room workers flush and exit → the persistence actor
+stores what it holds. The last two share what is left of ``drain_timeout_s``, each getting at
+least ``close_timeout_s``: at worst ``drain_timeout_s + 3 × close_timeout_s`` (+ 2 s of
+grace for the workers' exit) in all.
 SIGHUP reloads ``[agent]``, ``[voice]``, ``[data]`` and ``[logging]`` (for new rooms, in every
 worker too); a file that cannot be read or validated is logged ("config reload rejected") and
 the running config stays. Signal handlers stay installed until ``run`` returns, so a second
@@ -155,6 +158,12 @@ class Daemon:
             if handle_signals
             else None
         )
+        drain_ends = 0.0
+
+        def rung_s() -> float:
+            """Time for a rung after the drain: what is left of it, at least close_timeout_s."""
+            return max(drain_ends - anyio.current_time(), cfg.agent.close_timeout_s)
+
         try:
             async with anyio.create_task_group() as outer:
                 await outer.start(persistence.run, name="persistence")
@@ -175,19 +184,20 @@ class Daemon:
                     logger.info("voice-supervisor listening", extra={"port": port})
                     task_status.started(DaemonInfo(port=port))
                     await self._stop.wait()
+                    drain_ends = anyio.current_time() + cfg.supervisor.drain_timeout_s
                     await self._drain(registry)
                     inner.cancel_scope.cancel("daemon shutting down")
                 with anyio.move_on_after(cfg.agent.close_timeout_s, shield=True):
                     await runner.cleanup()
                 if pool is not None:
                     with anyio.CancelScope(shield=True):
-                        await pool.shutdown(cfg.supervisor.drain_timeout_s)
+                        await pool.shutdown(rung_s())
                 persistence.close()
                 if coordination is not None:
                     coordination.close()  # after the rooms: their leases are released by now
                 # The outbox gets its own deadline: what it cannot store stays queued on disk
                 # (with the durable outbox) or is reported lost here.
-                outer.cancel_scope.deadline = anyio.current_time() + cfg.supervisor.drain_timeout_s
+                outer.cancel_scope.deadline = anyio.current_time() + rung_s()
             if outer.cancel_scope.cancelled_caught:
                 logger.warning(
                     "persistence did not finish in time", extra={"backlog": persistence.backlog}
