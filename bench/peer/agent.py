@@ -39,6 +39,7 @@ from livekit.agents import (
     tts,
     utils,
 )
+from livekit.agents.language import LanguageCode
 from livekit.agents.voice import Agent, AgentSession
 
 try:
@@ -47,18 +48,23 @@ except ImportError:  # pragma: no cover
     _Server = None  # type: ignore[assignment,misc]
 
 RATE = 16_000
+_EN = LanguageCode("en")
 
 
-class InstantStt(stt.STT):
+class InstantStt(stt.STT[Any]):
     def __init__(self) -> None:
         super().__init__(capabilities=stt.STTCapabilities(streaming=True, interim_results=False))
 
     async def _recognize_impl(
-        self, buffer: Any, *, language: NotGivenOr[str], conn_options: APIConnectOptions
+        self,
+        buffer: list[rtc.AudioFrame] | rtc.AudioFrame,
+        *,
+        language: NotGivenOr[str] = NOT_GIVEN,
+        conn_options: APIConnectOptions,
     ) -> stt.SpeechEvent:
         return stt.SpeechEvent(
             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-            alternatives=[stt.SpeechData(language="en", text="hello")],
+            alternatives=[stt.SpeechData(language=_EN, text="hello")],
         )
 
     def stream(
@@ -97,7 +103,7 @@ class _InstantStream(stt.RecognizeStream):
                     self._event_ch.send_nowait(
                         stt.SpeechEvent(
                             type=stt.SpeechEventType.FINAL_TRANSCRIPT,
-                            alternatives=[stt.SpeechData(language="en", text="hello")],
+                            alternatives=[stt.SpeechData(language=_EN, text="hello")],
                         )
                     )
                     self._event_ch.send_nowait(
@@ -107,7 +113,7 @@ class _InstantStream(stt.RecognizeStream):
                 started = False
 
 
-class EchoLlm(llm.LLM):
+class EchoLlm(llm.LLM[Any]):
     def chat(
         self,
         *,
@@ -134,7 +140,7 @@ class _EchoStream(llm.LLMStream):
             )
 
 
-class ToneTts(tts.TTS):
+class ToneTts(tts.TTS[Any]):
     def __init__(self) -> None:
         super().__init__(
             capabilities=tts.TTSCapabilities(streaming=False), sample_rate=24_000, num_channels=1
