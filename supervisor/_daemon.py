@@ -225,8 +225,7 @@ class Daemon:
     async def _signals(self, signals: AsyncIterator[signal.Signals]) -> None:
         async for signum in signals:
             if signum == signal.SIGHUP:
-                self.reload()
-                if self.pool is not None:
+                if self.reload() and self.pool is not None:
                     # Bounded: a stuck worker pipe must not hold up the SIGTERM queued behind.
                     with anyio.move_on_after(self.config.agent.close_timeout_s):
                         await self.pool.reload(self.config)
@@ -236,12 +235,16 @@ class Daemon:
                 logger.info("signal received; shutting down", extra={"signal": signum})
                 self.request_stop()
 
-    def reload(self) -> None:
-        """Re-read the config file: new rooms and logging use it; a bad file changes nothing."""
+    def reload(self) -> bool:
+        """Re-read the config file: new rooms and logging use it; a bad file changes nothing.
+
+        Returns:
+            True when the new config was taken (the workers then get it too).
+        """
         path = self._config_path
         if path is None:
             logger.warning("config reload skipped: the daemon was started without a config file")
-            return
+            return False
         try:
             new = load_config(path)
         except ConfigError as exc:
@@ -256,7 +259,7 @@ class Daemon:
             logger.error(
                 "config reload rejected; keeping the running config", extra={"error": error}
             )
-            return
+            return False
         restart_only = sorted(
             name
             for name in type(new).model_fields
@@ -280,6 +283,7 @@ class Daemon:
                 "config reload: changed sections take effect only after a restart",
                 extra={"sections": restart_only},
             )
+        return True
 
     # -- factories ----------------------------------------------------------------------------
 

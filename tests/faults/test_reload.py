@@ -59,7 +59,7 @@ def test_reload_applies_agent_voice_data_and_logging_for_new_rooms(
         .replace('level = "INFO"', 'level = "WARNING"')
     )
     with caplog.at_level(logging.INFO):
-        daemon.reload()
+        assert daemon.reload()
     assert daemon.config.agent.wants("beta-1")
     assert daemon.config.voice.min_interrupt_s == 0.8
     assert daemon.config.data.file_max_mb == 1.0
@@ -97,7 +97,7 @@ def test_a_rejected_reload_changes_nothing(
     before = daemon.config
     path.write_bytes(bad)
     with caplog.at_level(logging.INFO):
-        daemon.reload()
+        assert not daemon.reload()
     assert daemon.config is before
     (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert record.getMessage() == "config reload rejected; keeping the running config"

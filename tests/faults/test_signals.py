@@ -210,7 +210,11 @@ async def test_sighup_with_a_bad_file_keeps_the_running_config(
     tmp_path: Path,
     bad: bytes,
 ) -> None:
-    config = config_toml(livekit_server, webhook_port, tmp_path / "data", rooms=("alpha-*",))
+    # Rooms in the supervisor process (workers = 0): a refused file never reaches the workers
+    # (they get only configs the supervisor took), and the daemon starts faster.
+    config = config_toml(
+        livekit_server, webhook_port, tmp_path / "data", rooms=("alpha-*",), workers=0
+    )
     async with running_daemon(config, tmp_path, webhook_port) as daemon:
         daemon.config_path.write_bytes(bad)
         daemon.send_signal(signal.SIGHUP)
