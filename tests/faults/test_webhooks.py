@@ -77,7 +77,12 @@ async def test_a_forged_room_finished_does_not_end_the_conversation(
         room = await lkapi.room.create_room(
             api.CreateRoomRequest(name="fault-wh-end", metadata='{"conversation_id": "c-wh"}')
         )
-        await poll_until(lambda: agent_in(lkapi, room.name), deadline_s=20, what="agent joined")
+        # Running, not only connected: a room that ends while its actor is still joining has
+        # its join cancelled, and no session to save.
+        await daemon.wait_line(
+            lambda line: line.get("msg") == "room joined", deadline_s=30, what="room joined"
+        )
+        assert await agent_in(lkapi, room.name)
         async with httpx.AsyncClient(base_url=daemon.url) as client:
             for secret, ttl_s in (("not-" + livekit_server.api_secret, 300), (None, -600)):
                 body, headers = webhook(
@@ -131,7 +136,12 @@ async def test_a_flood_of_forged_and_replayed_webhooks_leaves_the_room_alone(
         room = await lkapi.room.create_room(
             api.CreateRoomRequest(name="fault-wh-flood", metadata='{"conversation_id": "c-fl"}')
         )
-        await poll_until(lambda: agent_in(lkapi, room.name), deadline_s=20, what="agent joined")
+        # Running, not only connected: a room that ends while its actor is still joining has
+        # its join cancelled, and no session to save.
+        await daemon.wait_line(
+            lambda line: line.get("msg") == "room joined", deadline_s=30, what="room joined"
+        )
+        assert await agent_in(lkapi, room.name)
         forged: list[tuple[bytes, dict[str, str]]] = []
         for i in range(300):
             # A third each: wrong secret, damaged signature, body changed after signing.
