@@ -28,11 +28,21 @@ sys.path.insert(0, str(ROOT))
 from tests.harness.livekit_server import free_port, start_server  # noqa: E402
 
 
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        kids += [int(k) for k in text]
+    return kids
+
+
 def rss_mb(pid: int) -> float:
+    """RSS of ``pid`` and its descendants (the room-worker processes)."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+            total += int(line.split()[1]) / 1024
+    return total + sum(rss_mb(child) for child in _children(pid))
 
 
 def percentile(values: list[float], q: float) -> float:
