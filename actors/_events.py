@@ -6,7 +6,8 @@ idempotent on the backend. The JSON shape is the backend contract (``docs/backen
 
 from __future__ import annotations
 
-import uuid
+import secrets
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -27,8 +28,13 @@ class EventType(StrEnum):
 
 
 def new_event_id() -> str:
-    """A fresh, globally unique event id (UUID4 hex, prefixed for readability in logs)."""
-    return "EV_" + uuid.uuid4().hex
+    """A fresh, globally unique event id, time-ordered like a UUIDv7.
+
+    48 bits of milliseconds then 80 random bits: ids sort by creation, so the id indexes of the
+    outbox and of the backend grow at one end instead of touching pages all over (the reference
+    backend stores events about 1.5x faster with them; see docs/backend-contract.md).
+    """
+    return f"EV_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 @dataclass(frozen=True, slots=True)
