@@ -70,6 +70,14 @@ class Supervisor:
             async with self._mailbox:
                 async for message in self._mailbox:
                     self._dispatch(message)
+                    # Take what is already queued without yielding: receive() yields to the
+                    # loop on every call, so a burst would otherwise fill the mailbox (503s)
+                    # while the CPU is idle.
+                    while True:
+                        try:
+                            self._dispatch(self._mailbox.receive_nowait())
+                        except (anyio.WouldBlock, anyio.EndOfStream):
+                            break
             tg.cancel_scope.cancel("mailbox closed")
 
     def request_reconcile(self) -> None:
