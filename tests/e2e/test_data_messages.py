@@ -111,8 +111,13 @@ async def test_commands_are_answered_and_bad_ones_are_refused_clearly(
     registry = rig.daemon.registry
     assert registry is not None
     await poll_until(lambda: "d-cmd" not in registry.joined, deadline_s=10, what="actor ended")
-    sessions = [s for s in rig.store.sessions() if s["room"] == "d-cmd"]
-    assert sessions and sessions[0]["end_reason"] == "ended by command"
+    # The session is committed by the persistence actor a moment after the actor ends.
+    sessions = await poll_until(
+        lambda: [s for s in rig.store.sessions() if s["room"] == "d-cmd"],
+        deadline_s=5,
+        what="session stored",
+    )
+    assert sessions[0]["end_reason"] == "ended by command"
 
 
 async def test_files_are_stored_or_refused_with_the_reason(

@@ -106,7 +106,7 @@ async def test_a_forged_room_finished_does_not_end_the_conversation(
             body, headers = webhook(livekit_server, "room_finished", "EV_real_end", room)
             assert (await client.post("/webhook", content=body, headers=headers)).status_code == 200
         await poll_until(
-            lambda: _session_rooms(daemon.data_dir) == ["fault-wh-end"],
+            lambda: "fault-wh-end" in _session_rooms(daemon.data_dir),
             deadline_s=15,
             what="the session saved after the authentic room_finished",
         )
@@ -114,7 +114,7 @@ async def test_a_forged_room_finished_does_not_end_the_conversation(
         assert await daemon.wait_exit(deadline_s=20) == 0
     store = EmbeddedStore(daemon.data_dir / "store.sqlite3")
     try:
-        (session,) = store.sessions()
+        (session,) = [s for s in store.sessions() if s["room"] == "fault-wh-end"]
     finally:
         store.close()
     assert session["end_reason"] == "room finished"
