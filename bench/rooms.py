@@ -385,11 +385,30 @@ def create_rooms(server: Server, names: list[str]) -> None:
     asyncio.run(go())
 
 
-def start_load(server: Server, names: list[str], period: float, python: str) -> LoadProc:
+def python_loadgen(period: float) -> list[str]:
+    """Callers on the rtc SDK (bench/_load_proc.py): what bench/rooms.py used first."""
+    return [sys.executable, str(ROOT / "bench" / "_load_proc.py"), "--period", str(period)]
+
+
+def go_loadgen(work: Path, period: float) -> list[str]:
+    """Callers on pion with pre-encoded Opus (bench/loadgen): several times cheaper per caller."""
+    binary = work / "loadgen"
+    subprocess.run(
+        ["go", "build", "-o", str(binary), "."],
+        cwd=ROOT / "bench" / "loadgen",
+        check=True,
+        env={**os.environ, "GOTOOLCHAIN": "local"},
+    )
+    packets = work / "packets.json"
+    with packets.open("w") as out:
+        subprocess.run([sys.executable, str(ROOT / "bench" / "_opus.py")], stdout=out, check=True)
+    return [str(binary), "-packets", str(packets), "-period", str(period)]
+
+
+def start_load(server: Server, names: list[str], command: list[str]) -> LoadProc:
     process = subprocess.Popen(
         [
-            python,
-            str(ROOT / "bench" / "_load_proc.py"),
+            *command,
             "--url",
             server.ws_url,
             "--key",
@@ -398,8 +417,6 @@ def start_load(server: Server, names: list[str], period: float, python: str) -> 
             API_SECRET,
             "--rooms",
             ",".join(names),
-            "--period",
-            str(period),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -442,6 +459,7 @@ def ramp(
     per_proc: int,
     create: bool,
     deadline: float,
+    loadgen: str,
 ) -> dict[str, Any]:
     """Ramp ``agent`` through ``steps`` (room counts); a row per step and the summary."""
     work = Path(tempfile.mkdtemp(prefix="bench-rooms-"))
@@ -454,6 +472,7 @@ def ramp(
         f"{'cpu ms/room·s':>14}{'load1':>7}"
     )
     print(header, flush=True)
+    command = go_loadgen(work, period) if loadgen == "go" else python_loadgen(period)
     with running(agent, work) as server:
         time.sleep(2)
         _, idle_rss, idle_pss = snapshot(agent.pids())
@@ -467,7 +486,7 @@ def ramp(
             if create:
                 create_rooms(server, names)
             new = [
-                start_load(server, names[i : i + per_proc], period, sys.executable)
+                start_load(server, names[i : i + per_proc], command)
                 for i in range(0, len(names), per_proc)
             ]
             loads += new
@@ -596,7 +615,13 @@ def main() -> None:
     parser.add_argument("--step", type=int, default=20)
     parser.add_argument("--hold", type=float, default=20.0, help="seconds measured per step")
     parser.add_argument("--period", type=float, default=4.0, help="seconds between bursts")
-    parser.add_argument("--per-proc", type=int, default=20, help="callers per load process")
+    parser.add_argument("--per-proc", type=int, default=50, help="callers per load process")
+    parser.add_argument(
+        "--loadgen",
+        choices=("go", "python"),
+        default="go",
+        help="callers on pion (bench/loadgen, needs go) or on the rtc SDK (bench/_load_proc.py)",
+    )
     parser.add_argument("--budget", type=float, default=900.0, help="seconds per setting")
     parser.add_argument("--workers", default="1,cores", help="settings to run, e.g. 1,cores")
     parser.add_argument(
@@ -613,6 +638,7 @@ def main() -> None:
         "hold_s": args.hold,
         "period_s": args.period,
         "callers_per_load_process": args.per_proc,
+        "loadgen": args.loadgen,
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }
     for setting in [w for w in args.workers.split(",") if w and w != "none"]:
@@ -626,6 +652,7 @@ def main() -> None:
             per_proc=args.per_proc,
             create=True,
             deadline=time.monotonic() + args.budget,
+            loadgen=args.loadgen,
         )
         used = min(workers, cores)
         summary["workers"] = workers
@@ -647,6 +674,7 @@ def main() -> None:
             per_proc=args.per_proc,
             create=True,
             deadline=time.monotonic() + args.budget,
+            loadgen=args.loadgen,
         )
         peer["max_rooms_per_core"] = round(peer["max_rooms"] / cores, 1)
         result["peer"] = peer

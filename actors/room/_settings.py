@@ -40,10 +40,17 @@ class VoiceSettings(Settings):
     """Audio held per participant when STT lags; beyond it the oldest frames are dropped."""
 
     audio_out_chunk_ms: int = Field(default=80, ge=10, le=200)
-    """Size of the audio chunks the agent publishes (40–100 ms keeps event rates low)."""
+    """Size of the chunks of TTS audio handed to the output at a time (fewer, larger chunks
+    mean fewer trips through the event loop)."""
 
-    audio_out_queue_ms: int = Field(default=400, ge=50, le=5000)
-    """Audio buffered ahead of playout; barge-in clears it."""
+    audio_out_queue_ms: int = Field(default=0, ge=0, le=5000, multiple_of=10)
+    """0: the agent paces its audio itself, ``audio_out_lead_ms`` ahead, and a silent agent
+    costs no CPU. Above 0: the rtc SDK queues this much and paces natively (steadier when the
+    event loop stalls, but its 10 ms tick costs ~25 CPU ms per room-second even in silence)."""
+
+    audio_out_lead_ms: int = Field(default=60, ge=30, le=400, multiple_of=10)
+    """With ``audio_out_queue_ms = 0``: how far ahead of playout the agent sends its audio; an
+    event-loop stall shorter than this is inaudible. Barge-in drops what has not been sent."""
 
     apology: str = "Sorry, I ran into a problem. Could you say that again?"
     """Said (and captioned) when a provider fails during a reply."""

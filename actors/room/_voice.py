@@ -34,6 +34,7 @@ from actors.providers import (
     SttProvider,
     TtsProvider,
 )
+from actors.room._audio_out import AudioOut
 from actors.room._captions import AgentCaption, Captions, UserCaption
 from actors.room._settings import VoiceSettings
 from actors.room._state import ConversationHistory, SessionInfo
@@ -103,8 +104,11 @@ class VoicePipeline:
         self._history = history
         self._record_turn = record_turn
         self._clock = clock
-        self._source = rtc.AudioSource(
-            providers.tts.sample_rate, 1, queue_size_ms=settings.audio_out_queue_ms
+        self._audio = AudioOut(
+            providers.tts.sample_rate,
+            queue_ms=settings.audio_out_queue_ms,
+            lead_ms=settings.audio_out_lead_ms,
+            clock=clock,
         )
         self._captions: Captions | None = None
         self._tg: TaskGroup | None = None
@@ -120,7 +124,7 @@ class VoicePipeline:
     async def start(self, tg: TaskGroup) -> None:
         """Publish the agent's audio track and start the caption publisher in ``tg``."""
         self._tg = tg
-        track = rtc.LocalAudioTrack.create_audio_track("agent-voice", self._source)
+        track = rtc.LocalAudioTrack.create_audio_track("agent-voice", self._audio.source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         publication = await self._room.local_participant.publish_track(track, options)
         self._captions = Captions(self._room, agent_track_sid=publication.sid)
@@ -135,7 +139,7 @@ class VoicePipeline:
         if self._captions is not None:
             self._captions.close()
         with anyio.move_on_after(1, shield=True):
-            await self._source.aclose()
+            await self._audio.aclose()
 
     @property
     def speaking(self) -> bool:
@@ -259,8 +263,8 @@ class VoicePipeline:
         reply = self._reply
         if reply is None:
             return
-        played = max(0.0, reply.timeline.queued_s - self._source.queued_duration)
-        self._source.clear_queue()
+        played = max(0.0, reply.timeline.queued_s - self._audio.queued_s)
+        self._audio.clear()
         reply.scope.cancel(reason)
         if reason == "barge-in":
             BARGE_INS.inc()
@@ -290,7 +294,7 @@ class VoicePipeline:
                         extra={"vendor": exc.vendor, "error": type(exc).__name__},
                     )
                     await self._apologise(reply)
-                await self._source.wait_for_playout()
+                await self._audio.wait_for_playout()
                 self._finish(reply, reply.timeline.full_text, interrupted=False)
         finally:
             if not reply.recorded:  # cancelled from outside the actor (room closing)
@@ -308,7 +312,7 @@ class VoicePipeline:
     async def _think_and_speak(self, reply: _Reply, fixed_text: str | None) -> None:
         # One task, no hand-offs: each hop between tasks costs a trip through a busy event
         # loop, and TTS of the next sentence cannot start before this one is queued anyway
-        # (the AudioSource paces us in real time and holds audio_out_queue_ms ahead).
+        # (AudioOut paces us in real time, a little ahead of playout).
         sentences = self._sentences(reply, fixed_text)
         try:
             async for sentence in sentences:
@@ -362,12 +366,10 @@ class VoicePipeline:
             await self._capture(reply, sentence, buffer[: len(buffer) - len(buffer) % 2])
 
     async def _capture(self, reply: _Reply, sentence: str, pcm: bytes) -> None:
-        rate = self._p.tts.sample_rate
-        samples = len(pcm) // 2
         if self._captions is not None and self._captions.state != "speaking":
             self._captions.set_state("speaking")
-        await self._source.capture_frame(rtc.AudioFrame(pcm, rate, 1, samples))
-        reply.timeline.add_audio(sentence, samples / rate)
+        await self._audio.play(pcm)
+        reply.timeline.add_audio(sentence, len(pcm) / 2 / self._audio.sample_rate)
         if "agent_added" not in reply.latency_ms and reply.trigger_at is not None:
             self._latency(reply, "agent_added", reply.trigger_at)
 
