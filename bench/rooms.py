@@ -549,7 +549,7 @@ def ramp(
                 and added
                 and row["agent_added_ms_p99"] <= P99_LIMIT_MS
                 and row["frames_dropped"] == 0
-                and row["missing_pct"] <= 10
+                and answers_ok(row)
             )
             rows.append(row)
             print(
@@ -574,6 +574,12 @@ def ramp(
     return summarize(agent.name, rows)
 
 
+def answers_ok(row: dict[str, Any]) -> bool:
+    """At most 10% of the answers missing; one is allowed at small room counts (a burst at the
+    window's edge), where a single turn is already more than 10%."""
+    return bool(row["missing_pct"] <= 10 or row["expected_turns"] - row["turns"] <= 1)
+
+
 def summarize(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     good = [r for r in rows if r["ok"]]
     best = good[-1] if good else None
@@ -587,7 +593,7 @@ def summarize(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
             reasons.append(f"agent-added p99 {bad['agent_added_ms_p99']} ms")
         if bad["frames_dropped"]:
             reasons.append(f"{bad['frames_dropped']:.0f} frames dropped")
-        if bad["missing_pct"] > 10:
+        if not answers_ok(bad):
             reasons.append(f"{bad['missing_pct']}% answers missing")
         limited_by = f"at {bad['rooms']} rooms: " + ", ".join(reasons)
     return {

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY, type TEXT NOT NULL, ts REAL NOT NULL, room TEXT NOT NULL,
     conversation_id TEXT NOT NULL, data TEXT NOT NULL, received_seq INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS events_by_received_seq ON events (received_seq);
 CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY, room TEXT NOT NULL, user_id TEXT, created_at REAL NOT NULL,
     metadata TEXT NOT NULL DEFAULT '{}'
@@ -92,9 +93,7 @@ class EmbeddedStore:
         self._db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
         self._db.executescript(_SCHEMA)
         self._known_conversations: set[str] = set()
-        self._seq = self._db.execute(
-            "SELECT COALESCE(MAX(received_seq), 0) FROM events"
-        ).fetchone()[0]
+        self._seq = 0
 
     def close(self) -> None:
         with self._lock:
@@ -112,6 +111,11 @@ class EmbeddedStore:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
             try:
+                # Read under the write lock, not cached: room workers are separate processes
+                # writing to the same store, and received_seq must follow commit order.
+                self._seq = db.execute(
+                    "SELECT COALESCE(MAX(received_seq), 0) FROM events"
+                ).fetchone()[0]
                 fresh = self._fresh(events)
                 conversations = self._insert(fresh)
                 db.execute("COMMIT")
