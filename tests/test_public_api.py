@@ -24,6 +24,7 @@ def test_all_is_a_sorted_tuple_of_existing_names(name: str) -> None:
     module = importlib.import_module(name)
     exported = module.__all__
     assert isinstance(exported, tuple)
+
     # isort style: CONSTANTS, then Classes, then functions, each alphabetical.
     def kind(n: str) -> tuple[int, str]:
         return (0 if n.isupper() else 1 if n[0].isupper() else 2, n)
