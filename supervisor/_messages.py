@@ -1,4 +1,9 @@
-"""Messages into the supervisor's mailbox (from the webhook endpoint and the reconcile timer)."""
+"""Messages into the supervisor's mailbox (from the webhook endpoint and the reconcile timer).
+
+Each names the room by ``room`` (its name, what an agent joins) and ``sid`` (the webhook's
+``room.sid``: which room of that name, since a room created again under a finished room's name
+gets a new sid; "" when the event carried none).
+"""
 
 from __future__ import annotations
 

@@ -12,13 +12,14 @@ __all__ = (
     "RECONCILE_RUNS",
     "ROOMS_ACTIVE",
     "ROOMS_WAITING",
+    "STALE_ROOM_FINISHED",
     "WEBHOOKS",
 )
 
 WEBHOOKS = Counter(
     "voice_supervisor_webhooks_total",
     "Webhook requests by result (accepted, duplicate, ignored, unauthorized, malformed, "
-    "too_large, saturated, draining).",
+    "too_large, timeout, saturated, draining).",
     ["result"],
 )
 ROOMS_ACTIVE = Gauge("voice_supervisor_rooms_active", "Room actors currently joined.")
@@ -40,4 +41,8 @@ JOIN_SECONDS = Histogram(
 )
 RECONCILE_RUNS = Counter(
     "voice_supervisor_reconcile_total", "Reconcile passes by result.", ["result"]
+)
+STALE_ROOM_FINISHED = Counter(
+    "voice_supervisor_stale_room_finished_total",
+    "room_finished events (or stops) for an earlier room of the same name, ignored.",
 )

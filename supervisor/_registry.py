@@ -1,9 +1,17 @@
-"""The room registry: room name → supervised actor.
+"""The room registry: room (name and sid) → supervised actor.
 
 It owns the task group the room actors run in, starts at most ``max_rooms`` of them (the
 rest wait, first come first served), restarts a crashed actor with exponential backoff,
 gives up on a room that crashes ``max_restarts`` times within ``restart_window_s``, and
 drains them all on shutdown. Actors are reached only through their handle's messages.
+
+A room is its name (what an agent joins) and its sid (which incarnation of that name: LiveKit
+gives a room created again under the same name a new sid). One actor runs per name; its slot
+remembers the sid it was asked for, so that a late or retried ``room_finished`` of an earlier
+room with the same name is ignored (counted in ``voice_supervisor_stale_room_finished_total``)
+instead of stopping the current room's agent, and a room asked for under a new sid while the
+previous room's actor is still ending starts as soon as that actor is gone. An empty sid
+(an event without one) matches any.
 
 With ``leases`` (several daemons through Redis), a room's supervision task first claims the
 room's lease and runs nothing unless it wins; a keeper task beside the actor renews the lease,
@@ -32,6 +40,7 @@ from supervisor._metrics import (
     JOIN_SECONDS,
     ROOMS_ACTIVE,
     ROOMS_WAITING,
+    STALE_ROOM_FINISHED,
 )
 
 __all__ = ("ActorRunner", "RoomLeases", "RoomRegistry")
@@ -72,7 +81,10 @@ SpecFactory = Callable[[str, int], RoomSpec]
 @dataclass(slots=True)
 class _Slot:
     room: str
+    sid: str
     requested_at: float
+    successor: tuple[str, float] | None = None
+    """(sid, requested_at) of a newer room of the same name, started once this slot ends."""
     handle: RoomHandle | None = None
     stopping: str = ""
     scope: anyio.CancelScope | None = None
@@ -110,8 +122,10 @@ class RoomRegistry:
         self._on_joined = on_joined
         self._leases = leases
         self._slots: dict[str, _Slot] = {}
-        self._waiting: OrderedDict[str, float] = OrderedDict()
-        self._given_up: dict[str, float] = {}
+        self._waiting: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        """Room name → (sid, requested_at), first come first served."""
+        self._given_up: dict[str, str] = {}
+        """Room name → the sid given up on (a new room of that name is joined again)."""
         self._tg: TaskGroup | None = None
         self.accepting = True
 
@@ -131,6 +145,11 @@ class RoomRegistry:
         """Rooms with an actor that was asked for before ``at`` (wall clock)."""
         return frozenset(r for r, s in self._slots.items() if s.requested_at < at)
 
+    def sid(self, room: str) -> str | None:
+        """The sid the room's actor was asked for ("" when unknown), None without an actor."""
+        slot = self._slots.get(room)
+        return None if slot is None else slot.sid
+
     @property
     def waiting(self) -> int:
         return len(self._waiting)
@@ -141,24 +160,69 @@ class RoomRegistry:
 
     # -- commands (non-blocking: safe from the webhook path) ----------------------------------
 
-    def ensure(self, room: str, requested_at: float | None = None) -> None:
-        """Make sure ``room`` has an actor, or waits for a slot when ``max_rooms`` is reached."""
-        if not self.accepting or room in self._slots or room in self._given_up:
+    def ensure(self, room: str, requested_at: float | None = None, *, sid: str = "") -> None:
+        """Make sure ``room`` has an actor, or waits for a slot when ``max_rooms`` is reached.
+
+        Args:
+            room: the room's name.
+            requested_at: when it was asked for (wall clock; default now).
+            sid: the room's sid ("" when unknown). A room of the same name under another sid
+                than its running actor's starts once that actor has ended (it belongs to an
+                earlier room, which is gone or going: one actor per name at a time).
+        """
+        if not self.accepting:
             return
         at = self._clock.now() if requested_at is None else requested_at
+        given_up = self._given_up.get(room)
+        if given_up is not None:
+            if not _other(given_up, sid):
+                return
+            del self._given_up[room]  # a new room under an old name: a fresh start
+        slot = self._slots.get(room)
+        if slot is not None:
+            if not slot.sid:
+                slot.sid = sid
+            elif _other(slot.sid, sid):
+                slot.successor = (sid, at)
+            return
         if len(self._slots) >= self._settings.max_rooms:
-            self._waiting.setdefault(room, at)
+            waiting = self._waiting.get(room)
+            if waiting is None:
+                self._waiting[room] = (sid, at)
+            elif sid:
+                self._waiting[room] = (sid, waiting[1])  # the latest sid; same place in the queue
             ROOMS_WAITING.set(len(self._waiting))
             return
-        self._start(room, at)
+        self._start(room, sid, at)
 
-    def stop(self, room: str, reason: str) -> None:
-        """Ask the room's actor to finish (it saves its session); forget waiting rooms."""
-        self._given_up.pop(room, None)
-        if self._waiting.pop(room, None) is not None:
+    def stop(self, room: str, reason: str, *, sid: str = "") -> None:
+        """Ask the room's actor to finish (it saves its session); forget waiting rooms.
+
+        Args:
+            room: the room's name.
+            reason: why (recorded as the session's end reason).
+            sid: the sid of the room that ended; "" stops whatever runs under ``room``. When
+                it names an earlier room than the running actor's, nothing is stopped.
+        """
+        if not _other(self._given_up.get(room, ""), sid):
+            self._given_up.pop(room, None)
+        waiting = self._waiting.get(room)
+        if waiting is not None and not _other(waiting[0], sid):
+            del self._waiting[room]
             ROOMS_WAITING.set(len(self._waiting))
         slot = self._slots.get(room)
         if slot is None:
+            return
+        if slot.successor is not None and not _other(slot.successor[0], sid):
+            slot.successor = None  # the newer room ended too, before it got its actor
+            if sid:
+                return
+        if _other(slot.sid, sid):
+            STALE_ROOM_FINISHED.inc()
+            logger.debug(
+                "stop for an earlier room of the same name ignored",
+                extra={"pii.room": room, "room_sid": slot.sid, "stale_sid": sid},
+            )
             return
         slot.stopping = reason
         slot.wake.set()
@@ -174,6 +238,9 @@ class RoomRegistry:
             del self._given_up[room]
         for room in [r for r in self._waiting if r not in present]:
             del self._waiting[room]
+        for slot in self._slots.values():
+            if slot.successor is not None and slot.room not in present:
+                slot.successor = None
         ROOMS_WAITING.set(len(self._waiting))
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -206,10 +273,10 @@ class RoomRegistry:
 
     # -- supervision --------------------------------------------------------------------------
 
-    def _start(self, room: str, requested_at: float) -> None:
+    def _start(self, room: str, sid: str, requested_at: float) -> None:
         if self._tg is None:
             raise RuntimeError("RoomRegistry.run() must be started before rooms are ensured")
-        slot = _Slot(room, requested_at)
+        slot = _Slot(room, sid, requested_at)
         self._slots[room] = slot
         self._tg.start_soon(self._supervise, slot, name=f"room:{room}")
 
@@ -223,6 +290,9 @@ class RoomRegistry:
             self._slots.pop(slot.room, None)
             slot.stopped.set()
             ROOMS_ACTIVE.set(len(self.joined))
+            if slot.successor is not None:
+                sid, at = slot.successor
+                self.ensure(slot.room, at, sid=sid)
             self._admit_waiting()
 
     async def _run_leased(self, slot: _Slot, leases: RoomLeases) -> None:
@@ -310,7 +380,7 @@ class RoomRegistry:
         while slot.crashes and now - slot.crashes[0] > self._settings.restart_window_s:
             slot.crashes.popleft()
         if len(slot.crashes) > self._settings.max_restarts:
-            self._given_up[slot.room] = self._clock.now()
+            self._given_up[slot.room] = slot.sid
             ACTOR_GIVE_UPS.inc()
             logger.error(
                 "giving up on room after too many restarts; it is left alone until it "
@@ -322,9 +392,14 @@ class RoomRegistry:
 
     def _admit_waiting(self) -> None:
         while self.accepting and self._waiting and len(self._slots) < self._settings.max_rooms:
-            room, at = self._waiting.popitem(last=False)
-            self._start(room, at)
+            room, (sid, at) = self._waiting.popitem(last=False)
+            self._start(room, sid, at)
         ROOMS_WAITING.set(len(self._waiting))
+
+
+def _other(known: str, sid: str) -> bool:
+    """True when both sids are known and differ: two rooms that only share a name."""
+    return bool(known and sid and known != sid)
 
 
 def _root_cause(exc: BaseException) -> BaseException:

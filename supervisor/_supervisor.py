@@ -3,6 +3,10 @@
 It reads its bounded mailbox (fed by the webhook endpoint) and, at start-up and every
 ``reconcile_interval_s``, lists the server's rooms so that a lost webhook costs at most one
 interval. It never talks to an actor except through the registry.
+
+Rooms are told apart by sid as well as name: a room created again under a finished room's name
+is a new room (joined as usual), while late or retried events of the finished one neither
+start an agent (that would create the room again) nor stop the new room's agent.
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ class Supervisor:
         self._lkapi = lkapi
         self._clock = clock
         # Webhooks can arrive late or out of order: never rejoin a room whose end we saw,
-        # since joining would create it again.
+        # since joining would create it again. Keyed by sid, not name: a new room under the
+        # same name (a new sid) is joined.
         self._finished: OrderedDict[str, None] = OrderedDict()
         self.reconciled = anyio.Event()
         self._reconcile_now = anyio.Event()
@@ -88,20 +93,22 @@ class Supervisor:
         match message:
             case RoomStarted(room=room, sid=sid, received_at=at):
                 if sid not in self._finished and self.agent.wants(room):
-                    self._registry.ensure(room, at)
+                    self._registry.ensure(room, at, sid=sid)
             case ParticipantJoined(room=room, sid=sid, identity=identity, received_at=at):
                 if (
                     identity != self.agent.identity
                     and sid not in self._finished
                     and self.agent.wants(room)
                 ):
-                    self._registry.ensure(room, at)
+                    self._registry.ensure(room, at, sid=sid)
             case RoomFinished(room=room, sid=sid):
                 if sid:
                     self._finished[sid] = None
                     while len(self._finished) > _FINISHED_SIDS_KEPT:
                         self._finished.popitem(last=False)
-                self._registry.stop(room, "room finished")
+                # With its sid, only that room's agent stops: a retried room_finished of an
+                # earlier room with the same name leaves the current one alone.
+                self._registry.stop(room, "room finished", sid=sid)
 
     async def _reconcile_loop(self) -> None:
         while True:
@@ -126,7 +133,7 @@ class Supervisor:
         self._registry.forget_missing(present)
         for room in listed:
             if room.sid not in self._finished and self.agent.wants(room.name):
-                self._registry.ensure(room.name)
+                self._registry.ensure(room.name, sid=room.sid)
         # A room asked for after the listing began may simply be too new to be listed.
         for room_name in self._registry.requested_before(asked_at) - present:
             self._registry.stop(room_name, "room gone (reconcile)")

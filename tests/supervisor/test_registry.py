@@ -1,4 +1,5 @@
-"""The registry with scripted actors: isolation, restart with backoff, give-up, limits, drain."""
+"""The registry with scripted actors: isolation, restart with backoff, give-up, limits, drain,
+and rooms told apart by sid."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import anyio
 import pytest
 from anyio.abc import TaskStatus
+from prometheus_client import REGISTRY
 
 from actors import ActorCrashed, ActorStartError
 from actors.room import RoomHandle, RoomSpec
@@ -124,3 +126,98 @@ async def test_drain_stops_every_actor_within_the_deadline(harness) -> None:  # 
     assert stops == ["a", "b", "c"]
     registry.ensure("d")  # no new rooms while draining
     assert registry.rooms == frozenset()
+
+
+def stale_finishes() -> float:
+    value = REGISTRY.get_sample_value("voice_supervisor_stale_room_finished_total")
+    return 0.0 if value is None else value
+
+
+async def test_a_stop_for_an_earlier_room_of_the_same_name_is_ignored(harness) -> None:  # type: ignore[no-untyped-def]
+    registry = harness({})
+    await wait_for(lambda: registry._tg is not None)
+    registry.ensure("r", sid="RM_new")
+    await wait_for(lambda: registry.joined == {"r"})
+    before = stale_finishes()
+    registry.stop("r", "room finished", sid="RM_old")
+    await anyio.wait_all_tasks_blocked()
+    assert registry.joined == {"r"} and registry.sid("r") == "RM_new"
+    assert stale_finishes() == before + 1
+    assert ("stop", 0, "r") not in registry.log
+    # Its own room_finished stops it; so does a stop without a sid (reconcile, drain).
+    registry.stop("r", "room finished", sid="RM_new")
+    await wait_for(lambda: "r" not in registry.rooms)
+    registry.ensure("r2", sid="RM_2")
+    await wait_for(lambda: registry.joined == {"r2"})
+    registry.stop("r2", "room gone (reconcile)")
+    await wait_for(lambda: "r2" not in registry.rooms)
+
+
+async def test_an_actor_asked_for_without_a_sid_takes_the_first_one_given(harness) -> None:  # type: ignore[no-untyped-def]
+    registry = harness({})
+    await wait_for(lambda: registry._tg is not None)
+    registry.ensure("r")
+    await wait_for(lambda: registry.joined == {"r"})
+    registry.ensure("r", sid="RM_a")  # e.g. the next reconcile lists it
+    assert registry.sid("r") == "RM_a"
+    registry.stop("r", "room finished", sid="RM_b")
+    await anyio.wait_all_tasks_blocked()
+    assert registry.joined == {"r"}
+
+
+async def test_a_new_room_under_the_same_name_starts_once_the_old_actor_ended(harness) -> None:  # type: ignore[no-untyped-def]
+    registry = harness({})
+    await wait_for(lambda: registry._tg is not None)
+    registry.ensure("r", sid="RM_a")
+    await wait_for(lambda: registry.joined == {"r"})
+    # The new room's room_started can arrive before the old one's room_finished.
+    registry.ensure("r", sid="RM_b")
+    assert registry.sid("r") == "RM_a"
+    registry.stop("r", "room finished", sid="RM_a")
+    await wait_for(lambda: registry.sid("r") == "RM_b" and registry.joined == {"r"})
+    assert [kind for kind, _, room in registry.log if room == "r"] == ["start", "stop", "start"]
+
+
+async def test_a_newer_room_that_ends_before_its_turn_is_not_started(harness) -> None:  # type: ignore[no-untyped-def]
+    registry = harness({})
+    await wait_for(lambda: registry._tg is not None)
+    registry.ensure("r", sid="RM_a")
+    await wait_for(lambda: registry.joined == {"r"})
+    registry.ensure("r", sid="RM_b")
+    registry.stop("r", "room finished", sid="RM_b")
+    await anyio.wait_all_tasks_blocked()
+    assert registry.joined == {"r"} and registry.sid("r") == "RM_a"  # not stale: RM_a runs on
+    registry.stop("r", "room finished", sid="RM_a")
+    await wait_for(lambda: "r" not in registry.rooms)
+    assert [kind for kind, _, room in registry.log if room == "r"] == ["start", "stop"]
+
+
+async def test_giving_up_is_per_sid(harness) -> None:  # type: ignore[no-untyped-def]
+    registry = harness({"bad": "run"})
+    await wait_for(lambda: registry._tg is not None)
+    registry.ensure("bad", sid="RM_1")
+    await wait_for(lambda: "bad" not in registry.rooms)
+    registry.ensure("bad", sid="RM_1")
+    registry.stop("bad", "room finished", sid="RM_0")  # an earlier room's end changes nothing
+    registry.ensure("bad", sid="RM_1")
+    assert "bad" not in registry.rooms
+    # A new room under the same name is tried again.
+    registry.ensure("bad", sid="RM_2")
+    assert registry.sid("bad") == "RM_2"
+
+
+async def test_a_waiting_room_keeps_its_place_and_ignores_stale_stops(harness) -> None:  # type: ignore[no-untyped-def]
+    registry = harness({})
+    await wait_for(lambda: registry._tg is not None)
+    for i in range(3):
+        registry.ensure(f"r{i}", sid=f"RM_{i}")
+    registry.ensure("w1", sid="RM_w1_old")
+    registry.ensure("w2", sid="RM_w2")
+    registry.ensure("w1", sid="RM_w1")
+    await wait_for(lambda: len(registry.joined) == 3)
+    assert registry.waiting == 2
+    registry.stop("w1", "room finished", sid="RM_w1_old")
+    assert registry.waiting == 2
+    registry.stop("r0", "room finished", sid="RM_0")
+    await wait_for(lambda: registry.joined == {"r1", "r2", "w1"})
+    assert registry.sid("w1") == "RM_w1"
