@@ -6,11 +6,17 @@ from actors.room._actor import RoomActor, RoomHandle
 from actors.room._messages import RoomSpec
 from actors.room._ports import Persistence
 from actors.room._rtc import dispose_rtc
-from actors.room._settings import DataSettings, RoomSettings, VoiceSettings
+from actors.room._settings import (
+    DEFAULT_COMMAND_ROLES,
+    DataSettings,
+    RoomSettings,
+    VoiceSettings,
+)
 from actors.room._state import ConversationHistory, Message, ParticipantState, RoomLifecycle
 from actors.room._voice import Providers, VoicePipeline
 
 __all__ = (
+    "DEFAULT_COMMAND_ROLES",
     "ConversationHistory",
     "DataSettings",
     "Message",

@@ -8,22 +8,23 @@ loop, never touches another room, and never logs user text or identities in a me
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from livekit import rtc
 
 from actors._clock import SYSTEM_CLOCK, Clock
 from actors._events import Event, EventType
 from actors._exceptions import ActorCrashed, ActorStartError, OutboxFullError
-from actors._metrics import DATA_MESSAGES
 from actors.room._data import TOPIC_COMMAND, TOPIC_FILE, DataTopics
 from actors.room._messages import (
-    DataReceived,
+    ChatReceived,
+    CommandReceived,
+    DataRefused,
     Disconnected,
     MetadataChanged,
     ParticipantJoined,
@@ -36,6 +37,8 @@ from actors.room._messages import (
     TrackUnsubscribed,
 )
 from actors.room._ports import Persistence
+from actors.room._quota import Admission
+from actors.room._replies import ReplySender
 from actors.room._rtc import connect_room
 from actors.room._settings import DataSettings, RoomSettings, VoiceSettings
 from actors.room._state import (
@@ -47,15 +50,13 @@ from actors.room._state import (
     parse_room_metadata,
 )
 from actors.room._voice import Providers, VoicePipeline
+from actors.room._wiring import joined_message, wire_room
 
 __all__ = ("RoomActor", "RoomHandle")
 
 logger = logging.getLogger(__name__)
 
 RoomFactory = Callable[[], rtc.Room]
-
-TOPIC_CHAT = "lk.chat"
-_CHAT_MAX_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ class RoomActor:
         self._voice_settings = voice or VoiceSettings()
         self._data_settings = data or DataSettings()
         self._data: DataTopics | None = None
+        self._admission = Admission(self._data_settings, clock)
         self.voice: VoicePipeline | None = None
         self._greeted = False
         self._clock = clock
@@ -139,7 +141,7 @@ class RoomActor:
         """
         room = self._room_factory()
         self.lifecycle = self.lifecycle.to(RoomLifecycle.CONNECTING)
-        self._wire(room)
+        wire_room(room, self._inbox_send, self._admission, self._clock, self._stop)
         try:
             await connect_room(
                 room, self.spec.url, self.spec.token, self._settings.connect_timeout_s
@@ -164,98 +166,29 @@ class RoomActor:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_stop, tg, name=f"room:{self.spec.room}:stop")
-                self._data = DataTopics(room, self._data_settings, self)
+                replies = ReplySender(room)
+                replies_done = anyio.Event()
+                tg.start_soon(
+                    _run_then_set, replies.run, replies_done, name=f"room:{self.spec.room}:replies"
+                )
+                self._data = DataTopics(
+                    self._data_settings, self, replies, self._admission, self._inbox_send.send
+                )
                 await self._start_voice(room, tg)
                 task_status.started(handle)
                 await self._serve(tg)
                 if self.voice is not None:
                     await self.voice.aclose()
+                # The last answers (an "end" command's among them) leave before the agent.
+                replies.close()
+                with anyio.move_on_after(self._settings.close_timeout_s):
+                    await replies_done.wait()
                 tg.cancel_scope.cancel("room actor finished")
         except Exception as exc:
             self.stop_reason = self.stop_reason or "crashed"
             raise ActorCrashed("room actor failed while running") from exc
         finally:
             await self._shutdown(room)
-
-    # -- wiring: sync SDK callbacks only post messages ----------------------------------------
-
-    def _wire(self, room: rtc.Room) -> None:
-        def post(message: RoomMessage) -> None:
-            try:
-                self._inbox_send.send_nowait(message)
-            except anyio.WouldBlock:
-                logger.error("room actor mailbox full; event dropped", extra=self._log_extra())
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                pass
-
-        now = self._clock.now
-
-        @room.on("participant_connected")
-        def _joined(p: rtc.RemoteParticipant) -> None:
-            post(
-                ParticipantJoined(
-                    p.identity, p.name, p.metadata, dict(p.attributes), int(p.kind), now()
-                )
-            )
-
-        @room.on("participant_disconnected")
-        def _left(p: rtc.RemoteParticipant) -> None:
-            post(ParticipantLeft(p.identity, _reason(p.disconnect_reason), now()))
-
-        @room.on("participant_metadata_changed")
-        def _meta(p: rtc.Participant, _old: str, new: str) -> None:
-            post(MetadataChanged(p.identity, metadata=new))
-
-        @room.on("participant_name_changed")
-        def _name(p: rtc.Participant, _old: str, new: str) -> None:
-            post(MetadataChanged(p.identity, name=new))
-
-        @room.on("participant_attributes_changed")
-        def _attrs(_changed: dict[str, str], p: rtc.Participant) -> None:
-            post(MetadataChanged(p.identity, attributes=dict(p.attributes)))
-
-        @room.on("room_metadata_changed")
-        def _room_meta(_old: str, new: str) -> None:
-            post(MetadataChanged("", metadata=new))
-
-        @room.on("track_subscribed")
-        def _subscribed(
-            track: rtc.Track, pub: rtc.RemoteTrackPublication, p: rtc.RemoteParticipant
-        ) -> None:
-            if track.kind == rtc.TrackKind.KIND_AUDIO:
-                post(TrackSubscribed(p.identity, pub.sid, track))
-
-        @room.on("track_unsubscribed")
-        def _unsubscribed(
-            _track: rtc.Track, pub: rtc.RemoteTrackPublication, _p: rtc.RemoteParticipant
-        ) -> None:
-            post(TrackUnsubscribed(pub.sid))
-
-        def on_chat(reader: rtc.TextStreamReader, identity: str) -> None:
-            post(StreamOpened(TOPIC_CHAT, identity, reader))
-
-        def on_file(reader: rtc.ByteStreamReader, identity: str) -> None:
-            post(StreamOpened(TOPIC_FILE, identity, reader))
-
-        def on_command(reader: rtc.TextStreamReader, identity: str) -> None:
-            post(StreamOpened(TOPIC_COMMAND, identity, reader))
-
-        room.register_text_stream_handler(TOPIC_CHAT, on_chat)
-        room.register_text_stream_handler(TOPIC_COMMAND, on_command)
-        room.register_byte_stream_handler(TOPIC_FILE, on_file)
-
-        @room.on("data_received")
-        def _data(packet: rtc.DataPacket) -> None:
-            # livekit-server 1.13 leaves the sender of a data packet empty for the SDK, so a
-            # packet command is answered to everyone; a text stream names its sender.
-            if packet.topic == TOPIC_COMMAND:
-                sender = packet.participant.identity if packet.participant is not None else ""
-                post(DataReceived(packet.topic, sender, bytes(packet.data)))
-
-        @room.on("disconnected")
-        def _disconnected(reason: rtc.DisconnectReason.ValueType) -> None:
-            post(Disconnected(_reason(reason)))
-            self._stop.set()
 
     # -- the session --------------------------------------------------------------------------
 
@@ -284,11 +217,7 @@ class RoomActor:
             },
         )
         for p in room.remote_participants.values():
-            self._participant_joined(
-                ParticipantJoined(
-                    p.identity, p.name, p.metadata, dict(p.attributes), int(p.kind), self.started_at
-                )
-            )
+            self._participant_joined(joined_message(p, self.started_at))
 
     async def _serve(self, tg: TaskGroup) -> None:
         async for message in self._inbox:
@@ -308,10 +237,14 @@ class RoomActor:
                         self.voice.track_unsubscribed(sid)
                 case StreamOpened(topic=topic, identity=identity, reader=reader):
                     self._open_stream(tg, topic, identity, reader)
-                case DataReceived(identity=identity, data=data) if self._data is not None:
-                    tg.start_soon(
-                        self._data.command, identity, data, name=f"room:{self.spec.room}:command"
-                    )
+                case CommandReceived(identity=identity, payload=payload):
+                    if self._data is not None:
+                        self._data.command(identity, payload)
+                case ChatReceived(identity=identity, text=text):
+                    self._chat(identity, text)
+                case DataRefused(topic=topic, identity=identity, item_id=item, reason=reason):
+                    if self._data is not None:
+                        self._data.refused(topic, identity, item, reason)
                 case Disconnected(reason=reason) | StopRequested(reason=reason):
                     self.stop_reason = reason
                     return
@@ -345,30 +278,24 @@ class RoomActor:
             self.voice.say(self._providers.greeting)
 
     def _open_stream(self, tg: TaskGroup, topic: str, identity: str, reader: Any) -> None:
+        # Admission bounded how many of these run at once ([data] room_max_open_streams).
         name = f"room:{self.spec.room}:{topic}"
-        if self._data is not None and topic == TOPIC_FILE:
-            tg.start_soon(self._data.receive_file, identity, reader, name=name)
-        elif self._data is not None and topic == TOPIC_COMMAND:
-            tg.start_soon(self._data.command_stream, identity, reader, name=name)
+        data = self._data
+        if data is None:
+            reader.close()
+            self._admission.stream_closed(identity)
+        elif topic == TOPIC_FILE:
+            tg.start_soon(data.read_file, identity, reader, name=name)
+        elif topic == TOPIC_COMMAND:
+            tg.start_soon(data.read_command, identity, reader, name=name)
         else:
-            tg.start_soon(self._read_stream, topic, identity, reader, name=name)
+            tg.start_soon(data.read_chat, identity, reader, name=name)
 
-    async def _read_stream(self, topic: str, identity: str, reader: rtc.TextStreamReader) -> None:
-        try:
-            text = ""
-            async for chunk in reader:
-                text += chunk
-                if len(text) > _CHAT_MAX_CHARS:
-                    DATA_MESSAGES.labels(topic=topic, result="too_large").inc()
-                    return
-        except rtc.StreamError:
-            DATA_MESSAGES.labels(topic=topic, result="aborted").inc()
-            return
-        DATA_MESSAGES.labels(topic=topic, result="ok").inc()
-        if text.strip() and self.voice is not None:
-            self.voice.user_turn(identity, text.strip())
-        elif text.strip():
-            self.record_turn("user", text.strip(), identity, False, {})
+    def _chat(self, identity: str, text: str) -> None:
+        if self.voice is not None:
+            self.voice.user_turn(identity, text)
+        else:
+            self.record_turn("user", text, identity, False, {})
 
     def record_turn(
         self,
@@ -396,6 +323,9 @@ class RoomActor:
 
     # -- what data commands may do (DataHost) -------------------------------------------------
 
+    def participant(self, identity: str) -> ParticipantState | None:
+        return self.participants.get(identity)
+
     def reset_history(self) -> None:
         self.history.clear()
 
@@ -406,9 +336,14 @@ class RoomActor:
         except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._stop.set()
 
-    def status(self) -> dict[str, Any]:
+    def status(self, *, whole_room: bool, identity: str, role: str) -> dict[str, Any]:
+        """The ``status`` answer; without ``whole_room``, only what concerns the sender."""
+        state = "speaking" if self.voice is not None and self.voice.speaking else "listening"
+        own = {"state": state, "you": {"identity": identity, "role": role}}
+        if not whole_room:
+            return own
         return {
-            "state": "speaking" if self.voice is not None and self.voice.speaking else "listening",
+            **own,
             "conversation_id": self.conversation_id,
             "participants": sorted(i for i, p in self.participants.items() if p.left_at is None),
             "messages": len(self.history.messages),
@@ -429,7 +364,14 @@ class RoomActor:
     def _participant_joined(self, m: ParticipantJoined) -> None:
         if m.identity in self.participants and self.participants[m.identity].left_at is None:
             return
-        state = ParticipantState(m.identity, m.name, m.at, m.metadata, m.attributes)
+        state = ParticipantState(
+            m.identity,
+            m.name,
+            m.at,
+            m.metadata,
+            m.attributes,
+            may_set_attributes=m.may_set_attributes,
+        )
         self.participants[m.identity] = state
         self._emit(
             EventType.PARTICIPANT_CONNECTED,
@@ -449,6 +391,7 @@ class RoomActor:
         if state is None or state.left_at is not None:
             return
         state.left_at = at
+        self._admission.forget(identity)
         self._emit(
             EventType.PARTICIPANT_DISCONNECTED,
             {
@@ -475,12 +418,15 @@ class RoomActor:
             state.name = m.name
         if m.attributes is not None:
             state.attributes = m.attributes
+        if m.may_set_attributes is not None:
+            state.may_set_attributes = m.may_set_attributes
 
     async def _shutdown(self, room: rtc.Room) -> None:
         """The last rung: record the session and leave, each under a deadline."""
         if self.lifecycle is RoomLifecycle.RUNNING:
             self.lifecycle = self.lifecycle.to(RoomLifecycle.DRAINING)
         self._inbox_send.close()
+        _close_readers(self._inbox)
         self._inbox.close()
         ended_at = self._clock.now()
         for identity, state in self.participants.items():
@@ -530,10 +476,19 @@ class RoomActor:
         }
 
 
-def _reason(value: rtc.DisconnectReason.ValueType | None) -> str:
-    if value is None:
-        return "unknown"
+def _close_readers(inbox: MemoryObjectReceiveStream[RoomMessage]) -> None:
+    """Close the stream readers still queued: each holds an SDK subscription otherwise."""
+    while True:
+        try:
+            message = inbox.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+            return
+        if isinstance(message, StreamOpened):
+            message.reader.close()
+
+
+async def _run_then_set(fn: Callable[[], Awaitable[None]], done: anyio.Event) -> None:
     try:
-        return str(rtc.DisconnectReason.Name(value)).lower()
-    except ValueError:
-        return "unknown"
+        await fn()
+    finally:
+        done.set()

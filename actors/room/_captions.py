@@ -93,7 +93,10 @@ class Captions:
                     )
         for writer in self._writers.values():
             with anyio.move_on_after(1, shield=True):
-                await writer.aclose()
+                try:
+                    await writer.aclose()
+                except rtc.StreamError:  # the room is going; an unfinished caption stays so
+                    DATA_MESSAGES.labels(topic=TOPIC_TRANSCRIPTION, result="error").inc()
 
     async def _publish(self, job: CaptionJob) -> None:
         lp = self._room.local_participant

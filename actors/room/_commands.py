@@ -12,7 +12,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-__all__ = ("Command", "CommandError", "parse_command")
+from actors.room._settings import DEFAULT_COMMAND_ROLES
+
+__all__ = ("COMMAND_NAMES", "Command", "CommandError", "parse_command")
 
 
 class _Base(BaseModel):
@@ -73,17 +75,8 @@ Command = Annotated[
     Field(discriminator="command"),
 ]
 _ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
-COMMAND_NAMES = (
-    "end",
-    "instructions",
-    "interrupt",
-    "mute",
-    "ping",
-    "reset",
-    "say",
-    "status",
-    "unmute",
-)
+# Who may send each is in the settings; the two lists are one (a test checks the union).
+COMMAND_NAMES = tuple(sorted(DEFAULT_COMMAND_ROLES))
 
 
 class CommandError(ValueError):

@@ -1,21 +1,24 @@
-"""Data messages of a room: commands on ``agent.command``, files on ``agent.file``.
+"""Data messages of a room: commands on ``agent.command``, files on ``agent.file``, chat.
 
-Everything a stranger sends is validated here. Each command and each file gets one answer
-on ``agent.reply`` (to its sender only): ``{"id", "ok", "error", ...}``. Malformed, oversized or
-unknown input gets a clear error, a metric, and the room keeps running.
+Everything a stranger sends is validated here. Admission (rates, open streams, the room's
+file budget) has already run in the SDK callback; this module reads what was admitted, always
+closing the reader (a reader left open keeps an SDK subscription that filters every native
+event of the process), and runs commands in the actor's own task, after checking the sender's
+role. Each command and each file gets one answer on ``agent.reply`` (to its sender only).
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from livekit import rtc
 
 from actors._events import EventType
 from actors._metrics import DATA_MESSAGES
+from actors.room._access import AccessPolicy
 from actors.room._commands import (
     CommandError,
     End,
@@ -29,66 +32,187 @@ from actors.room._commands import (
     Unmute,
     parse_command,
 )
+from actors.room._messages import ChatReceived, CommandReceived, RoomMessage
+from actors.room._quota import Admission
+from actors.room._replies import ReplySender
 from actors.room._settings import DataSettings
+from actors.room._state import ParticipantState
 from actors.room._voice import VoicePipeline
 
-__all__ = ("TOPIC_COMMAND", "TOPIC_FILE", "TOPIC_REPLY", "DataHost", "DataTopics")
+__all__ = ("CHAT_MAX_CHARS", "TOPIC_CHAT", "TOPIC_COMMAND", "TOPIC_FILE", "DataHost", "DataTopics")
 
 logger = logging.getLogger(__name__)
 
+TOPIC_CHAT = "lk.chat"
 TOPIC_COMMAND = "agent.command"
 TOPIC_FILE = "agent.file"
-TOPIC_REPLY = "agent.reply"
+CHAT_MAX_CHARS = 4096
+
+Deliver = Callable[[RoomMessage], Awaitable[None]]
 
 
 class DataHost(Protocol):
-    """What commands may do to the room actor that owns this object."""
+    """What commands may do to the room actor that owns this object (in its own task)."""
 
     voice: VoicePipeline | None
 
+    def participant(self, identity: str) -> ParticipantState | None: ...
     def reset_history(self) -> None: ...
     def request_stop(self, reason: str) -> None: ...
-    def status(self) -> dict[str, Any]: ...
+    def status(self, *, whole_room: bool, identity: str, role: str) -> dict[str, Any]: ...
     def emit(self, type_: EventType, data: dict[str, Any]) -> None: ...
 
 
 class DataTopics:
-    def __init__(self, room: rtc.Room, settings: DataSettings, host: DataHost) -> None:
-        self._room = room
+    """Reads admitted streams and runs commands for one room actor.
+
+    Args:
+        settings: the ``[data]`` settings.
+        host: the actor, for what commands change.
+        replies: where answers are queued.
+        admission: the room's quotas (stream and file budgets are given back here).
+        deliver: posts a whole command or chat message to the actor's mailbox.
+    """
+
+    def __init__(
+        self,
+        settings: DataSettings,
+        host: DataHost,
+        replies: ReplySender,
+        admission: Admission,
+        deliver: Deliver,
+    ) -> None:
         self._settings = settings
         self._host = host
+        self._replies = replies
+        self._admission = admission
+        self._deliver = deliver
+        self._access = AccessPolicy(settings)
 
-    async def command_stream(self, sender: str, reader: rtc.TextStreamReader) -> None:
+    # -- streams: read what was admitted, and always close the reader -------------------------
+
+    async def read_command(self, sender: str, reader: rtc.TextStreamReader) -> None:
         """A command sent as a text stream (its sender is known)."""
-        limit = self._settings.command_max_bytes
-        text = ""
         try:
-            async for chunk in reader:
-                text += chunk
-                if len(text) > limit:
-                    await reader.aclose()
-                    break
+            text = await _read_text(reader, self._settings.command_max_bytes)
         except rtc.StreamError:
-            await self._fail(TOPIC_COMMAND, sender, "", "command stream aborted")
+            self._fail(TOPIC_COMMAND, sender, "", "command stream aborted")
             return
-        await self.command(sender, text.encode())
+        finally:
+            reader.close()
+            self._admission.stream_closed(sender)
+        # Over the limit: parse_command names the size and refuses it.
+        await self._deliver(CommandReceived(sender, text.encode()))
 
-    async def command(self, sender: str, payload: bytes) -> None:
-        """Run one command and answer it."""
+    async def read_chat(self, sender: str, reader: rtc.TextStreamReader) -> None:
+        try:
+            text = await _read_text(reader, CHAT_MAX_CHARS)
+        except rtc.StreamError:
+            DATA_MESSAGES.labels(topic=TOPIC_CHAT, result="aborted").inc()
+            return
+        finally:
+            reader.close()
+            self._admission.stream_closed(sender)
+        if len(text) > CHAT_MAX_CHARS:
+            DATA_MESSAGES.labels(topic=TOPIC_CHAT, result="too_large").inc()
+            return
+        DATA_MESSAGES.labels(topic=TOPIC_CHAT, result="ok").inc()
+        if text.strip():
+            await self._deliver(ChatReceived(sender, text.strip()))
+
+    async def read_file(self, sender: str, reader: rtc.ByteStreamReader) -> None:
+        """Store one uploaded file, or refuse it with the reason."""
+        content = bytearray()
+        try:
+            refusal = self._check_file(reader.info)
+            if refusal is None:
+                refusal = await self._read_file(reader, content)
+        except rtc.StreamError:
+            refusal = "upload aborted before the end"
+        finally:
+            reader.close()
+            self._admission.stream_closed(sender)
+        info = reader.info
+        if refusal is not None:
+            self._admission.file_released(len(content))
+            self._fail(TOPIC_FILE, sender, info.stream_id, refusal)
+            return
+        self._host.emit(
+            EventType.FILE,
+            {
+                "name": info.name or "upload",
+                "mime_type": info.mime_type or "application/octet-stream",
+                "size": len(content),
+                "sender": sender,
+                "stream_id": info.stream_id,
+                "content_b64": base64.b64encode(content).decode("ascii"),
+            },
+        )
+        DATA_MESSAGES.labels(topic=TOPIC_FILE, result="ok").inc()
+        self._replies.reply(
+            sender,
+            {
+                "id": info.stream_id,
+                "ok": True,
+                "error": None,
+                "name": info.name,
+                "size": len(content),
+            },
+        )
+
+    def _check_file(self, info: rtc.ByteStreamInfo) -> str | None:
+        mime = info.mime_type or "application/octet-stream"
+        if not self._settings.mime_allowed(mime):
+            return f"file type {mime!r} not accepted; allowed: " + ", ".join(
+                self._settings.file_mime_types
+            )
+        limit = self._settings.file_max_bytes
+        if info.size and info.size > limit:
+            return f"file too large ({info.size} bytes; at most {limit})"
+        return self._admission.file_started()
+
+    async def _read_file(self, reader: rtc.ByteStreamReader, content: bytearray) -> str | None:
+        limit = self._settings.file_max_bytes
+        async for chunk in reader:
+            budget = self._admission.file_bytes(len(chunk))
+            if budget is not None:
+                return budget
+            content += chunk
+            if len(content) > limit:
+                return f"file too large (over {limit} bytes)"
+        return None
+
+    # -- commands: run in the actor's task ----------------------------------------------------
+
+    def refused(self, topic: str, sender: str, item_id: str, reason: str) -> None:
+        """Answer something admission refused before it was read."""
+        self._replies.reply(sender, {"id": item_id, "ok": False, "error": reason})
+        logger.info("data message refused", extra={"topic": topic, "reason": reason[:120]})
+
+    def command(self, sender: str, payload: bytes) -> None:
+        """Check, run and answer one command."""
         if not self._settings.commands:
-            await self._fail(TOPIC_COMMAND, sender, "", "commands are disabled on this agent")
+            self._fail(TOPIC_COMMAND, sender, "", "commands are disabled on this agent")
             return
         try:
             cmd = parse_command(payload, max_bytes=self._settings.command_max_bytes)
         except CommandError as exc:
-            await self._fail(TOPIC_COMMAND, sender, exc.command_id, str(exc))
+            self._fail(TOPIC_COMMAND, sender, exc.command_id, str(exc))
+            return
+        participant = self._host.participant(sender) if sender else None
+        role = self._access.role_of(participant)
+        forbidden = self._access.refusal(cmd.command, participant)
+        if forbidden is not None:
+            DATA_MESSAGES.labels(topic=TOPIC_COMMAND, result="forbidden").inc()
+            self._replies.reply(sender, {"id": cmd.id, "ok": False, "error": forbidden})
+            logger.info("command refused", extra={"command": cmd.command, "role": role})
             return
         voice = self._host.voice
         extra: dict[str, Any] = {}
         match cmd:
             case Say(text=text):
                 if voice is None:
-                    await self._fail(TOPIC_COMMAND, sender, cmd.id, "this agent has no voice")
+                    self._fail(TOPIC_COMMAND, sender, cmd.id, "this agent has no voice")
                     return
                 voice.say(text)
             case Mute() | Unmute():
@@ -105,93 +229,29 @@ class DataTopics:
                 if voice is not None:
                     voice.instructions = text
             case Status():
-                extra = self._host.status()
+                extra = self._host.status(
+                    whole_room=self._access.sees_room(role), identity=sender, role=role
+                )
             case Ping():
                 pass
             case End():
-                await self._reply(sender, {"id": cmd.id, "ok": True, "error": None})
-                DATA_MESSAGES.labels(topic=TOPIC_COMMAND, result="ok").inc()
                 self._host.request_stop("ended by command")
-                return
         DATA_MESSAGES.labels(topic=TOPIC_COMMAND, result="ok").inc()
-        await self._reply(sender, {"id": cmd.id, "ok": True, "error": None, **extra})
+        self._replies.reply(sender, {"id": cmd.id, "ok": True, "error": None, **extra})
 
-    async def receive_file(self, sender: str, reader: rtc.ByteStreamReader) -> None:
-        """Store one uploaded file, or refuse it with the reason."""
-        info = reader.info
-        limit = self._settings.file_max_bytes
-        mime = info.mime_type or "application/octet-stream"
-        if not self._settings.mime_allowed(mime):
-            await self._refuse_stream(
-                reader,
-                sender,
-                info.stream_id,
-                f"file type {mime!r} not accepted; allowed: "
-                + ", ".join(self._settings.file_mime_types),
-            )
-            return
-        if info.size and info.size > limit:
-            await self._refuse_stream(
-                reader,
-                sender,
-                info.stream_id,
-                f"file too large ({info.size} bytes; at most {limit})",
-            )
-            return
-        content = bytearray()
-        try:
-            async for chunk in reader:
-                content += chunk
-                if len(content) > limit:
-                    await self._refuse_stream(
-                        reader, sender, info.stream_id, f"file too large (over {limit} bytes)"
-                    )
-                    return
-        except rtc.StreamError:
-            await self._fail(TOPIC_FILE, sender, info.stream_id, "upload aborted before the end")
-            return
-        self._host.emit(
-            EventType.FILE,
-            {
-                "name": info.name or "upload",
-                "mime_type": mime,
-                "size": len(content),
-                "sender": sender,
-                "stream_id": info.stream_id,
-                "content_b64": base64.b64encode(bytes(content)).decode("ascii"),
-            },
-        )
-        DATA_MESSAGES.labels(topic=TOPIC_FILE, result="ok").inc()
-        await self._reply(
-            sender,
-            {
-                "id": info.stream_id,
-                "ok": True,
-                "error": None,
-                "name": info.name,
-                "size": len(content),
-            },
-        )
-
-    async def _refuse_stream(
-        self, reader: rtc.ByteStreamReader, sender: str, stream_id: str, reason: str
-    ) -> None:
-        # Stop reading at once; closing releases the SDK's per-stream queue.
-        await reader.aclose()
-        await self._fail(TOPIC_FILE, sender, stream_id, reason)
-
-    async def _fail(self, topic: str, sender: str, item_id: str, error: str) -> None:
+    def _fail(self, topic: str, sender: str, item_id: str, error: str) -> None:
         DATA_MESSAGES.labels(topic=topic, result="refused").inc()
         logger.info("data message refused", extra={"topic": topic, "reason": error[:120]})
-        await self._reply(sender, {"id": item_id, "ok": False, "error": error})
+        self._replies.reply(sender, {"id": item_id, "ok": False, "error": error})
 
-    async def _reply(self, sender: str, payload: dict[str, Any]) -> None:
-        try:
-            await self._room.local_participant.publish_data(
-                json.dumps(payload),
-                reliable=True,
-                topic=TOPIC_REPLY,
-                destination_identities=[sender],
-            )
-        except Exception as exc:  # the sender may have left; nothing else to do
-            logger.warning("could not send a data reply", extra={"error": type(exc).__name__})
+
+async def _read_text(reader: rtc.TextStreamReader, limit: int) -> str:
+    """The stream's text, or its first ``limit + 1`` characters when it is longer."""
+    parts: list[str] = []
+    size = 0
+    async for chunk in reader:
+        parts.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            break
+    return "".join(parts)[: limit + 1]

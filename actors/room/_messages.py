@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = (
-    "DataReceived",
+    "ChatReceived",
+    "CommandReceived",
+    "DataRefused",
     "Disconnected",
     "MetadataChanged",
     "ParticipantJoined",
@@ -49,6 +51,7 @@ class ParticipantJoined:
     attributes: dict[str, str]
     kind: int
     at: float
+    may_set_attributes: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class MetadataChanged:
     metadata: str | None = None
     name: str | None = None
     attributes: dict[str, str] | None = None
+    may_set_attributes: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +99,29 @@ class TrackUnsubscribed:
 
 
 @dataclass(frozen=True, slots=True)
-class DataReceived:
-    """A data packet on a topic the actor handles."""
+class CommandReceived:
+    """A whole command, read from a packet or a text stream, admitted by the quotas."""
+
+    identity: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReceived:
+    """A whole chat message (``lk.chat``), admitted by the quotas."""
+
+    identity: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DataRefused:
+    """Something a participant sent was refused before it was read; tell it why."""
 
     topic: str
     identity: str
-    data: bytes
+    item_id: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,5 +142,7 @@ RoomMessage = (
     | TrackSubscribed
     | TrackUnsubscribed
     | StreamOpened
-    | DataReceived
+    | CommandReceived
+    | ChatReceived
+    | DataRefused
 )

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from actors._settings import Settings
 
-__all__ = ("RoomSettings",)
+__all__ = ("DEFAULT_COMMAND_ROLES", "DataSettings", "RoomSettings", "VoiceSettings")
+
+_OPERATOR = ("operator",)
+DEFAULT_COMMAND_ROLES: dict[str, tuple[str, ...]] = {
+    "end": _OPERATOR,
+    "instructions": _OPERATOR,
+    "interrupt": ("*",),
+    "mute": _OPERATOR,
+    "ping": ("*",),
+    "reset": _OPERATOR,
+    "say": _OPERATOR,
+    "status": _OPERATOR,
+    "unmute": _OPERATOR,
+}
+"""Who may send each command unless ``[data] command_roles`` says otherwise."""
 
 
 class RoomSettings(Settings):
@@ -85,9 +99,70 @@ class DataSettings(Settings):
     )
     """MIME types accepted for uploads (``type/*`` allowed); others are refused with the reason."""
 
+    role_attribute: str = Field(default="agent.role", min_length=1, max_length=128)
+    """Participant attribute holding its role. Your backend writes it into the participant's
+    token (``AccessToken.with_attributes``); a participant whose token lets it change its own
+    attributes (``canUpdateOwnMetadata``) has no role, whatever the attribute says."""
+
+    command_roles: dict[str, tuple[str, ...]] = Field(
+        default_factory=lambda: dict(DEFAULT_COMMAND_ROLES)
+    )
+    """Roles allowed to send each command (``"*"`` = anyone), merged over the defaults:
+    ``ping`` and ``interrupt`` for anyone; ``say``, ``mute``, ``unmute``, ``reset``,
+    ``instructions``, ``status`` and ``end`` for ``operator`` only; ``[]`` = nobody. Example:
+    ``command_roles = { say = ["operator", "host"] }``."""
+
+    operator_roles: tuple[str, ...] = ("operator",)
+    """Roles whose ``status`` shows the whole room; anyone else sees only what concerns them."""
+
+    commands_per_minute: int = Field(default=60, ge=1, le=100_000)
+    """Commands one participant may send per minute (token bucket; bursts up to
+    ``burst``); over it, a command is refused unread, with the reason."""
+
+    chat_per_minute: int = Field(default=30, ge=1, le=100_000)
+    """Chat messages (``lk.chat``) one participant may send per minute; over it they are
+    dropped unread and counted."""
+
+    burst: int = Field(default=10, ge=1, le=10_000)
+    """How many commands or chat messages a participant may send at once before the
+    per-minute rate applies."""
+
+    max_open_streams: int = Field(default=2, ge=1, le=1000)
+    """Streams (chat, command, file) one participant may have open at once; more are
+    refused and closed at once."""
+
+    room_max_open_streams: int = Field(default=8, ge=1, le=10_000)
+    """Streams open at once in a room, all participants together."""
+
+    room_max_files: int = Field(default=20, ge=0, le=100_000)
+    """Files a room accepts over its whole session; more are refused."""
+
+    room_file_mb: float = Field(default=20.0, ge=0, le=100_000)
+    """Bytes of files a room accepts over its whole session, in-flight uploads included;
+    with ``room_max_open_streams`` it bounds the memory uploads can take."""
+
+    @field_validator("command_roles")
+    @classmethod
+    def _known_commands(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        unknown = sorted(set(value) - set(DEFAULT_COMMAND_ROLES))
+        if unknown:
+            raise ValueError(
+                f"unknown command(s) {', '.join(unknown)}; "
+                f"allowed: {', '.join(sorted(DEFAULT_COMMAND_ROLES))}"
+            )
+        return {**DEFAULT_COMMAND_ROLES, **value}
+
     @property
     def file_max_bytes(self) -> int:
         return int(self.file_max_mb * 1024 * 1024)
+
+    @property
+    def room_file_bytes(self) -> int:
+        return int(self.room_file_mb * 1024 * 1024)
+
+    def roles_for(self, command: str) -> tuple[str, ...]:
+        """The roles allowed to send ``command`` (``"*"`` = anyone)."""
+        return self.command_roles.get(command, ())
 
     def mime_allowed(self, mime: str) -> bool:
         mime = mime.split(";")[0].strip().lower()

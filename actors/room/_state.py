@@ -57,9 +57,18 @@ class ParticipantState:
     metadata: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
     left_at: float | None = None
+    may_set_attributes: bool = False
+    """Its token lets it change its own attributes, so none of them can be trusted."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "identity": self.identity,
+            "name": self.name,
+            "joined_at": self.joined_at,
+            "metadata": self.metadata,
+            "attributes": self.attributes,
+            "left_at": self.left_at,
+        }
 
 
 @dataclass(frozen=True, slots=True)

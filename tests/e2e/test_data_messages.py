@@ -38,17 +38,43 @@ class Replies:
                 await self.changed.wait()
 
 
+OPERATOR = {"agent.role": "operator"}
+
+
 @asynccontextmanager
-async def sender(server: LiveKitServer, room: str) -> AsyncIterator[tuple[rtc.Room, Replies]]:
+async def sender(
+    rig: VoiceRig,
+    server: LiveKitServer,
+    room: str,
+    identity: str = "sender",
+    *,
+    attributes: dict[str, str] | None = None,
+    may_set_own_attributes: bool = False,
+) -> AsyncIterator[tuple[rtc.Room, Replies]]:
+    """A participant of ``room`` (an operator unless ``attributes`` say otherwise) that collects
+    the agent's replies, once the agent has seen it join (a role is known from then on)."""
     replies = Replies()
-    async with joined(server, room, "sender") as lk_room:
+    async with joined(
+        server,
+        room,
+        identity,
+        attributes=OPERATOR if attributes is None else attributes,
+        may_set_own_attributes=may_set_own_attributes,
+    ) as lk_room:
 
         @lk_room.on("data_received")
         def _on_data(packet: rtc.DataPacket) -> None:
             if packet.topic == "agent.reply":
                 replies.add(json.loads(packet.data))
 
-        # The agent must see us before it can address its replies to us.
+        await poll_until(
+            lambda: any(
+                e["room"] == room and e["data"]["identity"] == identity
+                for e in rig.store.events(["participant_connected"])
+            ),
+            deadline_s=10,
+            what="the agent sees the participant",
+        )
         yield lk_room, replies
 
 
@@ -68,20 +94,13 @@ async def test_commands_are_answered_and_bad_ones_are_refused_clearly(
     rig: VoiceRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
 ) -> None:
     await start_room(lkapi, rig, "d-cmd")
-    async with sender(livekit_server, "d-cmd") as (room, replies):
+    async with sender(rig, livekit_server, "d-cmd") as (room, replies):
         await send(room, {"id": "p1", "command": "ping"})
         assert await replies.wait_for("p1") == {"id": "p1", "ok": True, "error": None}
-        # Data packets name their sender only once the agent has seen it join.
-        asked = iter(range(10_000))
-
-        async def agent_knows_sender() -> dict[str, Any] | None:
-            item = f"s{next(asked)}"
-            await send(room, {"id": item, "command": "status"})
-            reply = await replies.wait_for(item)
-            return reply if "sender" in reply["participants"] else None
-
-        status = await poll_until(agent_knows_sender, deadline_s=10, what="agent sees sender")
+        await send(room, {"id": "s1", "command": "status"})
+        status = await replies.wait_for("s1")
         assert status["ok"] and status["conversation_id"] == "c-d-cmd"
+        assert "sender" in status["participants"]
         await send_packet(room, {"id": "p2", "command": "ping"})
         assert await replies.wait_for("p2") == {"id": "p2", "ok": True, "error": None}
         await send(room, {"id": "u1", "command": "dance"})
@@ -124,7 +143,7 @@ async def test_files_are_stored_or_refused_with_the_reason(
     rig: VoiceRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
 ) -> None:
     await start_room(lkapi, rig, "d-file")
-    async with sender(livekit_server, "d-file") as (room, replies):
+    async with sender(rig, livekit_server, "d-file") as (room, replies):
         lp = room.local_participant
         info = await lp.send_bytes(
             b"hello file", name="notes.txt", mime_type="text/plain", topic="agent.file"
