@@ -5,6 +5,12 @@ dies; its rooms end with an error, and the registry restarts them elsewhere with
 history), places each new room on the least-loaded ready worker, pings every worker and kills
 one whose pongs stop, and gives the registry a ``make_actor`` that looks like an in-process
 actor: ``WorkerRoomRunner``.
+
+A worker that stops reading its stdin (wedged, or stopped with SIGSTOP) fills the pipe, and
+every message to it then waits for room in it. So nothing waits on a send without a bound that
+matters: pings are sent with a timeout, and the pong deadline is watched by a task of its own,
+which kills the worker ``_MISSED_PONGS`` heartbeat periods after its last pong whatever the
+senders are doing. The kill breaks the pipe, which ends every send still waiting.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ __all__ = ("RoomWaiter", "Worker", "WorkerPool")
 logger = logging.getLogger(__name__)
 
 _MISSED_PONGS = 5
+"""Heartbeat periods without a pong after which a worker is killed (the heartbeat timeout)."""
 _RESTART_BACKOFF_S = (0.5, 30.0)
 _MAX_LINE = 16 * 1024 * 1024
 _EXIT_GRACE_S = 2.0
@@ -143,16 +150,19 @@ class WorkerPool:
         """Ask every worker to stop its rooms and exit; kill those still alive at the deadline."""
         self._closing = True
         self._exit_grace_s = deadline_s
+        ends = anyio.current_time() + deadline_s
         for worker in self.workers:
             if worker.process is not None and worker.ready:
-                try:
-                    await worker.send(Shutdown(deadline_s))
-                    # EOF on its stdin is the worker's cue that nothing more will come (its
-                    # reader is a blocking read in a thread, which only EOF ends promptly).
-                    if worker.process.stdin is not None:
-                        await worker.process.stdin.aclose()
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                    pass
+                # Bounded: a worker that stopped reading its stdin would hold the send for ever.
+                with anyio.move_on_after(max(0.0, ends - anyio.current_time())):
+                    try:
+                        await worker.send(Shutdown(deadline_s))
+                        # EOF on its stdin is the worker's cue that nothing more will come (its
+                        # reader is a blocking read in a thread, which only EOF ends promptly).
+                        if worker.process.stdin is not None:
+                            await worker.process.stdin.aclose()
+                    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                        pass
         with anyio.move_on_after(deadline_s + 2):
             for worker in self.workers:
                 if worker.process is not None:
@@ -211,10 +221,10 @@ class WorkerPool:
         async with await anyio.open_process(command, stderr=None) as process:
             worker.process = process
             try:
-                await worker.send(Hello(worker.worker_id, config_to_wire(self.config)))
                 assert process.stdout is not None
                 lines = BufferedByteReceiveStream(process.stdout)
                 with anyio.fail_after(self.config.supervisor.worker_init_timeout_s):
+                    await worker.send(Hello(worker.worker_id, config_to_wire(self.config)))
                     ready = await _next(lines)
                 if not isinstance(ready, Ready):
                     raise ProtocolError("a worker's first message must be ready")
@@ -223,7 +233,7 @@ class WorkerPool:
                 logger.info("worker ready", extra={"worker": worker.worker_id, "pid": ready.pid})
                 self._notify()
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._heartbeat, worker, tg.cancel_scope)
+                    tg.start_soon(self._heartbeat, worker, name=f"worker:{worker.worker_id}:ping")
                     await self._read(worker, lines)
                     tg.cancel_scope.cancel("worker output ended")
             finally:
@@ -264,22 +274,44 @@ class WorkerPool:
                         "unexpected message from a worker", extra={"worker": worker.worker_id}
                     )
 
-    async def _heartbeat(self, worker: Worker, scope: anyio.CancelScope) -> None:
+    async def _heartbeat(self, worker: Worker) -> None:
+        """Ping the worker every period, and kill it when its pongs stop.
+
+        The pings and the pong deadline run apart: behind a full pipe a ping waits, and the
+        deadline must not wait with it.
+        """
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._ping, worker, name=f"worker:{worker.worker_id}:pings")
+            await self._watch_pongs(worker)
+            tg.cancel_scope.cancel("worker killed")
+
+    async def _ping(self, worker: Worker) -> None:
         period = self.config.supervisor.worker_heartbeat_s
         while True:
             self._seq += 1
-            try:
-                await worker.send(Ping(self._seq))
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                return
+            # Bounded by the period so that a stuck ping never holds up the next one. A timed
+            # out send leaves its whole line queued in the transport (asyncio writes never
+            # split a message), so the protocol's framing survives it.
+            with anyio.move_on_after(period):
+                try:
+                    await worker.send(Ping(self._seq))
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+                    return
             await self._clock.sleep(period)
-            if self._clock.monotonic() - worker.last_pong > period * _MISSED_PONGS:
+
+    async def _watch_pongs(self, worker: Worker) -> None:
+        timeout = self.config.supervisor.worker_heartbeat_s * _MISSED_PONGS
+        while True:
+            silent_s = self._clock.monotonic() - worker.last_pong
+            if silent_s >= timeout:
                 logger.error(
-                    "worker stopped answering; killing it", extra={"worker": worker.worker_id}
+                    "worker stopped answering; killing it",
+                    extra={"worker": worker.worker_id, "pid": worker.pid, "silent_s": silent_s},
                 )
-                if worker.process is not None:
+                if worker.process is not None and worker.process.returncode is None:
                     worker.process.kill()
                 return
+            await self._clock.sleep(timeout - silent_s)
 
 
 async def _next(lines: BufferedByteReceiveStream) -> Message:

@@ -1,4 +1,5 @@
-"""Room workers: placement, a worker killed with SIGKILL, drain across workers, metrics."""
+"""Room workers: placement, a worker killed with SIGKILL, a wedged worker killed by the
+heartbeat, drain across workers, metrics."""
 
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import pytest
 from livekit import api
 
 from actors.persistence import EmbeddedStore
-from supervisor import Daemon
-from supervisor.workers import WorkerPool, decode, encode
-from supervisor.workers._protocol import Ping, ProtocolError, StartRoom
+from supervisor import Daemon, parse_config
+from supervisor.workers import Worker, WorkerPool, decode, encode
+from supervisor.workers._protocol import Message, Ping, ProtocolError, Reload, StartRoom
 from tests.conftest import daemon_config
 from tests.e2e.conftest import tone
 from tests.harness.caller import caller
@@ -170,3 +171,50 @@ async def test_drain_reaches_every_worker_and_saves_every_session(
     sessions = EmbeddedStore(config.persistence.store_path).sessions()
     assert sorted(s["room"] for s in sessions) == names
     assert {s["end_reason"] for s in sessions} == {"daemon shutting down"}
+
+
+async def send_quietly(worker: Worker, message: Message) -> None:
+    try:
+        await worker.send(message)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        pass  # the worker was killed: its pipe broke under the waiting send
+
+
+@pytest.mark.faults
+async def test_a_worker_that_stops_reading_its_stdin_is_killed_within_the_heartbeat_timeout(
+    tmp_path: Path,
+) -> None:
+    period = 0.2
+    timeout = period * 5  # the pool's five missed pongs
+    config = parse_config(
+        {
+            "supervisor": {"workers": 1, "worker_heartbeat_s": period},
+            "voice": {"enabled": False},
+            "persistence": {"data_dir": str(tmp_path / "data")},
+        },
+        environ={},
+    )
+    pool = WorkerPool(config)
+    async with anyio.create_task_group() as tg:
+        await tg.start(pool.run)
+        with anyio.fail_after(config.supervisor.worker_init_timeout_s):
+            await pool.wait_ready(1)
+        (worker,) = pool.workers
+        process, pid = worker.process, worker.pid
+        assert process is not None
+        # Wedged: it reads nothing more, and a message bigger than the pipe fills it. The send
+        # waits for room in the pipe holding the worker's send lock, as a StartRoom or StopRoom
+        # to a wedged worker would; a ping queued behind it must not stop the pong deadline.
+        os.kill(pid, signal.SIGSTOP)
+        wedged_at = anyio.current_time()
+        tg.start_soon(send_quietly, worker, Reload({"pad": "x" * (4 << 20)}))
+        with anyio.fail_after(timeout + 10):
+            await process.wait()
+        killed_after = anyio.current_time() - wedged_at
+        assert process.returncode == -signal.SIGKILL
+        # Its last pong came before it was stopped, so the kill is due within the timeout.
+        assert killed_after < timeout + 1.0, killed_after
+        await poll_until(
+            lambda: worker.ready and worker.pid != pid, deadline_s=30, what="worker restarted"
+        )
+        await pool.shutdown(5.0)
