@@ -10,7 +10,7 @@ own ``sample_rate``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import Enum
@@ -98,7 +98,7 @@ class LlmProvider(Protocol):
 
     def complete(
         self, messages: Sequence[ChatMessage], *, instructions: str | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str]:
         """Stream the reply as text deltas (an async generator; ``aclose()`` cancels it).
 
         Raises:
@@ -115,7 +115,7 @@ class TtsProvider(Protocol):
 
     def synthesize(
         self, text: str, *, voice: str | None = None, language: str | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         """Stream int16 mono PCM at ``sample_rate`` for ``text`` (one sentence or more).
 
         Raises:

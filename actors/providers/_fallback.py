@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
@@ -69,19 +69,17 @@ def _timeout(stage: str, vendor: str, timeout_s: float, what: str) -> ProviderTi
     )
 
 
-async def _aclose(items: AsyncIterator[Any]) -> None:
-    close = getattr(items, "aclose", None)
-    if close is not None:
-        with anyio.move_on_after(_CLOSE_TIMEOUT_S, shield=True):
-            await close()
+async def _aclose(items: AsyncGenerator[Any]) -> None:
+    with anyio.move_on_after(_CLOSE_TIMEOUT_S, shield=True):
+        await items.aclose()
 
 
 async def _stream_chain(
     stage: str,
     what: str,
-    attempts: Sequence[tuple[str, Callable[[], AsyncIterator[T]]]],
+    attempts: Sequence[tuple[str, Callable[[], AsyncGenerator[T]]]],
     timeout_s: float,
-) -> AsyncIterator[T]:
+) -> AsyncGenerator[T]:
     """Items from the first attempt that yields one in time; the shared core of LLM and TTS."""
     last_error: ProviderError | None = None
     for index, (vendor, start) in enumerate(attempts):
@@ -139,7 +137,7 @@ class FallbackLlm:
 
     def complete(
         self, messages: Sequence[ChatMessage], *, instructions: str | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str]:
         """Stream the reply of the first provider that answers in time.
 
         Raises:
@@ -147,7 +145,7 @@ class FallbackLlm:
                 provider failed mid-reply.
         """
 
-        def attempt(provider: LlmProvider) -> Callable[[], AsyncIterator[str]]:
+        def attempt(provider: LlmProvider) -> Callable[[], AsyncGenerator[str]]:
             return lambda: provider.complete(messages, instructions=instructions)
 
         attempts = [(p.name, attempt(p)) for p in self.providers]
@@ -182,7 +180,7 @@ class FallbackTts:
 
     def synthesize(
         self, text: str, *, voice: str | None = None, language: str | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         """Stream the audio of the first provider that starts in time.
 
         Raises:
@@ -190,7 +188,7 @@ class FallbackTts:
                 provider failed mid-reply.
         """
 
-        def attempt(provider: TtsProvider, index: int) -> Callable[[], AsyncIterator[bytes]]:
+        def attempt(provider: TtsProvider, index: int) -> Callable[[], AsyncGenerator[bytes]]:
             own_voice = voice if index == 0 else None
             return lambda: provider.synthesize(text, voice=own_voice, language=language)
 

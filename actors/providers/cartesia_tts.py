@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import contextmanager
 from typing import cast
 
@@ -124,7 +124,7 @@ class CartesiaTts:
 
     async def synthesize(
         self, text: str, *, voice: str | None = None, language: str | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         """Stream pcm_s16le at ``sample_rate`` for ``text`` (one context).
 
         Raises:

@@ -11,7 +11,7 @@ too, the error says what to install. It never logs the text except at DEBUG unde
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import anyio
@@ -114,7 +114,7 @@ class LocalTts:
 
     async def synthesize(
         self, text: str, *, voice: str | None = None, language: str | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         """Stream int16 PCM at ``sample_rate`` for ``text``, in chunks of ``chunk_s``.
 
         A ``voice`` that is not on disk is replaced by the configured voice (with a warning):

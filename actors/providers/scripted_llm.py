@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -79,7 +79,7 @@ class ScriptedLlm:
 
     async def complete(
         self, messages: Sequence[ChatMessage], *, instructions: str | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str]:
         """Stream the reply to the last user message; nothing when there is none."""
         text = next((m.content.strip() for m in reversed(messages) if m.role == "user"), "")
         if not text:

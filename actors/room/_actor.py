@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
@@ -122,6 +122,7 @@ class RoomActor:
         self.participants: dict[str, ParticipantState] = {}
         self.history = ConversationHistory()
         self.session = SessionInfo(conversation_id=None, user_id=None)
+        self._instructions: str | None = None
         self.conversation_id = ""
         self.started_at = 0.0
         self.stop_reason = ""
@@ -256,7 +257,7 @@ class RoomActor:
             room,
             self._providers,
             self._voice_settings,
-            self.session,
+            self.voice_session,
             self.history,
             self.record_turn,
             self._clock,
@@ -322,6 +323,16 @@ class RoomActor:
         )
 
     # -- what data commands may do (DataHost) -------------------------------------------------
+
+    def voice_session(self) -> SessionInfo:
+        """The session as the voice sees it: the room's metadata, then an operator's override."""
+        if self._instructions is None:
+            return self.session
+        return replace(self.session, instructions=self._instructions)
+
+    def set_instructions(self, text: str) -> None:
+        """An operator's ``instructions`` command: kept over the room metadata's from now on."""
+        self._instructions = text
 
     def participant(self, identity: str) -> ParticipantState | None:
         return self.participants.get(identity)

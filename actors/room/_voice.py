@@ -81,7 +81,8 @@ class VoicePipeline:
         room: the connected room.
         providers: STT, LLM and TTS.
         settings: the ``[voice]`` settings.
-        session: per-room overrides (instructions, voice, language).
+        session: reads the owner's per-room overrides (instructions, voice, language) as they
+            are now; the pipeline keeps no copy, so a metadata change reaches the next reply.
         history: the conversation (read here; appended through ``record_turn``).
         record_turn: the actor's way of adding a turn to its history and persistence.
         clock: time source.
@@ -92,7 +93,7 @@ class VoicePipeline:
         room: rtc.Room,
         providers: Providers,
         settings: VoiceSettings,
-        session: SessionInfo,
+        session: Callable[[], SessionInfo],
         history: ConversationHistory,
         record_turn: TurnRecorder,
         clock: Clock,
@@ -100,7 +101,7 @@ class VoicePipeline:
         self._room = room
         self._p = providers
         self._settings = settings
-        self.session = session
+        self._session = session
         self._history = history
         self._record_turn = record_turn
         self._clock = clock
@@ -117,7 +118,6 @@ class VoicePipeline:
         self._reply: _Reply | None = None
         self._pending_trigger: float | None = None
         self.muted = False
-        self.instructions: str | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -196,7 +196,7 @@ class VoicePipeline:
     async def _recognize(self, identity: str, track_sid: str, ring: AudioRing) -> None:
         while True:
             try:
-                async with self._p.stt.stream(language=self.session.language) as stt:
+                async with self._p.stt.stream(language=self._session().language) as stt:
                     async with anyio.create_task_group() as tg:
 
                         async def feed() -> None:
@@ -327,7 +327,7 @@ class VoicePipeline:
                 yield sentence
             return
         messages = [ChatMessage(m.role, m.content, m.speaker) for m in self._history.messages]
-        instructions = self.instructions or self.session.instructions or self._p.instructions
+        instructions = self._session().instructions or self._p.instructions
         deltas = self._p.llm.complete(messages, instructions=instructions or None)
         try:
             async for delta in deltas:
@@ -336,7 +336,7 @@ class VoicePipeline:
                 for sentence in chunker.push(delta):
                     yield sentence
         finally:
-            await deltas.aclose()  # type: ignore[attr-defined]  # async generators have it
+            await deltas.aclose()
         for sentence in chunker.flush():
             yield sentence
 
@@ -349,7 +349,9 @@ class VoicePipeline:
             return
         synth_started = self._clock.monotonic()
         buffer = b""
-        audio = tts.synthesize(sentence, voice=self.session.voice, language=self.session.language)
+        audio = tts.synthesize(
+            sentence, voice=self._session().voice, language=self._session().language
+        )
         try:
             async for pcm in audio:
                 if "tts_first_audio" not in reply.latency_ms:
@@ -361,7 +363,7 @@ class VoicePipeline:
                     await self._capture(reply, sentence, buffer[:cut])
                     buffer, first = buffer[cut:], False
         finally:
-            await audio.aclose()  # type: ignore[attr-defined]  # async generators have it
+            await audio.aclose()
         if len(buffer) >= 2:
             await self._capture(reply, sentence, buffer[: len(buffer) - len(buffer) % 2])
 
@@ -378,12 +380,12 @@ class VoicePipeline:
         self._caption(reply, text)
         try:
             with anyio.fail_after(5):
-                audio = self._p.tts.synthesize(text, voice=self.session.voice)
+                audio = self._p.tts.synthesize(text, voice=self._session().voice)
                 try:
                     async for pcm in audio:
                         await self._capture(reply, text, pcm[: len(pcm) - len(pcm) % 2])
                 finally:
-                    await audio.aclose()  # type: ignore[attr-defined]  # async generators have it
+                    await audio.aclose()
         except (ProviderError, TimeoutError):
             reply.timeline.add_audio(text, 0.0)  # captioned, at least
 

@@ -9,7 +9,7 @@ the process's rooms, so closing the gate never closes it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 
 from actors.providers import ChatMessage, LlmProvider
 from supervisor.coordination._limits import UserLimits
@@ -42,7 +42,7 @@ class GatedLlm:
 
     async def complete(
         self, messages: Sequence[ChatMessage], *, instructions: str | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str]:
         refusal = await self._limits.check_turn(self._room, self._user_of())
         if refusal is not None:
             yield refusal
@@ -52,7 +52,7 @@ class GatedLlm:
             async for delta in deltas:
                 yield delta
         finally:
-            await deltas.aclose()  # type: ignore[attr-defined]  # async generators have it
+            await deltas.aclose()
 
     async def aclose(self) -> None:
         """Nothing to close: the wrapped model belongs to the process."""

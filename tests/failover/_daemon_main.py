@@ -8,7 +8,7 @@ after a takeover proves the new agent restored the conversation and uses it.
 from __future__ import annotations
 
 import argparse
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 
 import anyio
@@ -25,7 +25,7 @@ class RecallLlm:
 
     async def complete(
         self, messages: Sequence[ChatMessage], *, instructions: str | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str]:
         said = [m.content for m in messages if m.role == "user"]
         first = said[0] if said else ""
         reply = f"{len(said)} things so far; first you said: {first.rstrip('.')}."

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
 import anyio
 import pytest
@@ -192,7 +192,7 @@ class _Llm:
 
     async def complete(
         self, messages: Sequence[ChatMessage], *, instructions: str | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str]:
         for word in ("fine ", "thanks"):
             yield word
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -126,7 +126,7 @@ class EchoLlm:
 
     async def complete(
         self, messages: Sequence[ChatMessage], *, instructions: str | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str]:
         self.calls.append(list(messages))
         last = next((m.content for m in reversed(messages) if m.role == "user"), "")
         for i, word in enumerate(f"You said: {last.rstrip('.')}.".split(" ")):
@@ -146,7 +146,7 @@ class ToneTts:
 
     async def synthesize(
         self, text: str, *, voice: str | None = None, language: str | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         self.texts.append(text)
         total = self.sample_rate * self.ms_per_word * max(1, len(text.split())) // 1000
         t = np.arange(total) / self.sample_rate

@@ -84,7 +84,7 @@ async def test_stopping_early_cancels_the_context(cartesia_fake: CartesiaFake, m
     tts = make()
     replies = tts.synthesize("A long reply that the user interrupts after the first chunk.")
     assert await anext(replies)
-    await replies.aclose()  # type: ignore[attr-defined]  # an async generator
+    await replies.aclose()
     with anyio.fail_after(5):
         await cartesia_fake.cancel_seen.wait()
     assert cartesia_fake.cancels == [cartesia_fake.requests[0]["context_id"]]

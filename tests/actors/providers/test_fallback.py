@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 import anyio
@@ -65,7 +65,7 @@ class StubLlm:
 
     async def complete(
         self, messages: Sequence[ChatMessage], *, instructions: str | None = None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str]:
         self.calls += 1
         for index, token in enumerate(self.tokens):
             if index == self.at and self.error is not None:
@@ -87,7 +87,7 @@ class StubTts(StubLlm):
 
     async def synthesize(
         self, text: str, *, voice: str | None = None, language: str | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         self.voices.append(voice)
         async for token in self.complete(()):
             yield token.encode()

@@ -62,5 +62,5 @@ async def test_no_user_message_no_reply() -> None:
 async def test_stopping_early_closes_the_stream() -> None:
     tokens = ScriptedLlm(token_delay_s=0.001).complete([user("a b c d e f")])
     first = await anext(tokens)
-    await tokens.aclose()  # type: ignore[attr-defined]  # an async generator
+    await tokens.aclose()
     assert first == "You "
