@@ -65,6 +65,10 @@ class ServerSettings(Settings):
     max_body_kb: int = Field(default=256, ge=1, le=16_384)
     """Largest webhook body accepted; larger ones get 413."""
 
+    body_timeout_s: float = Field(default=5.0, gt=0, le=300)
+    """How long a webhook's body may take to arrive once its signed header is checked; a slower
+    one gets 408 and its connection is closed (a body trickled in keeps no connection open)."""
+
     dedupe_size: int = Field(default=10_000, ge=100, le=10_000_000)
     """How many recent webhook event ids are remembered to drop repeats."""
 
@@ -121,7 +125,8 @@ class SupervisorSettings(Settings):
     """How long a starting worker may take to load its models and report ready."""
 
     worker_heartbeat_s: float = Field(default=2.0, gt=0, le=60)
-    """Ping period of each worker; five missed pongs kill and restart it."""
+    """Ping period of each worker; a worker silent for five periods (no pong: wedged, stopped,
+    or no longer reading its pipe) is killed and restarted."""
 
     @property
     def worker_count(self) -> int:

@@ -138,6 +138,7 @@ class Daemon:
             send,
             dedupe_size=cfg.server.dedupe_size,
             max_body_bytes=cfg.server.max_body_kb * 1024,
+            body_timeout_s=cfg.server.body_timeout_s,
             now=self._clock.now,
             accepting=lambda: not self.draining,
         )

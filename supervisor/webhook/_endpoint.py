@@ -1,14 +1,23 @@
 """``POST /webhook``: verify, de-duplicate and hand LiveKit's events to the supervisor.
 
 Answers at once and never waits for the supervisor: 401 on a bad or missing signature,
-413 on an oversized body, 400 on a malformed one, 503 with Retry-After when the supervisor's
-mailbox is full or the daemon is draining, 200 otherwise (unknown event types included).
+413 on an oversized body, 408 on a body that does not arrive within ``body_timeout_s``, 400 on
+a malformed one, 503 with Retry-After when the supervisor's mailbox is full or the daemon is
+draining, 200 otherwise (unknown event types included).
 
 Verification is LiveKit's (see ``_token.py``): the ``Authorization`` header carries a JWT signed
 (HS256) with the API secret, issued by the API key, unexpired, whose ``sha256`` claim is the
 base64 SHA-256 of the exact body bytes. Cheap checks run first (header present and JWT-shaped,
-body size), then the signature, then the body hash; only an authentic body is parsed. The body
-is read in full (a body split across TCP segments is still one body) up to ``max_body_bytes``.
+declared size), then the token (signature, header, issuer, expiry), all before a byte of the
+body is read: an unsigned request is answered 401 at once, however slowly its body comes. Only
+then is the body read, in full (a body split across TCP segments is still one body), up to
+``max_body_bytes`` and within ``body_timeout_s``; then its hash is compared with the token's,
+and only an authentic body is parsed.
+
+A request refused before its body was read in full is answered at once and its connection is
+closed, after reading and discarding what still comes of the body for at most
+``body_timeout_s`` (so an honest client still sending gets the answer, not a reset): a client
+sending slowly, signed or not, holds a connection no longer than that.
 
 Only the fields the supervisor uses are read from the body (``event``, ``id``, ``room.name``,
 ``room.sid``, ``participant.identity``): a body that is not a JSON object, or where one of
@@ -51,6 +60,7 @@ _RESULTS = (
     "unauthorized",
     "malformed",
     "too_large",
+    "timeout",
     "saturated",
     "draining",
 )
@@ -65,6 +75,7 @@ class WebhookEndpoint:
         mailbox: the supervisor's mailbox (bounded).
         dedupe_size: how many event ids to remember.
         max_body_bytes: larger bodies are refused with 413.
+        body_timeout_s: a body not in full within this (after the header checks) gets 408.
         now: wall clock, stamped on messages to measure webhook → joined latency.
         accepting: returns False while the daemon drains.
     """
@@ -76,6 +87,7 @@ class WebhookEndpoint:
         *,
         dedupe_size: int,
         max_body_bytes: int,
+        body_timeout_s: float,
         now: Callable[[], float],
         accepting: Callable[[], bool],
     ) -> None:
@@ -83,6 +95,7 @@ class WebhookEndpoint:
         self._mailbox = mailbox
         self._seen = RecentIds(dedupe_size)
         self._max_body = max_body_bytes
+        self._body_timeout_s = body_timeout_s
         self._now = now
         self._accepting = accepting
         self._refusals_logged_at: dict[str, float] = {}
@@ -96,21 +109,29 @@ class WebhookEndpoint:
     async def handle(self, request: web.Request) -> web.Response:
         received_at = self._now()
         if request.content_length is not None and request.content_length > self._max_body:
-            return self._refuse("too_large", 413, _TOO_LARGE)
+            return await self._refuse_unread(request, "too_large", 413, _TOO_LARGE)
         token = request.headers.get("Authorization", "")
         if token[:7].lower() == "bearer ":
             token = token[7:]
         if not token:
-            return self._refuse("unauthorized", 401, "missing Authorization header")
-        if len(token) > _MAX_TOKEN_CHARS or token.count(".") != 2 or not token.isascii():
-            return self._refuse("unauthorized", 401, _BAD_SIGNATURE)
+            return await self._refuse_unread(
+                request, "unauthorized", 401, "missing Authorization header"
+            )
+        claims = None
+        if len(token) <= _MAX_TOKEN_CHARS and token.count(".") == 2 and token.isascii():
+            claims = self._verifier.claims(token)
+        if claims is None:
+            return await self._refuse_unread(request, "unauthorized", 401, _BAD_SIGNATURE)
         try:
-            raw = await self._read_body(request)
+            with anyio.fail_after(self._body_timeout_s):
+                raw = await self._read_body(request)
+        except TimeoutError:
+            return await self._refuse_unread(request, "timeout", 408, _SLOW_BODY, linger=False)
         except (OSError, ValueError, EOFError, HttpProcessingError):
             return self._refuse("malformed", 400, "could not read the webhook body")
         if raw is None:
-            return self._refuse("too_large", 413, _TOO_LARGE)
-        if not self._verifier.verify(token, raw):
+            return await self._refuse_unread(request, "too_large", 413, _TOO_LARGE)
+        if not self._verifier.body_matches(claims, raw):
             return self._refuse("unauthorized", 401, _BAD_SIGNATURE)
         try:
             event = _parse(raw)
@@ -148,6 +169,34 @@ class WebhookEndpoint:
             body += chunk
         return None
 
+    async def _refuse_unread(
+        self, request: web.Request, result: str, status: int, text: str, *, linger: bool = True
+    ) -> web.Response:
+        """Refuse a request whose body may not have arrived in full, and close its connection.
+
+        The answer is sent now. With ``linger``, what still comes of the body is then read and
+        discarded for at most ``body_timeout_s`` (a client still sending would otherwise get a
+        reset instead of the answer); the connection is closed after that in any case.
+        aiohttp's own lingering would keep it for 10 s, whatever the body timeout.
+        """
+        response = self._refuse(result, status, text)
+        response.force_close()  # "Connection: close": this connection serves nothing more
+        if request.content.is_eof():
+            return response  # the whole body is here: aiohttp closes after answering
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+            if linger:
+                with anyio.move_on_after(self._body_timeout_s):
+                    discarded = 0
+                    while discarded <= self._max_body and not request.content.is_eof():
+                        discarded += len(await request.content.readany())
+        except (OSError, ValueError, EOFError, HttpProcessingError):
+            pass  # the client went away: nothing left to answer
+        if not request.content.is_eof():
+            request.protocol.force_close()
+        return response
+
     def _refuse(self, result: str, status: int, text: str) -> web.Response:
         now = self._now()
         last = self._refusals_logged_at.get(result)
@@ -165,6 +214,7 @@ class WebhookEndpoint:
 
 _BAD_SIGNATURE = "webhook signature invalid; check [livekit] api_key/api_secret"
 _TOO_LARGE = "webhook body too large; raise [server] max_body_kb"
+_SLOW_BODY = "webhook body did not arrive in time; see [server] body_timeout_s"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,10 @@ against livekit-api's verifier on generated tokens.
 
 Order of the checks: shape, then the HMAC over the signing input (a forged token costs one
 HMAC and no JSON parsing), then the header (authentic headers already checked are
-remembered: the server uses one), then the claims, then the body hash. It never raises: a
-token is authentic or it is not.
+remembered: the server uses one), then the claims, then the body hash. Everything but the
+body hash needs only the token (``claims``), so the endpoint checks it before it reads a byte
+of the body (``body_matches`` then checks the body it read). It never raises: a token is
+authentic or it is not.
 """
 
 from __future__ import annotations
@@ -66,8 +68,10 @@ class WebhookVerifier:
     def verify(self, token: str, body: bytes) -> bool:
         """True when ``token`` is a valid, unexpired token of ours vouching for ``body``."""
         claims = self.claims(token)
-        if claims is None:
-            return False
+        return claims is not None and self.body_matches(claims, body)
+
+    def body_matches(self, claims: dict[str, Any], body: bytes) -> bool:
+        """True when ``claims`` (from ``claims()``) carry the SHA-256 of exactly ``body``."""
         claimed = claims.get("sha256")
         if not isinstance(claimed, str) or not claimed:
             return False
@@ -78,7 +82,8 @@ class WebhookVerifier:
         return hmac.compare_digest(digest, hashlib.sha256(body).digest())
 
     def claims(self, token: str) -> dict[str, Any] | None:
-        """The token's claims when its signature and time claims are valid, else None."""
+        """The token's claims when its signature, header, issuer and time claims are valid and
+        it carries a body hash (everything but comparing that hash with a body), else None."""
         if not token.isascii():
             return None
         signing_input, _, signature_segment = token.rpartition(".")
@@ -96,6 +101,8 @@ class WebhookVerifier:
         claims = _json_object(_b64url(payload_segment))
         if claims is None or not self._valid_claims(claims):
             return None
+        if not isinstance(claims.get("sha256"), str) or not claims["sha256"]:
+            return None  # a webhook token always vouches for a body: no need to read one
         return claims
 
     def _good_header(self, segment: str) -> bool:

@@ -1,4 +1,5 @@
-"""The webhook endpoint over real HTTP: verification, de-duplication, limits."""
+"""The webhook endpoint over real HTTP: verification, de-duplication, limits, and the token
+checked before the body is read (slow bodies time out)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from supervisor._messages import ParticipantJoined, RoomFinished, RoomStarted, S
 from supervisor.webhook import WebhookEndpoint, WebhookVerifier
 
 KEY, SECRET = "devkey", "a-test-secret-that-is-long-enough-for-hs256"
+BODY_TIMEOUT_S = 1.0
 
 
 def signed(
@@ -82,6 +84,7 @@ async def endpoint() -> AsyncIterator[Endpoint]:
         send,
         dedupe_size=100,
         max_body_bytes=4096,
+        body_timeout_s=BODY_TIMEOUT_S,
         now=lambda: 1.0,
         accepting=lambda: accepting[0],
     )
@@ -192,3 +195,98 @@ async def test_draining_answers_503(endpoint: Endpoint) -> None:
     response = await post(endpoint, body, headers)
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
+
+
+# -- the token before the body ----------------------------------------------------------------
+
+
+def stalled_request(authorization: str | None, body: bytes, sent: int) -> bytes:
+    """The head of a request for ``body`` and only its first ``sent`` bytes."""
+    head = "POST /webhook HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    head += "Content-Type: application/webhook+json\r\n"
+    if authorization is not None:
+        head += f"Authorization: {authorization}\r\n"
+    head += f"Content-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body[:sent]
+
+
+async def read_status(stream: anyio.abc.ByteStream) -> int:
+    data = b""
+    while b"\r\n" not in data:
+        data += await stream.receive()
+    assert data.startswith(b"HTTP/1.1 "), data[:80]
+    return int(data[9:12])
+
+
+async def read_until_closed(stream: anyio.abc.ByteStream) -> str:
+    """How the server ended the connection: "closed" (FIN) or "reset"."""
+    try:
+        while True:
+            await stream.receive()
+    except anyio.EndOfStream:
+        return "closed"
+    except anyio.BrokenResourceError:
+        return "reset"
+
+
+def port_of(ep: Endpoint) -> int:
+    return int(ep.url.rsplit(":", 1)[1])
+
+
+@pytest.mark.parametrize("case", ["missing", "wrong_secret", "expired", "no_sha256"])
+async def test_a_bad_token_is_answered_401_before_its_body_arrives(
+    endpoint: Endpoint, case: str
+) -> None:
+    body, headers = signed(room_event("room_finished", "EV_stall_401"))
+    token: str | None = headers["Authorization"]
+    match case:
+        case "missing":
+            token = None
+        case "wrong_secret":
+            token = headers_for(body, secret="not-the-secret-not-the-secret-not-the-secret")[
+                "Authorization"
+            ]
+        case "expired":
+            token = headers_for(body, ttl=datetime.timedelta(minutes=-5))["Authorization"]
+        case "no_sha256":
+            token = api.AccessToken(KEY, SECRET).to_jwt()
+    raw = body.encode()
+    async with await anyio.connect_tcp("127.0.0.1", port_of(endpoint)) as stream:
+        await stream.send(stalled_request(token, raw, 10))
+        # Answered while the body is still incomplete (well before the body timeout).
+        with anyio.fail_after(BODY_TIMEOUT_S / 2):
+            assert await read_status(stream) == 401
+        # An honest client finishing its body gets a clean close, not a reset.
+        await stream.send(raw[10:])
+        with anyio.fail_after(BODY_TIMEOUT_S):
+            assert await read_until_closed(stream) == "closed"
+    assert endpoint.drained() == []
+
+
+async def test_a_bad_token_with_a_body_that_never_ends_is_closed_after_the_body_timeout(
+    endpoint: Endpoint,
+) -> None:
+    body, headers = signed(room_event("room_finished", "EV_loris_401"))
+    forged = headers_for(body, secret="not-the-secret-not-the-secret-not-the-secret")
+    async with await anyio.connect_tcp("127.0.0.1", port_of(endpoint)) as stream:
+        await stream.send(stalled_request(forged["Authorization"], body.encode(), 10))
+        with anyio.fail_after(BODY_TIMEOUT_S / 2):
+            assert await read_status(stream) == 401
+        with anyio.fail_after(BODY_TIMEOUT_S * 3):
+            assert await read_until_closed(stream) in ("closed", "reset")
+
+
+async def test_a_signed_webhook_whose_body_stalls_gets_408_and_its_connection_closed(
+    endpoint: Endpoint,
+) -> None:
+    body, headers = signed(room_event("room_finished", "EV_loris_408"))
+    async with await anyio.connect_tcp("127.0.0.1", port_of(endpoint)) as stream:
+        await stream.send(stalled_request(headers["Authorization"], body.encode(), 10))
+        started = anyio.current_time()
+        with anyio.fail_after(BODY_TIMEOUT_S * 3):
+            assert await read_status(stream) == 408
+            assert anyio.current_time() - started >= BODY_TIMEOUT_S * 0.9
+            assert await read_until_closed(stream) == "closed"
+    assert endpoint.drained() == []
+    # The endpoint still answers the next, whole, webhook.
+    assert (await post(endpoint, body, headers)).status_code == 200

@@ -41,6 +41,7 @@ pytestmark = [pytest.mark.faults]
 
 KEY, SECRET = "devkey", "a-fuzz-secret-that-is-long-enough-for-hs256"
 MAX_BODY = 4096
+BODY_TIMEOUT_S = 5.0
 MAILBOX = 8
 DEDUPE = 50
 ALLOWED = {200, 400, 401, 413, 503}
@@ -119,6 +120,7 @@ async def serving(now: Callable[[], float] = time.time) -> AsyncIterator[Served]
         send,
         dedupe_size=DEDUPE,
         max_body_bytes=MAX_BODY,
+        body_timeout_s=BODY_TIMEOUT_S,
         now=now,
         accepting=lambda: True,
     )
@@ -552,6 +554,7 @@ def mocked_handler() -> tuple[
         send,
         dedupe_size=DEDUPE,
         max_body_bytes=MAX_BODY,
+        body_timeout_s=BODY_TIMEOUT_S,
         now=lambda: 5.0,
         accepting=lambda: True,
     )
