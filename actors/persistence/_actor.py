@@ -1,8 +1,10 @@
 """The persistence actor: room actors hand it events and never wait for the network.
 
-``emit()`` is synchronous and O(1): it appends to an in-memory queue. The writer task commits
-the queue in groups (at most ``flush_interval_ms`` or ``batch_max`` events per transaction);
-an event is acknowledged once committed.
+``emit()`` is synchronous and O(1): it checks the event by encoding it (``_encode.py``; an
+event that could never be stored or sent is refused there, logged by field and counted) and
+appends it to an in-memory queue. The writer task commits the queue in groups (at most
+``flush_interval_ms`` or ``batch_max`` events per transaction); an event is acknowledged once
+committed.
 
 - With a backend (``backend_url``), the commit goes to this process's durable outbox
   (``_outbox.py``) and the shipper task (``_shipper.py``) takes it to the backend in commit
@@ -10,6 +12,10 @@ an event is acknowledged once committed.
 - Without one, the commit goes straight into the embedded store. The store is itself a durable,
   idempotent SQLite database (WAL), so an outbox in front of it would write every event twice
   for no added guarantee.
+
+``emit()`` raises ``OutboxFullError`` while the outbox holds ``outbox_max_mb`` or the disk is
+full (``refusal`` says which; readyz reports it): a commit that fails for want of room is
+retried with backoff, and logged at most once a minute.
 
 ``agent_joined`` and ``recent_messages`` ask the backend under a short timeout and fall back to
 local answers, so a backend outage never stops a room. The actor never logs event contents.
@@ -28,13 +34,17 @@ from anyio.abc import TaskStatus
 from actors._clock import SYSTEM_CLOCK, Clock
 from actors._events import Event
 from actors._exceptions import OutboxFullError, PersistenceError
+from actors.persistence._admission import Admission
 from actors.persistence._client import BackendClient, build_http_client
+from actors.persistence._encode import serialise
+from actors.persistence._logs import LogLimiter
 from actors.persistence._lookups import Lookups, warn_about_leftovers
 from actors.persistence._metrics import (
     EVENTS_COMMITTED,
     EVENTS_DEAD_LETTERED,
     OUTBOX_BACKLOG,
     OUTBOX_OLDEST_AGE,
+    OUTBOX_REFUSING,
 )
 from actors.persistence._outbox import Outbox
 from actors.persistence._settings import PersistenceSettings
@@ -44,6 +54,11 @@ from actors.persistence._store import EmbeddedStore
 __all__ = ("PersistenceActor",)
 
 logger = logging.getLogger(__name__)
+
+_SHIP_LOG_INTERVAL_S = 60.0
+# While idle, the shipper looks this often for rows another process put in its outbox (the
+# dead-letters replay command).
+_REFRESH_S = 2.0
 
 
 class PersistenceActor:
@@ -63,7 +78,7 @@ class PersistenceActor:
         self._clock = clock
         self._batch_max = settings.batch_max
         self._queue_max = settings.queue_max
-        self._queue: deque[Event] = deque()
+        self._queue: deque[tuple[Event, str]] = deque()  # events and their contract JSON
         self._queue_since: float | None = None
         self._has_events = anyio.Event()
         self._batch_ready = anyio.Event()
@@ -84,32 +99,46 @@ class PersistenceActor:
         self._committed = 0
         self._committing = 0  # taken off the queue, not yet committed
         self._unserialisable = 0
+        self._gate = Admission(settings, clock)
+        self._ship_log = LogLimiter(_SHIP_LOG_INTERVAL_S, clock)
         label = settings.outbox_name
         OUTBOX_BACKLOG.labels(label).set_function(lambda: self.backlog)
         OUTBOX_OLDEST_AGE.labels(label).set_function(lambda: self.oldest_age_s)
+        OUTBOX_REFUSING.labels(label).set_function(lambda: self._gate.refusal is not None)
 
     # -- public surface -----------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
         """Queue an event for durable storage; never blocks, never awaits.
 
-        The event's ``data`` must not be changed afterwards: it is serialised later.
+        An event that could never be stored or sent (a string that is not UTF-8, ``data`` that
+        is not JSON data, a ``ts`` that is not a finite number) is refused here: logged with
+        the field's name (never its value), counted in
+        ``voice_supervisor_events_invalid_total``, not committed; the call returns normally.
 
         Raises:
-            OutboxFullError: the actor is closed or its queue holds ``queue_max`` events.
+            OutboxFullError: the actor is closed, its queue holds ``queue_max`` events, the
+                outbox holds ``outbox_max_mb`` or the disk is full (``refusal`` says which).
         """
-        if self._closing:
-            raise OutboxFullError("cannot emit an event: the persistence actor is closed")
+        refusal = self._gate.refusal
+        if refusal is not None:
+            raise OutboxFullError(refusal)
         queue = self._queue
         size = len(queue)
         if size >= self._queue_max:
             raise OutboxFullError(
                 "cannot emit an event: the in-memory queue is full; raise [persistence] queue_max"
             )
+        try:
+            # Encoding checks every field at once, and the outbox stores this very text.
+            body = serialise(event)
+        except (TypeError, ValueError):
+            self._gate.refuse_invalid(event)
+            return
         if size == 0:
             self._queue_since = self._clock.monotonic()
             self._has_events.set()
-        queue.append(event)
+        queue.append((event, body))
         self._emitted += 1
         if size + 1 == self._batch_max:
             self._batch_ready.set()
@@ -118,8 +147,16 @@ class PersistenceActor:
         """Stop accepting events; ``run()`` commits what it holds, ships what it can and
         returns (its owner's deadline decides how long shipping may take)."""
         self._closing = True
+        self._gate.close()
         self._has_events.set()
         self._batch_ready.set()
+
+    @property
+    def refusal(self) -> str | None:
+        """Why ``emit()`` refuses events now (naming the setting or the fix), None while it
+        takes them: the outbox holds ``outbox_max_mb``, the disk is full, or the actor is
+        closed. Readiness reports it."""
+        return self._gate.refusal
 
     @property
     def backlog(self) -> int:
@@ -155,6 +192,11 @@ class PersistenceActor:
         """Events refused for good (by the backend, or not JSON data) since this actor started."""
         refused = 0 if self._shipper is None else self._shipper.dead_lettered
         return refused + self._unserialisable
+
+    @property
+    def invalid(self) -> int:
+        """Events ``emit()`` refused since this actor started because a field cannot be stored."""
+        return self._gate.invalid
 
     @property
     def retries(self) -> int:
@@ -242,6 +284,7 @@ class PersistenceActor:
             partial(Outbox.open, settings.outbox_path, synchronous=settings.outbox_synchronous)
         )
         self._outbox = outbox
+        self._gate.check_size(outbox)
         if outbox.count:
             logger.info(
                 "outbox holds events from an earlier run; shipping them",
@@ -284,31 +327,40 @@ class PersistenceActor:
                     with anyio.move_on_after(interval):
                         await self._batch_ready.wait()
                 while self._queue:
-                    if not await self._commit_next():
+                    wait_s = await self._commit_next()
+                    if wait_s is not None:
                         # Storage failed (disk full, store locked): back off, keep the events.
-                        await self._clock.sleep(self._settings.retry_initial_s)
+                        await self._clock.sleep(wait_s)
                         break
         finally:
             self._writer_done = True
             self._signal_commit()
 
-    async def _commit_next(self) -> bool:
+    async def _commit_next(self) -> float | None:
+        """Commit the queue's head; None when done, else how long to wait before retrying."""
         queue = self._queue
         batch = [queue.popleft() for _ in range(min(len(queue), self._batch_max))]
+        events = [event for event, _ in batch]
         self._committing = len(batch)
         try:
             # Shielded so a commit that happened is always counted (the thread finishes anyway).
             with anyio.CancelScope(shield=True):
-                if self._outbox is not None:
-                    dropped = await self._thread.run(self._outbox.append, batch, self._clock.now())
+                outbox = self._outbox
+                if outbox is not None:
+                    bodies = [body for _, body in batch]
+                    now = self._clock.now()
+                    dropped = await self._thread.run(outbox.append, events, now, bodies)
                 else:
-                    dropped = await self._thread.run(self._store.apply_or_drop, batch)
-        except Exception:
+                    dropped = await self._thread.run(self._store.apply_or_drop, events)
+        except Exception as exc:
+            # The database's fault, not an event's (the outbox and the store set those aside).
             queue.extendleft(reversed(batch))
-            logger.exception("committing events failed; will retry", extra={"events": len(batch)})
-            return False
+            return self._gate.storage_failed(exc, len(batch))
         finally:
             self._committing = 0
+        self._gate.storage_recovered()
+        if self._outbox is not None:
+            self._gate.check_size(self._outbox)
         if not queue:
             self._queue_since = None
         label = self._settings.outbox_name
@@ -320,24 +372,36 @@ class PersistenceActor:
             EVENTS_DEAD_LETTERED.labels(label, "unstorable").inc(dropped)
             logger.error("events that cannot be stored were refused", extra={"events": dropped})
         self._signal_commit()
-        return True
+        return None
 
     async def _ship_loop(self, shipper: Shipper) -> None:
         while True:
             committed = self._committed_signal
             try:
                 shipped = await shipper.ship_head()
-            except Exception:
+            except Exception as exc:
                 # The actor's error boundary: an outbox failure must not end the daemon.
-                logger.exception("shipping failed; will retry")
+                held = self._ship_log.allow()
+                if held is not None:
+                    logger.error(
+                        "shipping failed; will retry",
+                        extra={"error": f"{type(exc).__name__}: {exc}", "held_back": held},
+                    )
                 await self._clock.sleep(self._settings.retry_max_s)
                 continue
+            self._ship_log.reset()
+            if self._outbox is not None:
+                self._gate.check_size(self._outbox)
             self._notify_progress()
             if shipped:
                 continue
             if self._writer_done:
                 return
-            await committed.wait()
+            with anyio.move_on_after(_REFRESH_S):
+                await committed.wait()
+            outbox = self._outbox
+            if not committed.is_set() and outbox is not None:
+                await self._thread.run(outbox.refresh)
 
     def _hurry(self, target: int) -> None:
         """Commit up to the ``target``-th emitted event without waiting for the interval."""

@@ -12,9 +12,11 @@ __all__ = (
     "BATCH_SECONDS",
     "EVENTS_COMMITTED",
     "EVENTS_DEAD_LETTERED",
+    "EVENTS_INVALID",
     "EVENTS_SHIPPED",
     "OUTBOX_BACKLOG",
     "OUTBOX_OLDEST_AGE",
+    "OUTBOX_REFUSING",
     "SHIP_RETRIES",
 )
 
@@ -40,9 +42,23 @@ EVENTS_SHIPPED = Counter(
 )
 EVENTS_DEAD_LETTERED = Counter(
     "voice_supervisor_events_dead_lettered_total",
-    "Events refused for good, by reason: rejected (the backend, a final 4xx; kept in the "
-    "dead-letter table) or unstorable (not JSON data, or the embedded store refused it).",
+    "Events refused for good, by reason: rejected (the backend, a final 4xx), exhausted (the "
+    "backend kept failing the event past [persistence] max_attempts or max_failing_s while it "
+    "took others), both kept in the dead-letter table; or unstorable (the outbox or the "
+    "embedded store could not take it).",
     ["outbox", "reason"],
+)
+EVENTS_INVALID = Counter(
+    "voice_supervisor_events_invalid_total",
+    "Events emit() refused because a field cannot be stored or sent (text that is not UTF-8, "
+    "data that is not JSON, a ts that is not a finite number), by field; never committed.",
+    ["outbox", "field"],
+)
+OUTBOX_REFUSING = Gauge(
+    "voice_supervisor_outbox_refusing",
+    "1 while emit() refuses events: the outbox holds [persistence] outbox_max_mb, the disk is "
+    "full, or the actor is closed (readyz says which).",
+    ["outbox"],
 )
 SHIP_RETRIES = Counter(
     "voice_supervisor_ship_retries_total",

@@ -4,7 +4,8 @@ has acknowledged them.
 Events are appended in group commits, one transaction per batch, and read back in commit
 order (``seq``, AUTOINCREMENT, so it never goes back even when the table empties). A row leaves
 the outbox only after the backend's 200, or into ``dead_letters`` after a final refusal.
-Each row keeps the event's contract JSON, so a request body is a concatenation of rows.
+Each row keeps the event's contract JSON, so a request body is a concatenation of rows. An
+event the database cannot take goes to ``dead_letters`` alone: it never holds up its batch.
 
 A process owns its file through an exclusive ``flock`` on a sibling ``.lock`` file, which the
 kernel releases when the process dies (even by ``kill -9``). At open, outbox files of the same
@@ -17,8 +18,8 @@ so the connection is never used by two threads at once. Nothing here logs event 
 
 from __future__ import annotations
 
+import errno
 import fcntl
-import json
 import logging
 import os
 import sqlite3
@@ -29,10 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from actors._events import Event
+from actors.persistence._encode import serialise, storable_body, storable_text
 from actors.persistence._errors import OutboxLockedError
-from actors.persistence._json import dumps, loads
+from actors.persistence._json import loads
 
-__all__ = ("Outbox", "OutboxRow", "serialise")
+__all__ = ("Outbox", "OutboxRow", "is_disk_full")
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +62,23 @@ _OWN_LOCK_POLL_S = 0.01
 _PENDING_SCAN_ROWS = 100_000
 # After a checkpoint the WAL file is truncated to this size, so a burst does not keep its peak.
 _WAL_LIMIT_BYTES = 16 * 1024 * 1024
+# Errors of one event's values (text that is not UTF-8, a number SQLite cannot hold, a wrong
+# type), as opposed to the database's own (disk full, I/O error, locked, corrupt), which any
+# event would meet and which are retried instead.
+_EVENT_FAULTS = (sqlite3.DataError, sqlite3.IntegrityError, sqlite3.ProgrammingError)
+_STORAGE_FAULTS = (sqlite3.DatabaseError, OSError, MemoryError)
 
 
-def serialise(event: Event) -> str:
-    """The event's contract JSON, compact (``ValueError``/``TypeError`` if not JSON data)."""
-    return dumps(event.to_json())
+def is_disk_full(exc: BaseException) -> bool:
+    """True for SQLite's ``database or disk is full`` (SQLITE_FULL) and for ENOSPC."""
+    if isinstance(exc, sqlite3.OperationalError):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF == sqlite3.SQLITE_FULL  # extended codes too
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
+
+
+def _is_storage_fault(exc: Exception) -> bool:
+    return isinstance(exc, _STORAGE_FAULTS) and not isinstance(exc, _EVENT_FAULTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,15 +97,20 @@ class Outbox:
         path: the database file.
         count: rows waiting (kept in memory, so reading it costs nothing).
         oldest_enqueued_at: commit time of the oldest waiting row, or None when empty.
+        used_bytes: bytes of the database in use (waiting rows, dead letters, free pages left
+            out), measured after every write.
     """
 
     def __init__(self, path: Path, db: sqlite3.Connection, lock_fd: int) -> None:
         self.path = path
         self._db = db
         self._lock_fd = lock_fd
-        row = db.execute("SELECT COUNT(*), MIN(enqueued_at) FROM outbox").fetchone()
-        self.count: int = row[0]
-        self.oldest_enqueued_at: float | None = row[1]
+        self._page_size: int = db.execute("PRAGMA page_size").fetchone()[0]
+        self._data_version: int = db.execute("PRAGMA data_version").fetchone()[0]
+        self.count = 0
+        self.oldest_enqueued_at: float | None = None
+        self.used_bytes = 0
+        self._recount()
 
     @classmethod
     def open(
@@ -134,30 +153,42 @@ class Outbox:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def append(self, events: Sequence[Event], now: float) -> int:
-        """Commit events in one transaction, in order; an event that is not JSON data goes to
-        ``dead_letters`` instead (it could never be sent).
+    def append(
+        self, events: Sequence[Event], now: float, bodies: Sequence[str] | None = None
+    ) -> int:
+        """Commit events in one transaction, in order.
+
+        An event the database cannot take (text that is not UTF-8, a value SQLite refuses)
+        spoils only itself: the batch is halved until that event stands alone, it goes to
+        ``dead_letters`` with the reason, and the others are committed, in order.
+
+        Args:
+            events: the events, in emit order.
+            now: the commit time.
+            bodies: the events' contract JSON (``serialise``), when the caller made it already;
+                without it, an event that is not JSON data goes to ``dead_letters`` at once.
 
         Returns:
             How many events went to ``dead_letters``.
+
+        Raises:
+            sqlite3.Error: the database cannot be written (disk full, I/O error, locked);
+                nothing is committed, and appending the same events again is safe.
         """
-        rows: list[tuple[str, str, str, float, str]] = []
+        rows: list[tuple[Event, str]] = []
         dead: list[tuple[Any, ...]] = []
-        for event in events:
-            try:
-                body = serialise(event)
-            except (TypeError, ValueError) as exc:
-                reason = f"not JSON-serialisable: {type(exc).__name__}"
-                body = json.dumps(event.to_json(), default=repr, allow_nan=True)
-                dead.append(
-                    (event.id, event.conversation_id, str(event.type), now, now, None, reason, body)
-                )
+        for index, event in enumerate(events):
+            if bodies is not None:
+                rows.append((event, bodies[index]))
                 continue
-            rows.append((event.id, event.conversation_id, str(event.type), now, body))
+            try:
+                rows.append((event, serialise(event)))
+            except (TypeError, ValueError) as exc:
+                dead.append(_dead_row(event, now, f"not JSON-serialisable: {type(exc).__name__}"))
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(f"INSERT INTO outbox ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)", rows)
+            committed = self._insert_isolating(rows, now, dead)
             if dead:
                 db.executemany(
                     f"INSERT INTO dead_letters ({_DEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -165,12 +196,43 @@ class Outbox:
                 )
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
-        if rows and self.count == 0:
+        if committed and self.count == 0:
             self.oldest_enqueued_at = now
-        self.count += len(rows)
+        self.count += committed
+        self._measure()
         return len(dead)
+
+    def _insert_isolating(
+        self, rows: list[tuple[Event, str]], now: float, dead: list[tuple[Any, ...]]
+    ) -> int:
+        """Insert ``rows`` under a savepoint; if one of them spoils the insert, halve until it
+        stands alone and add it to ``dead``. Returns how many rows were inserted."""
+        if not rows:
+            return 0
+        db = self._db
+        db.execute("SAVEPOINT part")
+        try:
+            db.executemany(
+                f"INSERT INTO outbox ({_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                ((e.id, e.conversation_id, str(e.type), now, body) for e, body in rows),
+            )
+        except Exception as exc:
+            db.execute("ROLLBACK TO part")
+            db.execute("RELEASE part")
+            if _is_storage_fault(exc):
+                raise
+            if len(rows) == 1:
+                reason = f"cannot be stored in the outbox: {type(exc).__name__}"
+                dead.append(_dead_row(rows[0][0], now, reason))
+                return 0
+            mid = len(rows) // 2
+            first = self._insert_isolating(rows[:mid], now, dead)
+            return first + self._insert_isolating(rows[mid:], now, dead)
+        db.execute("RELEASE part")
+        return len(rows)
 
     def delete_ranges(self, ranges: Sequence[tuple[int, int]]) -> int:
         """Remove the rows of each ``(first_seq, last_seq)`` range (the backend has them), in
@@ -188,6 +250,7 @@ class Outbox:
             db.execute("ROLLBACK")
             raise
         self._forget(deleted)
+        self._measure()
         return deleted
 
     def dead_letter(self, row: OutboxRow, *, status: int | None, reason: str, now: float) -> None:
@@ -206,12 +269,36 @@ class Outbox:
             db.execute("ROLLBACK")
             raise
         self._forget(moved)
+        self._measure()
+
+    def refresh(self) -> bool:
+        """Count the rows again if another process wrote to this file since we last looked
+        (``voice-supervisor dead-letters replay`` puts rows back into a running daemon's
+        outbox). Returns True when it had."""
+        version: int = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return False
+        self._data_version = version
+        self._recount()
+        return True
 
     def _forget(self, removed: int) -> None:
         self.count -= removed
         if self.count <= 0:
             self.count = 0
             self.oldest_enqueued_at = None
+
+    def _recount(self) -> None:
+        row = self._db.execute("SELECT COUNT(*), MIN(enqueued_at) FROM outbox").fetchone()
+        self.count, self.oldest_enqueued_at = row[0], row[1]
+        self._measure()
+
+    def _measure(self) -> None:
+        # Pages in use, not the file's size: SQLite keeps freed pages in the file for reuse, so
+        # the file never shrinks as the backlog is shipped.
+        pages: int = self._db.execute("PRAGMA page_count").fetchone()[0]
+        free: int = self._db.execute("PRAGMA freelist_count").fetchone()[0]
+        self.used_bytes = (pages - free) * self._page_size
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -275,6 +362,20 @@ class Outbox:
             except FileNotFoundError:
                 pass
         return total
+
+
+def _dead_row(event: Event, now: float, reason: str) -> tuple[Any, ...]:
+    """A ``dead_letters`` row for an event that may hold anything, even text that is not UTF-8."""
+    return (
+        storable_text(event.id),
+        storable_text(event.conversation_id),
+        storable_text(str(event.type)),
+        now,
+        now,
+        None,
+        reason,
+        storable_body(event),
+    )
 
 
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:

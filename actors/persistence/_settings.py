@@ -38,7 +38,24 @@ class PersistenceSettings(Settings):
     """First retry delay after a failed backend request (exponential backoff with jitter)."""
 
     retry_max_s: float = Field(default=30.0, gt=0, le=3600)
-    """Longest delay between two backend retries; also caps a backend's ``Retry-After``."""
+    """Longest delay between two backend retries; also caps a backend's ``Retry-After``
+    (which is floored at ``retry_initial_s``, so ``Retry-After: 0`` cannot spin)."""
+
+    max_attempts: int = Field(default=8, ge=1, le=1000)
+    """Failed backend attempts an event gets before the shipper isolates it: its batch is halved
+    until the event stands alone, and an event that still fails alone while the backend takes
+    other events goes to the dead letters, so the outbox head moves on. When the backend takes
+    nothing (an outage, a wrong token), nothing is dead-lettered and the event starts afresh."""
+
+    max_failing_s: float = Field(default=120.0, gt=0, le=86_400)
+    """Longest an event may keep failing, from its first failed attempt, before it is isolated
+    as with ``max_attempts`` (whichever comes first); bounds the time a backend that keeps
+    answering ``Retry-After`` can hold the outbox head."""
+
+    outbox_max_mb: int = Field(default=1024, ge=1, le=1_048_576)
+    """Most data the outbox file may hold (waiting events and dead letters). Once reached,
+    ``emit()`` refuses new events (``OutboxFullError``), readyz answers 503 and a log names this
+    setting; events are taken again once the outbox is below nine tenths of it."""
 
     history_limit: int = Field(default=20, ge=0, le=1000)
     """How many recent messages a room actor restores when its conversation already has some."""

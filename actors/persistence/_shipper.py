@@ -5,21 +5,32 @@ Shipping the head of the outbox in commit order, and deleting rows only after th
 once (a batch may be sent twice after a lost answer or a crash, and the backend de-duplicates
 by event id).
 
-A batch that fails retryably is retried as is (tenacity: exponential backoff with jitter, or
-the backend's ``Retry-After``). A final refusal that names an event dead-letters that event and
-ships the rest; one that names none is bisected until the refused events are alone, so one bad
-event never holds up, or takes down, its neighbours.
+A batch that fails retryably is retried as is (tenacity: exponential backoff with jitter that
+grows while the backend keeps failing, or the backend's ``Retry-After``, never shorter than
+``retry_initial_s``). A final refusal that names an event dead-letters that event and ships the
+rest; one that names none is bisected until the refused events are alone, so one bad event
+never holds up, or takes down, its neighbours.
+
+Retryable failures get a bounded life too: an event has ``max_attempts`` failed attempts, or
+``max_failing_s`` from its first failure. A batch that outlives one of its events is bisected
+the same way until the event that keeps failing stands alone. That event goes to the dead
+letters only if the backend takes other events meanwhile (the events around it, or the next
+ones, sent as a probe), so the outbox head moves on. If the backend takes nothing at all (an
+outage, a wrong token) the fault is not the event's: nothing is dead-lettered, and every event
+starts a new life.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TypeVar, TypeVarTuple
 
 import anyio
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_random_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
 from actors._clock import Clock
 from actors._exceptions import BackendRejected
@@ -43,6 +54,8 @@ Ts = TypeVarTuple("Ts")
 
 _BODY_OPEN = b'{"events":['
 _BODY_CLOSE = b"]}"
+# 2 ** this caps the backoff's growth before retry_max_s does (no float overflow after a week).
+_MAX_EXPONENT = 32
 
 
 class SqliteThread:
@@ -56,6 +69,15 @@ class SqliteThread:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
 
+@dataclass(slots=True)
+class _Life:
+    """How long one event has been failing."""
+
+    failures: int
+    since: float  # monotonic time of its first failure
+    answers_then: int  # the backend's answers (2xx or a final 4xx) at its first failure
+
+
 class Shipper:
     """Ships the outbox to the backend.
 
@@ -63,7 +85,7 @@ class Shipper:
         outbox: the open outbox.
         thread: the SQLite thread every outbox call goes through.
         client: the backend client.
-        settings: batch size, request size and retry settings.
+        settings: batch size, request size, retry settings and an event's bounded life.
         clock: time source; retry waits use its ``sleep``.
     """
 
@@ -81,20 +103,19 @@ class Shipper:
         self._settings = settings
         self._clock = clock
         self._label = settings.outbox_name
-        self._backoff = wait_random_exponential(
-            multiplier=settings.retry_initial_s,
-            min=settings.retry_initial_s,
-            max=settings.retry_max_s,
-        )
         self._cursor = 0  # the last seq taken for shipping; seq only grows (AUTOINCREMENT)
         self._ahead: list[OutboxRow] = []
+        self._ahead_read = anyio.Event()
         self._shipped_ranges: list[tuple[int, int]] = []
+        self._lives: dict[int, _Life] = {}  # by seq: the failing events of the batch in hand
+        self._answers = 0  # 2xx or final 4xx answers: the backend is up and judging events
+        self._streak = 0  # failed requests since the last answer: the backoff's exponent
         self.shipped = 0
         self.dead_lettered = 0
         self.retries = 0
 
     async def ship_head(self) -> bool:
-        """Ship the oldest batch not yet shipped, retrying until it is settled.
+        """Ship the oldest batch not yet shipped, until each of its events is settled.
 
         While the batch is on the wire, the rows of the batch before it are deleted and the
         next batch is read, so the outbox's own work hides behind the backend's.
@@ -110,6 +131,7 @@ class Shipper:
                 return False
         before = self._cursor
         self._cursor = rows[-1].seq
+        self._ahead_read = anyio.Event()
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._delete_then_read_ahead, name="persistence:read-ahead")
@@ -118,6 +140,8 @@ class Shipper:
             # Read these rows again next time (a batch sent twice is de-duplicated by id).
             self._cursor, self._ahead = before, []
             raise
+        finally:
+            self._lives.clear()
         return True
 
     async def _read(self) -> list[OutboxRow]:
@@ -129,8 +153,11 @@ class Shipper:
         )
 
     async def _delete_then_read_ahead(self) -> None:
-        await self._delete_shipped()
-        self._ahead = await self._read()
+        try:
+            await self._delete_shipped()
+            self._ahead = await self._read()
+        finally:
+            self._ahead_read.set()
 
     async def _delete_shipped(self) -> None:
         ranges, self._shipped_ranges = self._shipped_ranges, []
@@ -149,27 +176,97 @@ class Shipper:
                 index = next((i for i, r in enumerate(part) if r.id == exc.event_id), None)
                 if index is None:  # the client only raises it for an id of the batch
                     raise
-                await self._dead_letter(part[index], exc)
+                await self._dead_letter(part[index], exc.status, exc.reason, "rejected")
                 parts.extendleft(p for p in (part[index + 1 :], part[:index]) if p)
                 continue
             except BackendRejected as exc:
                 if len(part) == 1:
-                    await self._dead_letter(part[0], exc)
+                    await self._dead_letter(part[0], exc.status, exc.reason, "rejected")
                 else:
                     # No event named: halve until the refused ones are alone.
                     mid = len(part) // 2
                     parts.extendleft((part[mid:], part[:mid]))
                 continue
-            # Acknowledged: the rows are deleted while the next batch is on the wire.
-            self._shipped_ranges.append((part[0].seq, part[-1].seq))
-            self.shipped += len(part)
-            EVENTS_SHIPPED.labels(self._label).inc(len(part))
+            except BackendUnavailable as exc:
+                await self._isolate(part, parts, exc)
+                continue
+            self._acknowledge(part)
+
+    async def _isolate(
+        self, part: list[OutboxRow], parts: deque[list[OutboxRow]], exc: BackendUnavailable
+    ) -> None:
+        """``part`` outlived the life of one of its events: halve it, or settle the event."""
+        if len(part) > 1:
+            mid = len(part) // 2
+            parts.extendleft((part[mid:], part[:mid]))
+            # The backend did answer; only its Retry-After, if any, asks for a longer pause.
+            wait_s = self._settings.retry_initial_s
+            if exc.retry_after is not None:
+                wait_s = self._retry_after_s(exc.retry_after)
+            self._note_retry(exc, wait_s, "backend keeps failing a batch; halving it")
+            await self._clock.sleep(wait_s)
+            return
+        row = part[0]
+        takes_others = await self._backend_takes_others(row, parts)
+        if takes_others:
+            life = self._lives.pop(row.seq, None)
+            failures = 0 if life is None else life.failures
+            failing_s = 0.0 if life is None else self._clock.monotonic() - life.since
+            reason = (
+                f"failed {failures} attempts over {failing_s:.1f} s while the backend took"
+                f" other events; last: {exc}"
+            )
+            await self._dead_letter(row, exc.status, reason, "exhausted")
+            return
+        if takes_others is not None:
+            # The backend takes nothing: the fault is not this event's. A new life for all.
+            self._lives.clear()
+        # Else nothing else is waiting to compare with: try it again, then look again.
+        parts.appendleft(part)
+        wait_s = self._backoff_s()
+        self._note_retry(exc, wait_s, "backend batch failed; retrying")
+        await self._clock.sleep(wait_s)
+
+    async def _backend_takes_others(
+        self, row: OutboxRow, parts: deque[list[OutboxRow]]
+    ) -> bool | None:
+        """Whether the backend takes events other than ``row``, which keeps failing: True when
+        it answered others since ``row`` began failing, or takes a probe (the events after
+        ``row``, which are then shipped); False when the probe fails too; None when no other
+        event is waiting."""
+        life = self._lives.get(row.seq)
+        if life is not None and self._answers > life.answers_then:
+            return True
+        from_ahead = not parts
+        if from_ahead:
+            await self._ahead_read.wait()
+            if not self._ahead:
+                self._ahead = await self._read()
+            probe = self._ahead
+        else:
+            probe = parts[0]
+        if not probe:
+            return None
+        body, ids = _request(probe)
+        try:
+            await self._post(probe, body, ids)
+        except BackendUnavailable:
+            return False
+        except BackendRejected:
+            return True  # it judges events, so it is up; the probe's refusal is handled in turn
+        # Shipped: these events overtake ``row``, which is about to be dead-lettered.
+        if from_ahead:
+            self._cursor, self._ahead = probe[-1].seq, []
+        else:
+            parts.popleft()
+        self._acknowledge(probe)
+        return True
 
     async def _send(self, part: list[OutboxRow]) -> None:
-        body = b"".join((_BODY_OPEN, ",".join(r.body for r in part).encode(), _BODY_CLOSE))
-        ids = frozenset(r.id for r in part)
+        body, ids = _request(part)
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
+            stop=lambda _state: self._outlived(part),
             wait=self._wait,
             sleep=self._clock.sleep,
             before_sleep=self._before_sleep,
@@ -177,46 +274,107 @@ class Shipper:
         )
         async for attempt in retrying:
             with attempt:
-                started = self._clock.monotonic()
-                try:
-                    await self._client.post_batch(body, ids)
-                finally:
-                    BATCH_SECONDS.labels(self._label).observe(self._clock.monotonic() - started)
+                await self._post(part, body, ids)
+
+    async def _post(self, part: list[OutboxRow], body: bytes, ids: frozenset[str]) -> None:
+        """One request; keeps the failure count and the evidence that the backend is up."""
+        started = self._clock.monotonic()
+        try:
+            await self._client.post_batch(body, ids)
+        except BackendUnavailable:
+            self._streak += 1
+            now = self._clock.monotonic()
+            for row in part:
+                life = self._lives.get(row.seq)
+                if life is None:
+                    self._lives[row.seq] = _Life(1, now, self._answers)
+                else:
+                    life.failures += 1
+            raise
+        except BackendRejected:
+            self._streak, self._answers = 0, self._answers + 1
+            raise
+        finally:
+            BATCH_SECONDS.labels(self._label).observe(self._clock.monotonic() - started)
+        self._streak, self._answers = 0, self._answers + 1
+
+    def _outlived(self, part: list[OutboxRow]) -> bool:
+        settings, now = self._settings, self._clock.monotonic()
+        for row in part:
+            life = self._lives.get(row.seq)
+            if life is not None and (
+                life.failures >= settings.max_attempts or now - life.since >= settings.max_failing_s
+            ):
+                return True
+        return False
+
+    def _acknowledge(self, part: list[OutboxRow]) -> None:
+        # The rows are deleted while the next batch is on the wire.
+        self._shipped_ranges.append((part[0].seq, part[-1].seq))
+        self.shipped += len(part)
+        EVENTS_SHIPPED.labels(self._label).inc(len(part))
+        for row in part:
+            self._lives.pop(row.seq, None)
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
         if isinstance(exc, BackendUnavailable) and exc.retry_after is not None:
-            # Honour the backend's Retry-After, within our own longest wait.
-            return min(exc.retry_after, self._settings.retry_max_s)
-        return float(self._backoff(state))
+            return self._retry_after_s(exc.retry_after)
+        return self._backoff_s()
+
+    def _retry_after_s(self, retry_after: float) -> float:
+        # Honour the backend's Retry-After within our own bounds: ``Retry-After: 0`` (or a date
+        # in the past) would otherwise resend at once, as fast as the backend can refuse.
+        settings = self._settings
+        return min(max(retry_after, settings.retry_initial_s), settings.retry_max_s)
+
+    def _backoff_s(self) -> float:
+        """Exponential backoff with full jitter over the failures since the backend last
+        answered, so it keeps growing across batches and bisections during an outage."""
+        initial, longest = self._settings.retry_initial_s, self._settings.retry_max_s
+        exponent = min(max(self._streak - 1, 0), _MAX_EXPONENT)
+        high = max(initial, min(longest, initial * 2.0**exponent))
+        return random.uniform(initial, high)
 
     def _before_sleep(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
+        self._note_retry(exc, state.upcoming_sleep, "backend batch failed; retrying")
+
+    def _note_retry(self, exc: BaseException | None, wait_s: float, message: str) -> None:
         kind = "other"
         if isinstance(exc, BackendUnavailable):
             kind = str(exc.status) if exc.status is not None else exc.kind
         self.retries += 1
         SHIP_RETRIES.labels(self._label, kind).inc()
         logger.warning(
-            "backend batch failed; retrying",
+            message,
             extra={
                 "kind": kind,
-                "attempt": state.attempt_number,
-                "wait_s": round(state.upcoming_sleep, 3),
+                "streak": self._streak,
+                "wait_s": round(wait_s, 3),
                 "error": str(exc),
             },
         )
 
-    async def _dead_letter(self, row: OutboxRow, exc: BackendRejected) -> None:
+    async def _dead_letter(
+        self, row: OutboxRow, status: int | None, reason: str, label: str
+    ) -> None:
         with anyio.CancelScope(shield=True):
             await self._thread.run(
                 lambda: self._outbox.dead_letter(
-                    row, status=exc.status, reason=exc.reason, now=self._clock.now()
+                    row, status=status, reason=reason, now=self._clock.now()
                 )
             )
         self.dead_lettered += 1
-        EVENTS_DEAD_LETTERED.labels(self._label, "rejected").inc()
-        logger.error(
-            "backend refused an event; moved to the dead-letter table",
-            extra={"event_id": row.id, "status": exc.status},
-        )
+        EVENTS_DEAD_LETTERED.labels(self._label, label).inc()
+        message = {
+            "rejected": "backend refused an event; moved to the dead-letter table",
+            "exhausted": "backend kept failing one event while taking others; moved to the "
+            "dead-letter table",
+        }[label]
+        logger.error(message, extra={"event_id": row.id, "status": status})
+
+
+def _request(part: list[OutboxRow]) -> tuple[bytes, frozenset[str]]:
+    body = b"".join((_BODY_OPEN, ",".join(r.body for r in part).encode(), _BODY_CLOSE))
+    return body, frozenset(r.id for r in part)

@@ -82,9 +82,10 @@ async def test_emit_refuses_when_closed_or_full(tmp_path: Path, store: EmbeddedS
     assert len(store.events()) == 100
 
 
-async def test_an_event_that_is_not_json_is_dropped_alone(
-    tmp_path: Path, store: EmbeddedStore
+async def test_an_event_that_is_not_json_is_refused_at_emit_alone(
+    tmp_path: Path, store: EmbeddedStore, caplog: pytest.LogCaptureFixture
 ) -> None:
+    before = metric("voice_supervisor_events_invalid_total", outbox="main", field="data")
     actor = PersistenceActor(settings(tmp_path / "data"), store)
     async with running(actor):
         actor.emit(turn("conv", 1))
@@ -92,8 +93,12 @@ async def test_an_event_that_is_not_json_is_dropped_alone(
         actor.emit(turn("conv", 3))
         await actor.flush()
     assert [e["id"] for e in store.events()] == ["EV_00000001", "EV_00000003"]
-    assert actor.dead_lettered == 1
-    assert actor.committed == 2
+    assert (actor.invalid, actor.dead_lettered, actor.committed) == (1, 0, 2)
+    assert metric("voice_supervisor_events_invalid_total", outbox="main", field="data") == (
+        before + 1
+    )
+    (record,) = [r for r in caplog.records if r.getMessage().startswith("event refused")]
+    assert record.__dict__["field"] == "data.content"
 
 
 async def test_an_event_the_store_cannot_take_does_not_block_the_others(
