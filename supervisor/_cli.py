@@ -1,7 +1,7 @@
 """The ``voice-supervisor`` command line.
 
-voice-supervisor run [--config PATH]           run the daemon until SIGTERM/SIGINT
-voice-supervisor check-config PATH             validate a config file (exit 1 on errors)
+voice-supervisor run [--config PATH] [--playground]   run the daemon until SIGTERM/SIGINT
+voice-supervisor check-config PATH             validate a config file (exit 2 on errors)
 voice-supervisor sessions [--config PATH] [--json]
 voice-supervisor messages CONVERSATION_ID [--config PATH] [--json]
 voice-supervisor backend --db PATH --port N [--host H] [--token T]   serve the reference backend
@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the daemon in the foreground")
     with_config(run)
+    run.add_argument(
+        "--playground",
+        action="store_true",
+        help="serve the dev playground for this run ([playground] enabled = true; loopback only)",
+    )
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("path", type=Path)
     sub.add_parser("config-docs", help="print the configuration reference (Markdown)")
@@ -75,9 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{args.path}: OK")
                 return 0
             case "run":
-                config = _load(args.config)
+                overrides = {"playground": {"enabled": True}} if args.playground else None
+                config = load_config(_path(args.config), overrides=overrides)
                 configure_logging(config.logging)
-                daemon = Daemon(config, config_path=_path(args.config))
+                daemon = Daemon(config, config_path=_path(args.config), config_overrides=overrides)
                 anyio.run(_run_daemon, daemon, backend="asyncio")
                 return 0
             case "sessions":

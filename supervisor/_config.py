@@ -1,8 +1,10 @@
 """config.toml → one frozen, validated ``Config``.
 
 Every section is optional and has working dev defaults. Secrets may come from the
-environment (LIVEKIT_API_KEY, LIVEKIT_API_SECRET, BACKEND_TOKEN, REDIS_URL); this is the only
-module that reads ``os.environ``. Errors name the key, the value and what is allowed.
+environment (LIVEKIT_API_KEY, LIVEKIT_API_SECRET, BACKEND_TOKEN, DEEPGRAM_API_KEY,
+OPENAI_API_KEY, CARTESIA_API_KEY, REDIS_URL); this is the only module that reads
+``os.environ``. Errors name the key, the value and what is allowed. Dev-only settings (the dev
+secret, the playground) are refused on a non-loopback ``[server] host`` (``_exposure.py``).
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from actors import ConfigError, Settings
 from actors.persistence import PersistenceSettings
 from actors.providers import LlmSettings, SttSettings, TtsSettings
 from actors.room import DataSettings, RoomSettings, VoiceSettings
+from supervisor._exposure import exposure_problems
 from supervisor.coordination import RedisSettings
 from supervisor.playground import PlaygroundSettings
 
 __all__ = (
     "AgentSettings",
     "Config",
+    "ConfigOverrides",
     "LiveKitSettings",
     "LoggingSettings",
     "ServerSettings",
@@ -35,6 +39,9 @@ __all__ = (
     "load_config",
     "parse_config",
 )
+
+ConfigOverrides = Mapping[str, Mapping[str, Any]]
+"""Keys laid over a config file's sections before validation (``run --playground``)."""
 
 
 class LiveKitSettings(Settings):
@@ -194,17 +201,27 @@ def parse_config(
             update={"data_dir": (base / data_dir).resolve()}
         )
         config = config.model_copy(update={"persistence": persistence})
+    problems = exposure_problems(config)
+    if problems:
+        lines = [f"{source}: {len(problems)} setting(s) unsafe beyond loopback:"]
+        raise ConfigError("\n".join(lines + [f"  {p}" for p in problems]))
     return config
 
 
-def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: Path | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: ConfigOverrides | None = None,
+) -> Config:
     """Read and validate a config.toml; ``None`` gives the built-in dev defaults.
+    ``overrides`` replace keys of the file's sections (the environment's secrets still win).
 
     Raises:
         ConfigError: the file is missing, not TOML, or has invalid values.
     """
     if path is None:
-        return parse_config({}, environ=environ)
+        return parse_config(_overlay({}, overrides), environ=environ)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -213,7 +230,16 @@ def load_config(path: Path | None, *, environ: Mapping[str, str] | None = None) 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return parse_config(data, source=str(path), environ=environ)
+    return parse_config(_overlay(data, overrides), source=str(path), environ=environ)
+
+
+def _overlay(data: Mapping[str, Any], overrides: ConfigOverrides | None) -> dict[str, Any]:
+    merged = dict(data)
+    for section, values in (overrides or {}).items():
+        base = merged.get(section, {})
+        # A section that is not a table stays as it is: validation names it as invalid.
+        merged[section] = {**base, **values} if isinstance(base, Mapping) else base
+    return merged
 
 
 def config_to_wire(config: Config) -> dict[str, Any]:

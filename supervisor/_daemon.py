@@ -33,7 +33,8 @@ from actors import SYSTEM_CLOCK, Clock, ConfigError
 from actors.persistence import EmbeddedStore, PersistenceActor
 from actors.providers import build_llm, build_stt, build_tts
 from actors.room import Providers, RoomActor, RoomSpec
-from supervisor._config import Config, load_config
+from supervisor._config import Config, ConfigOverrides, load_config
+from supervisor._exposure import note_dev_keys
 from supervisor._http import build_app
 from supervisor._logging import configure_logging
 from supervisor._messages import SupervisorMessage
@@ -67,6 +68,8 @@ class Daemon:
     Args:
         config: the validated configuration.
         config_path: the file SIGHUP reloads (None: SIGHUP is logged and ignored).
+        config_overrides: laid over the file at each reload, as they were at start
+            (``run --playground``).
         providers: STT/LLM/TTS for every room (None: built from the config).
         clock: time source.
     """
@@ -76,12 +79,14 @@ class Daemon:
         config: Config,
         *,
         config_path: Path | None = None,
+        config_overrides: ConfigOverrides | None = None,
         providers: Providers | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.config = config
         self.providers = providers
         self._config_path = config_path
+        self._config_overrides = config_overrides
         self._clock = clock
         self._stop = anyio.Event()
         self.draining = False
@@ -103,6 +108,7 @@ class Daemon:
     ) -> None:
         """Run until ``request_stop()`` (or a signal when ``handle_signals``)."""
         cfg = self.config
+        note_dev_keys(cfg.livekit)
         # With workers, rooms (and their providers) live in worker processes.
         pool = WorkerPool(cfg, clock=self._clock) if cfg.supervisor.worker_count else None
         self.pool = pool
@@ -247,7 +253,7 @@ class Daemon:
             logger.warning("config reload skipped: the daemon was started without a config file")
             return False
         try:
-            new = load_config(path)
+            new = load_config(path, overrides=self._config_overrides)
         except ConfigError as exc:
             error = str(exc)
         except UnicodeDecodeError as exc:  # load_config reads the file as UTF-8
@@ -296,6 +302,8 @@ class Daemon:
             return []
         playground = Playground(
             cfg.playground,
+            server_host=cfg.server.host,
+            server_port=cfg.server.port,
             livekit_url=cfg.livekit.url,
             api_key=cfg.livekit.api_key,
             api_secret=cfg.livekit.api_secret.get_secret_value(),

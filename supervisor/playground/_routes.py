@@ -4,10 +4,13 @@
   ``scripts/build-playground.sh``); ``GET /playground/static/{name}``: its script and styles.
 - ``POST /playground/token``: creates a room (metadata ``{conversation_id, user_id}``) through
   the room service API and answers ``{url, token, room, identity, conversation_id, user_id}``.
-- ``GET /playground/conversations/{id}/messages``: the conversation's stored messages.
+  The user id is the browser session's (a cookie), never the client's choice; a given
+  ``conversation_id`` must be one this playground opened.
+- ``GET /playground/conversations/{id}/messages``: the stored messages of a conversation this
+  playground opened (404 for any other).
 
-For development only: whoever reaches the port gets a token. Cross-site pages cannot use it
-(the token endpoint wants JSON and a same-origin ``Origin``), but nothing else guards it.
+For development only, and on loopback unless ``allow_remote`` (see ``_access.py``): a request
+with a foreign ``Host`` gets 421, a token request from a foreign ``Origin`` 403.
 This module never logs transcripts, names or identities.
 """
 
@@ -18,10 +21,9 @@ import json
 import logging
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -29,6 +31,8 @@ from livekit import api
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from actors import ConfigError, PersistenceError
+from supervisor._exposure import playground_problem
+from supervisor.playground._access import SESSION_COOKIE, Access, Conversations
 from supervisor.playground._settings import PlaygroundSettings
 
 __all__ = ("STATIC_DIR", "MessageSource", "Playground")
@@ -39,6 +43,8 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 _PAGE = "index.html"
 _NO_STORE = {"Cache-Control": "no-store"}
 _REVALIDATE = {"Cache-Control": "no-cache"}
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class MessageSource(Protocol):
@@ -58,6 +64,7 @@ class _TokenRequest(BaseModel):
     name: str = Field(default="", max_length=64)
     conversation_id: str = Field(default="", max_length=128, pattern=r"^[A-Za-z0-9_.:-]*$")
     user_id: str = Field(default="", max_length=128)
+    """Accepted for older pages and ignored: the session decides the user id."""
 
 
 class Playground:
@@ -65,6 +72,8 @@ class Playground:
 
     Args:
         settings: ``[playground]``.
+        server_host: ``[server] host`` (loopback unless ``allow_remote``).
+        server_port: ``[server] port``; the allowed origins use it.
         livekit_url: the LiveKit URL the browser connects to.
         api_key: signs the participant tokens.
         api_secret: signs the participant tokens.
@@ -74,13 +83,16 @@ class Playground:
         static_dir: the built page.
 
     Raises:
-        ConfigError: the page has not been built.
+        ConfigError: the page has not been built, or ``server_host`` is not loopback and
+            ``allow_remote`` is off.
     """
 
     def __init__(
         self,
         settings: PlaygroundSettings,
         *,
+        server_host: str,
+        server_port: int,
         livekit_url: str,
         api_key: str,
         api_secret: str,
@@ -89,6 +101,9 @@ class Playground:
         wants_room: Callable[[str], bool],
         static_dir: Path = STATIC_DIR,
     ) -> None:
+        problem = playground_problem(settings, server_host)
+        if problem is not None:
+            raise ConfigError(problem)
         if not (static_dir / _PAGE).is_file():
             raise ConfigError(
                 "[playground] enabled = true, but the page is not built: "
@@ -103,15 +118,34 @@ class Playground:
         self._wants_room = wants_room
         self._static_dir = static_dir
         self._files = {p.name: p for p in static_dir.iterdir() if p.is_file()}
+        self._access = Access(settings, host=server_host, port=server_port)
+        self._conversations = Conversations(settings.conversations_kept)
+        if settings.allow_remote:
+            logger.warning(
+                "playground answers any Host ([playground] allow_remote = true): "
+                "whoever reaches the port can open rooms and read their conversations",
+                extra={"host": server_host, "port": server_port},
+            )
 
     def routes(self) -> list[web.RouteDef]:
+        guard = self._guarded
         return [
-            web.get("/playground", self._page),
-            web.get("/playground/", self._page),
-            web.get("/playground/static/{name}", self._static),
-            web.post("/playground/token", self._token),
-            web.get("/playground/conversations/{conversation_id}/messages", self._stored),
+            web.get("/playground", guard(self._page)),
+            web.get("/playground/", guard(self._page)),
+            web.get("/playground/static/{name}", guard(self._static)),
+            web.post("/playground/token", guard(self._token)),
+            web.get("/playground/conversations/{conversation_id}/messages", guard(self._stored)),
         ]
+
+    def _guarded(self, handler: _Handler) -> _Handler:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            # 421 Misdirected Request: this server does not serve that authority (a rebinding
+            # page's name, or any name other than loopback's).
+            if not self._access.host_allowed(request):
+                return _error(421, "the playground answers only on 127.0.0.1, ::1 or localhost")
+            return await handler(request)
+
+        return guarded
 
     async def _page(self, _request: web.Request) -> web.StreamResponse:
         return web.FileResponse(self._static_dir / _PAGE, headers=_REVALIDATE)
@@ -123,8 +157,7 @@ class Playground:
         return web.FileResponse(path, headers=_REVALIDATE)
 
     async def _token(self, request: web.Request) -> web.Response:
-        origin = request.headers.get("Origin")
-        if origin is not None and urlsplit(origin).netloc != request.host:
+        if not self._access.origin_allowed(request):
             return _error(403, "cross-origin token requests are refused")
         if request.content_type != "application/json":
             return _error(415, "send a JSON body (Content-Type: application/json)")
@@ -143,8 +176,11 @@ class Playground:
                 f"the agent does not join rooms named {self._settings.room_prefix}*: "
                 "change [agent] rooms or [playground] room_prefix",
             )
+        if body.conversation_id and body.conversation_id not in self._conversations:
+            return _error(404, "unknown conversation: the playground resumes only its own")
         conversation_id = body.conversation_id or f"pg_{uuid.uuid4().hex}"
-        user_id = body.user_id or "playground"
+        session = self._access.session_of(request) or self._access.new_session()
+        user_id = self._access.user_id(session)
         metadata = json.dumps({"conversation_id": conversation_id, "user_id": user_id})
         try:
             await self._rooms.create_room(api.CreateRoomRequest(name=room, metadata=metadata))
@@ -168,8 +204,9 @@ class Playground:
             .with_ttl(datetime.timedelta(seconds=self._settings.token_ttl_s))
             .to_jwt()
         )
+        self._conversations.add(conversation_id)
         logger.info("playground room opened")
-        return web.json_response(
+        response = web.json_response(
             {
                 "url": self._url,
                 "token": token,
@@ -180,9 +217,15 @@ class Playground:
             },
             headers=_NO_STORE,
         )
+        response.set_cookie(
+            SESSION_COOKIE, session, path="/playground", httponly=True, samesite="Strict"
+        )
+        return response
 
     async def _stored(self, request: web.Request) -> web.Response:
         conversation_id = request.match_info["conversation_id"]
+        if conversation_id not in self._conversations:
+            return _error(404, "unknown conversation: the playground lists only its own")
         most = self._settings.messages_limit
         try:
             limit = int(request.query.get("limit", most))

@@ -208,6 +208,10 @@ async def test_a_browser_talks_to_the_agent_through_the_playground(
     for message in stored:
         await expect(rows.filter(has_text=message["content"])).not_to_have_count(0)
     assert problems == []
+    # From the page too, only conversations the playground opened can be read (after the
+    # check above: Chromium logs the 404 as a console error).
+    foreign = "fetch('/playground/conversations/c-not-mine/messages').then(r => r.status)"
+    assert await page.evaluate(foreign) == 404
 
 
 async def test_the_playground_is_off_unless_enabled(daemon: Daemon, webhook_port: int) -> None:
