@@ -1,11 +1,18 @@
-# voice-supervisor: the two commands of a fresh machine are `make run` and `make test`.
+# voice-supervisor: the two commands of a fresh machine are `make run` and `make test`. Each first
+# installs the Debian packages it uses (scripts/install-system-deps.sh: sudo apt-get when some
+# are missing, a no-op in milliseconds when none is), then the venv, livekit-server and the page.
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+DEPS := PY=$(PY) bash scripts/install-system-deps.sh
 
-.PHONY: setup system-deps run test lint bench
+.PHONY: setup system-deps base-deps run test lint bench
 
-$(BIN)/voice-supervisor: pyproject.toml
+# python3-venv (when `python3 -m venv` cannot work) before the venv is made.
+base-deps:
+	$(DEPS) base
+
+$(BIN)/voice-supervisor: pyproject.toml | base-deps
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e ".[test]"
@@ -15,17 +22,22 @@ setup: $(BIN)/voice-supervisor
 	bash scripts/build-livekit-server.sh >/dev/null
 	bash scripts/build-playground.sh
 
+# Every Debian package any target uses (run, test and bench).
 system-deps:
-	bash scripts/install-system-deps.sh
+	$(DEPS) all
 
 # A local dev livekit-server (devkey/secret, webhooks to this daemon) and the daemon with the
-# shipped config.toml, in the foreground. Ctrl-C stops both.
+# shipped config.toml plus the playground (run --playground), in the foreground. Ctrl-C stops both.
 run: setup
+	$(DEPS) run
 	bash scripts/dev.sh
 
-# Every test: unit, e2e (real livekit-server), faults, failover.
+# Every test: unit, e2e (real livekit-server), faults, failover, the playground in Chromium.
+# Any pytest failure fails make (exit 2), pytest's 5 (no tests collected) included.
 test: setup
-	$(BIN)/python -m pytest tests
+	$(DEPS) test
+	$(BIN)/python -m pytest tests || { status=$$?; [ $$status -ne 5 ] || \
+	  echo "pytest collected no tests: failing" >&2; exit $$status; }
 
 lint: setup
 	$(BIN)/ruff check .
@@ -33,6 +45,7 @@ lint: setup
 	$(BIN)/mypy
 
 bench: setup
+	$(DEPS) bench
 	mkdir -p bench/results
 	$(BIN)/python bench/join.py --rooms 20 --json bench/results/join.json
 	$(BIN)/python bench/latency.py --turns 50 --json bench/results/latency.json
