@@ -49,7 +49,7 @@ from actors.room._state import (
     SessionInfo,
     parse_room_metadata,
 )
-from actors.room._voice import Providers, VoicePipeline
+from actors.room._voice import Providers, TrackAudio, VoicePipeline, track_pcm
 from actors.room._wiring import joined_message, wire_room
 
 __all__ = ("RoomActor", "RoomHandle")
@@ -89,7 +89,8 @@ class RoomActor:
         voice: the ``[voice]`` settings.
         data: the ``[data]`` settings (commands and file uploads).
         clock: time source.
-        room_factory: builds the ``rtc.Room`` (tests may wrap it).
+        room_factory: builds the ``rtc.Room`` (tests may pass a fake).
+        track_audio: reads a subscribed track's frames (tests pass their own with a fake room).
     """
 
     def __init__(
@@ -104,6 +105,7 @@ class RoomActor:
         data: DataSettings | None = None,
         clock: Clock = SYSTEM_CLOCK,
         room_factory: RoomFactory = rtc.Room,
+        track_audio: TrackAudio = track_pcm,
     ) -> None:
         self.spec = spec
         self._settings = settings
@@ -118,6 +120,7 @@ class RoomActor:
         self._greeted = False
         self._clock = clock
         self._room_factory = room_factory
+        self._track_audio = track_audio
         self.lifecycle = RoomLifecycle.CREATED
         self.participants: dict[str, ParticipantState] = {}
         self.history = ConversationHistory()
@@ -261,6 +264,7 @@ class RoomActor:
             self.history,
             self.record_turn,
             self._clock,
+            self._track_audio,
         )
         await self.voice.start(tg)
         for p in room.remote_participants.values():

@@ -60,6 +60,22 @@ class Providers:
 TurnRecorder = Callable[[str, str, "str | None", bool, dict[str, float]], None]
 """record_turn(role, content, speaker, interrupted, latency_ms)."""
 
+TrackAudio = Callable[[rtc.Track, int, int], AsyncGenerator[bytes]]
+"""track_audio(track, sample_rate, frame_ms): a subscribed track's PCM (16-bit mono) frames."""
+
+
+async def track_pcm(track: rtc.Track, sample_rate: int, frame_ms: int) -> AsyncGenerator[bytes]:
+    """A track's audio through the SDK's ``AudioStream``, closed when the caller stops."""
+    stream = rtc.AudioStream.from_track(
+        track=track, sample_rate=sample_rate, num_channels=1, frame_size_ms=frame_ms
+    )
+    try:
+        async for event in stream:
+            yield event.frame.data.tobytes()
+    finally:
+        with anyio.move_on_after(1, shield=True):
+            await stream.aclose()
+
 
 @dataclass(slots=True)
 class _Reply:
@@ -86,6 +102,7 @@ class VoicePipeline:
         history: the conversation (read here; appended through ``record_turn``).
         record_turn: the actor's way of adding a turn to its history and persistence.
         clock: time source.
+        track_audio: reads a subscribed track's frames (tests pass their own).
     """
 
     def __init__(
@@ -97,6 +114,7 @@ class VoicePipeline:
         history: ConversationHistory,
         record_turn: TurnRecorder,
         clock: Clock,
+        track_audio: TrackAudio = track_pcm,
     ) -> None:
         self._room = room
         self._p = providers
@@ -105,6 +123,7 @@ class VoicePipeline:
         self._history = history
         self._record_turn = record_turn
         self._clock = clock
+        self._track_audio = track_audio
         self._audio = AudioOut(
             providers.tts.sample_rate,
             queue_ms=settings.audio_out_queue_ms,
@@ -164,30 +183,24 @@ class VoicePipeline:
     async def _listen(
         self, identity: str, track_sid: str, track: rtc.Track, scope: anyio.CancelScope
     ) -> None:
-        stream = rtc.AudioStream.from_track(
-            track=track,
-            sample_rate=STT_SAMPLE_RATE,
-            num_channels=1,
-            frame_size_ms=self._settings.audio_in_frame_ms,
-        )
+        frames = self._track_audio(track, STT_SAMPLE_RATE, self._settings.audio_in_frame_ms)
         ring = AudioRing(self._settings.ring_capacity)
         try:
             with scope:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._pull, stream, ring, name=f"pull:{track_sid}")
+                    tg.start_soon(self._pull, frames, ring, name=f"pull:{track_sid}")
                     await self._recognize(identity, track_sid, ring)
                     tg.cancel_scope.cancel()
         finally:
             self._listeners.pop(track_sid, None)
-            with anyio.move_on_after(1, shield=True):
-                await stream.aclose()
+            await frames.aclose()
 
     @staticmethod
-    async def _pull(stream: rtc.AudioStream, ring: AudioRing) -> None:
+    async def _pull(frames: AsyncGenerator[bytes], ring: AudioRing) -> None:
         try:
-            async for event in stream:
+            async for pcm in frames:
                 dropped = ring.dropped
-                ring.push(event.frame.data.tobytes())
+                ring.push(pcm)
                 if ring.dropped != dropped:
                     AUDIO_FRAMES_DROPPED.inc()
         finally:
