@@ -310,6 +310,7 @@ class Daemon:
             rooms=lkapi.room,
             messages=persistence,
             wants_room=lambda room: self.config.agent.wants(room),
+            role_attribute=cfg.data.role_attribute,
         )
         logger.warning("playground enabled at /playground: for development only")
         return playground.routes()

@@ -80,6 +80,7 @@ class Playground:
         rooms: the room service (``LiveKitAPI.room``).
         messages: the stored conversations (the persistence actor).
         wants_room: ``[agent] rooms`` rules, read at each request (SIGHUP may change them).
+        role_attribute: the ``[data] role_attribute`` its tokens carry ``[playground] role`` in.
         static_dir: the built page.
 
     Raises:
@@ -99,6 +100,7 @@ class Playground:
         rooms: RoomCreator,
         messages: MessageSource,
         wants_room: Callable[[str], bool],
+        role_attribute: str = "agent.role",
         static_dir: Path = STATIC_DIR,
     ) -> None:
         problem = playground_problem(settings, server_host)
@@ -116,6 +118,7 @@ class Playground:
         self._rooms = rooms
         self._messages = messages
         self._wants_room = wants_room
+        self._attributes = {role_attribute: settings.role} if settings.role else {}
         self._static_dir = static_dir
         self._files = {p.name: p for p in static_dir.iterdir() if p.is_file()}
         self._access = Access(settings, host=server_host, port=server_port)
@@ -192,6 +195,7 @@ class Playground:
             api.AccessToken(self._key, self._secret)
             .with_identity(identity)
             .with_name(body.name or "Playground user")
+            .with_attributes(self._attributes)
             .with_grants(
                 api.VideoGrants(
                     room_join=True,

@@ -36,6 +36,10 @@ class PlaygroundSettings(Settings):
     """Rooms the playground opens are named this plus a random suffix; ``[agent] rooms`` must
     match them for the agent to join."""
 
+    role: str = Field(default="operator", max_length=128)
+    """Role written into the tokens the playground mints (the ``[data] role_attribute``), so
+    its command form can try every command; ``""`` = a participant with no role."""
+
     token_ttl_s: float = Field(default=3600.0, ge=60, le=86_400)
     """Lifetime of a participant token minted by ``POST /playground/token``."""
 

@@ -176,6 +176,9 @@ async def test_a_token_opens_a_room_with_conversation_metadata(rig: Rig) -> None
     assert claims.video.room == answer["room"] and claims.video.room_join
     assert claims.video.can_publish and claims.video.can_subscribe and claims.video.can_publish_data
     assert not claims.video.room_admin and not claims.video.agent
+    # An operator of its own room (the command form tries every command), unable to change it.
+    assert claims.attributes == {"agent.role": "operator"}
+    assert not claims.video.can_update_own_metadata
     cookie = response.headers["Set-Cookie"]
     assert "playground_session=" in cookie and "HttpOnly" in cookie
     assert "SameSite=Strict" in cookie and "Path=/playground" in cookie
