@@ -89,8 +89,13 @@ class ProviderTimeoutError(ProviderError):
 class ProviderStatusError(ProviderError):
     """The provider answered with an error status; 4xx is final except 408 and 429."""
 
-    def __init__(self, message: str, *, vendor: str, status: int) -> None:
-        retryable = status >= 500 or status in (408, 429)
+    def __init__(
+        self, message: str, *, vendor: str, status: int, retryable: bool | None = None
+    ) -> None:
+        # The status decides unless the vendor's body says more (a 429 for an exhausted quota
+        # is final; a 400 for a bad handshake parameter too).
+        if retryable is None:
+            retryable = status >= 500 or status in (408, 429)
         super().__init__(message, vendor=vendor, retryable=retryable)
         self.status = status
 

@@ -2,9 +2,16 @@
 
 A stream is one ``/v1/listen`` socket. Its context manager owns two tasks in a task group: the
 reader (Results, SpeechStarted, UtteranceEnd become ``SpeechEvent``s) and the keep-alive
-(Deepgram closes a socket that hears nothing for 10 s). ``_vendor_errors`` is the one place
-where SDK and websockets exceptions become ``ProviderError``s. Transcripts are logged only at
-DEBUG, under ``pii.*`` keys.
+(Deepgram closes a socket that hears nothing for 10 s, NET-0001). ``_vendor_errors`` is the one
+place where SDK and websockets exceptions become ``ProviderError``s. Transcripts are logged only
+at DEBUG, under ``pii.*`` keys.
+
+What Deepgram sends, as its docs define it: an utterance's transcript is every ``is_final``
+segment up to the one marked ``speech_final`` (which may be empty), or up to ``UtteranceEnd``
+when endpointing never fires; a result's ``duration`` spans the audio since the last final,
+silence included, so how long someone has been talking comes from ``SpeechStarted.timestamp``
+and the words' ``start``/``end``. A 4xx at the handshake is final (a language or model Deepgram
+does not have is a 400): the stream is not reopened on it.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from deepgram.environment import DeepgramClientEnvironment
 from deepgram.listen.v1 import (
     ListenV1Error,
     ListenV1Results,
+    ListenV1ResultsChannelAlternativesItem,
     ListenV1SpeechStarted,
     ListenV1UtteranceEnd,
 )
@@ -67,18 +75,37 @@ def _preload_sdk() -> None:
 _preload_sdk()
 
 
+# What to fix when the handshake is refused with a final status.
+_HANDSHAKE_SETTINGS = {
+    400: "check [stt] language and [stt] deepgram_model (Deepgram has no such model/language)",
+    401: "check DEEPGRAM_API_KEY ([stt] api_key)",
+    402: "the Deepgram project is out of credit",
+    403: "check DEEPGRAM_API_KEY ([stt] api_key): the key may not use this model",
+}
+
+
 @contextmanager
 def _vendor_errors(action: str) -> Iterator[None]:
     """Translate deepgram-sdk and websockets failures while trying to ``action``."""
     try:
         yield
     except ApiError as exc:
+        # exc.headers are the *request* headers (the key among them): never logged.
         status = exc.status_code or 0
+        hint = _HANDSHAKE_SETTINGS.get(status)
+        suffix = f": {hint}" if hint else ""
         raise ProviderStatusError(
-            f"deepgram refused to {action} (HTTP {status})", vendor=VENDOR, status=status
+            f"deepgram refused to {action} (HTTP {status}){suffix}", vendor=VENDOR, status=status
         ) from exc
     except TimeoutError as exc:
         raise ProviderTimeoutError(f"deepgram timed out trying to {action}", vendor=VENDOR) from exc
+    except websockets.exceptions.ConnectionClosedError as exc:
+        # Deepgram's idle close: 1011, "... See https://dpgr.am/net0001".
+        idle = exc.rcvd is not None and "net0001" in exc.rcvd.reason.lower().replace("-", "")
+        why = " (NET-0001: no audio or KeepAlive for 10 s)" if idle else ""
+        raise ProviderConnectionError(
+            f"deepgram closed the stream trying to {action}{why}", vendor=VENDOR
+        ) from exc
     except (websockets.exceptions.WebSocketException, OSError) as exc:
         raise ProviderConnectionError(
             f"deepgram connection failed trying to {action}", vendor=VENDOR
@@ -161,8 +188,22 @@ class DeepgramStt:
             smart_format=True,
         )
         # Entered by hand so that closing the socket can be bounded and shielded below.
-        with _vendor_errors("open a stream"):
-            socket = await connect.__aenter__()
+        try:
+            with _vendor_errors("open a stream"):
+                socket = await connect.__aenter__()
+        except ProviderStatusError as exc:
+            if not exc.retryable:
+                # Reopening cannot help: say once, loudly, which setting to fix.
+                logger.error(
+                    "deepgram refused the stream for good; fix the setting named",
+                    extra={
+                        "status": exc.status,
+                        "setting": _HANDSHAKE_SETTINGS.get(exc.status, "[stt]"),
+                        "language": language or self._language,
+                        "model": self._model,
+                    },
+                )
+            raise
         try:
             events_send, events_receive = anyio.create_memory_object_stream[SpeechEvent](
                 _EVENT_BUFFER
@@ -203,6 +244,7 @@ class _DeepgramStream:
         self._keepalive_s = keepalive_s
         self._last_sent = anyio.current_time()
         self._final_parts: list[str] = []
+        self._speech_start: float | None = None  # audio time the current speech run began
         self._ended = False
 
     async def send(self, pcm: bytes) -> None:
@@ -252,17 +294,19 @@ class _DeepgramStream:
         if isinstance(message, ListenV1Results):
             alternatives = message.channel.alternatives
             text = alternatives[0].transcript.strip() if alternatives else ""
+            spoken = self._speech_s(alternatives[0], message) if alternatives and text else 0.0
             if not message.is_final:
                 if text:
                     interim = " ".join([*self._final_parts, text])
-                    duration = message.duration
-                    await self._emit(SpeechEvent(SpeechEventKind.INTERIM, interim, duration))
+                    await self._emit(SpeechEvent(SpeechEventKind.INTERIM, interim, spoken))
                 return
             if text:
                 self._final_parts.append(text)
             if message.speech_final or message.from_finalize:
                 await self._flush_final()
         elif isinstance(message, ListenV1SpeechStarted):
+            # Each run of speech after a pause starts here: barge-in measures from it.
+            self._speech_start = message.timestamp
             await self._emit(SpeechEvent(SpeechEventKind.START_OF_SPEECH))
         elif isinstance(message, ListenV1UtteranceEnd):
             await self._flush_final()
@@ -273,7 +317,22 @@ class _DeepgramStream:
                 f"deepgram reported an error ({message.variant})", vendor=VENDOR, retryable=True
             )
 
+    def _speech_s(
+        self, alternative: ListenV1ResultsChannelAlternativesItem, message: ListenV1Results
+    ) -> float:
+        """How long the speaker has been talking, by the words' own times.
+
+        Not ``message.duration``: that spans everything since the last final result, silence
+        included (a "yeah" after 3 s of silence would count as 3.5 s of speech).
+        """
+        words = alternative.words
+        if self._speech_start is None and words:
+            self._speech_start = words[0].start  # no SpeechStarted (vad_events off, or lost)
+        end = words[-1].end if words else message.start + message.duration
+        return max(0.0, end - self._speech_start) if self._speech_start is not None else 0.0
+
     async def _flush_final(self) -> None:
+        self._speech_start = None
         if self._final_parts:
             text = " ".join(self._final_parts)
             self._final_parts = []

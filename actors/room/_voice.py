@@ -222,6 +222,14 @@ class VoicePipeline:
                             self._on_speech(identity, track_sid, event)
                 return
             except ProviderError as exc:
+                if not exc.retryable:
+                    # Every provider refused for good (a bad key, a language the model does
+                    # not have): reopening would be refused again, once a second, forever.
+                    logger.error(
+                        "speech recognition refused; not listening to this track",
+                        extra={"vendor": exc.vendor, "error": type(exc).__name__},
+                    )
+                    return
                 # A broken STT stream costs this participant a moment, not the room.
                 logger.warning(
                     "speech recognition failed; reopening",
