@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = (
     "PROTOCOL_VERSION",
+    "CancelRoom",
     "Hello",
     "Message",
     "Ping",
@@ -62,6 +63,18 @@ class StartRoom:
 
 @dataclass(frozen=True, slots=True)
 class StopRoom:
+    """Ask the room's actor to finish through its inbox (the current reply ends first)."""
+
+    room: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CancelRoom:
+    """Cancel the room's actor at once, as the registry cancels one in its own process (a lost
+    lease, the drain deadline); it still saves its session and leaves within its close
+    timeout. The worker answers with ``RoomEnded`` once it has left."""
+
     room: str
     reason: str
 
@@ -93,12 +106,15 @@ class Ping:
 
 @dataclass(frozen=True, slots=True)
 class Pong:
-    """Heartbeat answer with the worker's load and a snapshot of its metrics."""
+    """Heartbeat answer with the worker's load, a snapshot of its metrics, and why its outbox
+    refuses events (``PersistenceActor.refusal``: outbox_max_mb reached, disk full), if it does:
+    the supervisor's readyz reports it."""
 
     seq: int
     rooms: int
     rss_mb: float
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    outbox_refusal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +125,17 @@ class Shutdown:
 
 
 Message = (
-    Hello | Ready | StartRoom | StopRoom | RoomStarted | RoomEnded | Reload | Ping | Pong | Shutdown
+    Hello
+    | Ready
+    | StartRoom
+    | StopRoom
+    | CancelRoom
+    | RoomStarted
+    | RoomEnded
+    | Reload
+    | Ping
+    | Pong
+    | Shutdown
 )
 
 _TYPES: dict[str, type[Any]] = {
@@ -117,6 +143,7 @@ _TYPES: dict[str, type[Any]] = {
     "ready": Ready,
     "start_room": StartRoom,
     "stop_room": StopRoom,
+    "cancel_room": CancelRoom,
     "room_started": RoomStarted,
     "room_ended": RoomEnded,
     "reload": Reload,

@@ -3,6 +3,12 @@
 It has the in-process actor's shape (``run(*, task_status)`` reporting a ``RoomHandle``), so
 the registry's supervision (start, stop, restart with backoff, give up) does not change: the
 actor simply runs elsewhere and the two sides exchange messages.
+
+Both ways of stopping an actor keep their meaning across the pipe: ``request_stop`` on the
+handle becomes ``StopRoom`` (finish through the inbox), and cancelling the runner (a lost
+lease, the drain deadline, a start timeout) becomes ``CancelRoom``: the actor is cancelled at
+once, not asked to finish its reply, and the runner returns once the worker reports the room
+ended (within the actor's own ``close_timeout_s``, as a cancelled in-process actor takes).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from actors import ActorCrashed, ActorStartError
 from actors.room import RoomHandle, RoomSpec
 from actors.room._messages import RoomMessage, StopRequested
 from supervisor.workers._pool import Worker, WorkerPool
-from supervisor.workers._protocol import StopRoom
+from supervisor.workers._protocol import CancelRoom, StopRoom
 
 __all__ = ("WorkerRoomRunner",)
 
@@ -66,9 +72,13 @@ class WorkerRoomRunner:
                 raise ActorCrashed(f"room actor failed in its worker ({waiter.error})")
         finally:
             if not waiter.ended.is_set():
-                # Cancelled by the registry (drain deadline): the worker must stop it too.
-                with anyio.move_on_after(1, shield=True):
-                    await _send_quietly(worker, StopRoom(room, "cancelled by the supervisor"))
+                # Cancelled (or timed out): the worker cancels the actor too, at once, where a
+                # StopRoom would let it finish its reply first; after a lost lease another
+                # daemon's agent may be joining. Waiting for the end keeps "the runner
+                # returned" meaning "the actor has left", as for an in-process actor.
+                with anyio.move_on_after(self._pool.config.agent.close_timeout_s, shield=True):
+                    await _send_quietly(worker, CancelRoom(room, "cancelled by the supervisor"))
+                    await waiter.ended.wait()
 
     async def _forward_stops(
         self, worker: Worker, inbox: anyio.abc.ObjectReceiveStream[RoomMessage], stop: anyio.Event
@@ -85,7 +95,7 @@ class WorkerRoomRunner:
                     await _send_quietly(worker, StopRoom(self.spec.room, message.reason))
 
 
-async def _send_quietly(worker: Worker, message: StopRoom) -> None:
+async def _send_quietly(worker: Worker, message: StopRoom | CancelRoom) -> None:
     try:
         await worker.send(message)
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):

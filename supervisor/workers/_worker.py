@@ -5,6 +5,11 @@ Started by the supervisor (spawned, never forked: the rtc FFI is not fork-safe) 
 stdout (fd 1 itself is pointed at stderr, so a stray print cannot corrupt the protocol), and
 runs: its providers (loaded once), its own persistence actor and outbox, and one task per room.
 Restart decisions belong to the supervisor; a worker only reports how each room ended.
+
+A room is stopped the two ways the registry stops one in its own process: ``StopRoom`` asks
+its actor to finish through its inbox, ``CancelRoom`` cancels it at once (its lease was lost:
+another daemon may be answering in the room already). Either way the actor saves its session
+and leaves the room within its close timeout, then ``RoomEnded`` is sent.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from supervisor._logging import configure_logging
 from supervisor.coordination import GatedLlm, RedisStore, UserLimits
 from supervisor.workers._metrics_wire import snapshot
 from supervisor.workers._protocol import (
+    CancelRoom,
     Hello,
     Message,
     Ping,
@@ -58,7 +64,8 @@ class _Worker:
         self._limits: UserLimits | None = None
         self._persistence: PersistenceActor | None = None
         self._handles: dict[str, RoomHandle] = {}
-        self._starting: dict[str, anyio.CancelScope] = {}
+        self._scopes: dict[str, anyio.CancelScope] = {}
+        """Every room's task scope, from its start to its end (``_handles``: once joined)."""
         self._rooms_tg: TaskGroup | None = None
         self._done = anyio.Event()
         self._room_ended = anyio.Event()
@@ -128,10 +135,14 @@ class _Worker:
                 handle = self._handles.get(room)
                 if handle is not None:
                     handle.request_stop(reason)
-                elif room in self._starting:
-                    self._starting[room].cancel(reason)
+                elif room in self._scopes:
+                    self._scopes[room].cancel(reason)  # still joining: nothing to finish
+            case CancelRoom(room=room, reason=reason):
+                if room in self._scopes:
+                    self._scopes[room].cancel(reason)
             case Ping(seq=seq):
-                self.send(Pong(seq, len(self._handles), _rss_mb(), snapshot()))
+                refusal = None if self._persistence is None else self._persistence.refusal
+                self.send(Pong(seq, len(self._handles), _rss_mb(), snapshot(), refusal))
             case Reload(config=data):
                 new = parse_config(data, environ={})
                 configure_logging(new.logging)
@@ -151,10 +162,11 @@ class _Worker:
     async def _shutdown(self, deadline_s: float) -> None:
         for handle in list(self._handles.values()):
             handle.request_stop("daemon shutting down")
-        for scope in list(self._starting.values()):
-            scope.cancel("daemon shutting down")
+        for room, scope in list(self._scopes.items()):
+            if room not in self._handles:
+                scope.cancel("daemon shutting down")
         with anyio.move_on_after(deadline_s):
-            while self._handles or self._starting:
+            while self._scopes:
                 await self._room_ended.wait()
         self._done.set()
 
@@ -179,8 +191,9 @@ class _Worker:
             data=cfg.data,
         )
         phase = "start"
+        handle: RoomHandle | None = None
         scope = anyio.CancelScope()
-        self._starting[spec.room] = scope
+        self._scopes[spec.room] = scope
         try:
             with scope:
                 async with anyio.create_task_group() as tg:
@@ -192,7 +205,6 @@ class _Worker:
                             tg.cancel_scope.cancel("room actor ended")  # ends the refresher
 
                     handle = await tg.start(run_actor, name=f"room:{spec.room}:actor")
-                    self._starting.pop(spec.room, None)
                     self._handles[spec.room] = handle
                     phase = "run"
                     self.send(RoomStarted(spec.room, handle.conversation_id))
@@ -209,8 +221,11 @@ class _Worker:
             if limits is not None:
                 with anyio.move_on_after(2, shield=True):
                     await limits.leave(spec.room)
-            self._starting.pop(spec.room, None)
-            self._handles.pop(spec.room, None)
+            # Only this run's entries: a StartRoom for the same room may have come meanwhile.
+            if self._scopes.get(spec.room) is scope:
+                del self._scopes[spec.room]
+            if handle is not None and self._handles.get(spec.room) is handle:
+                del self._handles[spec.room]
             self._room_ended.set()
             self._room_ended = anyio.Event()
 

@@ -17,7 +17,14 @@ from livekit import api
 from actors.persistence import EmbeddedStore
 from supervisor import Daemon, parse_config
 from supervisor.workers import Worker, WorkerPool, decode, encode
-from supervisor.workers._protocol import Message, Ping, ProtocolError, Reload, StartRoom
+from supervisor.workers._protocol import (
+    CancelRoom,
+    Message,
+    Ping,
+    ProtocolError,
+    Reload,
+    StartRoom,
+)
 from tests.conftest import daemon_config
 from tests.e2e.conftest import tone
 from tests.harness.caller import caller
@@ -28,8 +35,8 @@ pytestmark = [pytest.mark.anyio]
 
 
 def test_protocol_round_trip_and_refusals() -> None:
-    message = StartRoom("r1", "ws://x", "secret-token", 2)
-    assert decode(encode(message)) == message
+    for message in (StartRoom("r1", "ws://x", "secret-token", 2), CancelRoom("r1", "lease lost")):
+        assert decode(encode(message)) == message
     assert b"\n" == encode(Ping(1))[-1:]
     for bad in (
         b"nope",
