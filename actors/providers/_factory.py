@@ -67,7 +67,13 @@ def build_llm(settings: LlmSettings) -> FallbackLlm:
 
             providers.append(ScriptedLlm.from_settings(settings))
         else:
-            key = _api_key(settings.api_key, "llm", "OPENAI_API_KEY")
+            # A local server (Ollama, vLLM, llama.cpp) often asks for no key; OpenAI does.
+            given = settings.api_key is not None and settings.api_key.get_secret_value()
+            key = (
+                _api_key(settings.api_key, "llm", "OPENAI_API_KEY")
+                if settings.base_url is None or given
+                else None
+            )
             try:
                 from actors.providers.openai_llm import OpenAiLlm
             except ImportError as exc:

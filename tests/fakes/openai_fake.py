@@ -5,6 +5,29 @@ body with ``stream: true``; the reply is ``text/event-stream`` with one ``data: 
 word and ``data: [DONE]``. The reply is the next of ``replies`` (consumed), else an echo of the
 last user message.
 
+The defaults behave like OpenAI itself. Each knob makes it behave like another server the
+README's "any OpenAI-compatible LLM" promises to work with (documents named):
+
+- ``refuse_name``: Groq's OpenAI compatibility ("Unsupported features: messages[].name") and
+  other gateways answer 400 ``invalid_request_error`` to a message carrying ``name``.
+- ``strict_roles``: strict chat templates (Mistral's and Gemma's, as served by vLLM; llama.cpp
+  server) raise "Conversation roles must alternate user/assistant/user/assistant/..." when the
+  roles after the system prompt do not alternate starting with the user; vLLM answers 400,
+  llama.cpp 500 (``strict_roles_status``).
+- ``reasoning_deltas``: reasoning models stream their thinking first, in
+  ``delta.reasoning_content`` (DeepSeek API docs, "Reasoning Model"; vLLM "Reasoning Outputs")
+  or ``delta.reasoning`` (OpenRouter "Reasoning Tokens"; Ollama; Groq), ``reasoning_delay_s``
+  apart, before any ``delta.content``.
+- ``rate_limited``: that many requests get 429 ``rate_limit_exceeded`` with ``Retry-After`` and
+  ``retry-after-ms`` headers of ``retry_after_s`` (OpenAI "Rate limits"; "Error codes").
+- ``quota_exhausted``: 429 with code and type ``insufficient_quota`` ("You exceeded your current
+  quota...", OpenAI "Error codes"): retrying never helps.
+- ``cut_after_tokens`` with ``finish_reason``: the stream stops after that many tokens with
+  ``finish_reason`` ``length`` (``max_tokens`` reached) or ``content_filter`` (API reference,
+  "The chat completion chunk object").
+- ``require_key``: False serves like Ollama, vLLM or llama.cpp started without an API key: any
+  ``Authorization`` (or none) is accepted.
+
 Faults: ``fail_status`` answers with an HTTP error and a JSON error body; ``headers_delay_s``
 holds the response headers back; ``first_token_delay_s`` and ``token_delay_s`` slow the stream;
 ``drop_after_tokens`` cuts the connection mid-stream; ``error_after_tokens`` sends an SSE error.
@@ -13,6 +36,7 @@ holds the response headers back; ``first_token_delay_s`` and ``token_delay_s`` s
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 from collections.abc import AsyncIterator
@@ -26,6 +50,7 @@ from aiohttp import web
 __all__ = ("OpenAiFake",)
 
 _TOKEN = re.compile(r"\s*\S+\s*")
+ALTERNATE = "Conversation roles must alternate user/assistant/user/assistant/..."
 
 
 @dataclass
@@ -35,6 +60,19 @@ class OpenAiFake:
     api_key: str = "sk-test"
     replies: list[str] = field(default_factory=list)
     echo_prefix: str = "Echo: "
+    require_key: bool = True
+    refuse_name: bool = False
+    strict_roles: bool = False
+    strict_roles_status: int = 400
+    reasoning_deltas: int = 0
+    reasoning_field: str = "reasoning_content"
+    reasoning_delay_s: float = 0.0
+    rate_limited: int = 0
+    retry_after_s: float = 1.0
+    quota_exhausted: bool = False
+    cut_after_tokens: int | None = None
+    finish_reason: str = "length"
+
     fail_status: int | None = None
     headers_delay_s: float = 0.0
     first_token_delay_s: float = 0.0
@@ -45,6 +83,8 @@ class OpenAiFake:
     port: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     auth_headers: list[str] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    """The message of every request refused by a behaviour above (not by ``fail_status``)."""
 
     @property
     def base_url(self) -> str:
@@ -71,18 +111,29 @@ class OpenAiFake:
         self.auth_headers.append(request.headers.get("Authorization", ""))
         body = await request.json()
         self.requests.append(body)
-        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+        if self.require_key and request.headers.get("Authorization") != f"Bearer {self.api_key}":
             return _error(401, "invalid_api_key", "Incorrect API key provided.")
         if self.fail_status is not None:
             return _error(self.fail_status, "fake_error", "Injected failure.")
+        if (refused := self._refuse(body)) is not None:
+            return refused
         if self.headers_delay_s:
             await anyio.sleep(self.headers_delay_s)  # simulated latency
         reply = self.replies.pop(0) if self.replies else self._echo(body)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
+        model = body.get("model", "fake")
         if self.first_token_delay_s:
             await anyio.sleep(self.first_token_delay_s)
+        for index in range(self.reasoning_deltas):
+            if index and self.reasoning_delay_s:
+                await anyio.sleep(self.reasoning_delay_s)  # simulated thinking
+            await response.write(_sse(_chunk(model, {self.reasoning_field: "Hmm. "})))
+        finish = "stop"
         for index, token in enumerate(_TOKEN.findall(reply)):
+            if index == self.cut_after_tokens:
+                finish = self.finish_reason
+                break
             if index == self.drop_after_tokens:
                 assert request.transport is not None
                 request.transport.abort()  # no terminating chunk: the client sees a cut link
@@ -93,10 +144,42 @@ class OpenAiFake:
                 return response
             if index and self.token_delay_s:
                 await anyio.sleep(self.token_delay_s)
-            await response.write(_sse(_chunk(token, body.get("model", "fake"))))
-        await response.write(_sse(_chunk("", body.get("model", "fake"), finish="stop")))
+            await response.write(_sse(_chunk(model, {"role": "assistant", "content": token})))
+        await response.write(_sse(_chunk(model, {}, finish=finish)))
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
+        return response
+
+    def _refuse(self, body: dict[str, Any]) -> web.Response | None:
+        messages: list[dict[str, Any]] = body.get("messages", [])
+        if self.quota_exhausted:
+            message = "You exceeded your current quota, please check your plan and billing details."
+            return self._refused(429, _error(429, "insufficient_quota", message, _QUOTA_TYPE))
+        if self.rate_limited > 0:
+            self.rate_limited -= 1
+            seconds = self.retry_after_s
+            response = _error(429, "rate_limit_exceeded", "Rate limit reached.", "requests")
+            response.headers["retry-after"] = str(math.ceil(seconds))
+            response.headers["retry-after-ms"] = str(round(seconds * 1000))
+            return self._refused(429, response)
+        if self.refuse_name:
+            for index, m in enumerate(messages):
+                if "name" in m:
+                    text = f"'messages.{index}' : property 'name' is unsupported"
+                    return self._refused(400, _error(400, None, text))
+        if self.strict_roles:
+            roles = [m.get("role") for m in messages]
+            while roles and roles[0] == "system":
+                roles.pop(0)
+            expected = ["user" if i % 2 == 0 else "assistant" for i in range(len(roles))]
+            if roles != expected:
+                status = self.strict_roles_status
+                return self._refused(status, _error(status, None, ALTERNATE))
+        return None
+
+    def _refused(self, status: int, response: web.Response) -> web.Response:
+        assert response.text is not None
+        self.refusals.append(json.loads(response.text)["error"]["message"])
         return response
 
     def _echo(self, body: dict[str, Any]) -> str:
@@ -104,8 +187,10 @@ class OpenAiFake:
         return f"{self.echo_prefix}{users[-1]['content'] if users else ''}"
 
 
-def _chunk(content: str, model: str, finish: str | None = None) -> dict[str, Any]:
-    delta = {"role": "assistant", "content": content} if content else {}
+_QUOTA_TYPE = "insufficient_quota"
+
+
+def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion.chunk",
@@ -119,6 +204,8 @@ def _sse(data: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(data)}\n\n".encode()
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    body = {"error": {"message": message, "type": "fake", "param": None, "code": code}}
+def _error(
+    status: int, code: str | None, message: str, kind: str = "invalid_request_error"
+) -> web.Response:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
     return web.json_response(body, status=status)

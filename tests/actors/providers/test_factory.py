@@ -172,3 +172,18 @@ async def test_deepgram_slow_to_answer_local_listens(deepgram_fake: DeepgramFake
             await stream.end_input()
             assert [e async for e in stream.events()] == []
     assert errors("deepgram", "stt") == before + 1
+
+
+async def test_a_keyless_local_llm_server_needs_no_api_key(openai_fake: OpenAiFake) -> None:
+    openai_fake.require_key = False
+    llm = build_llm(LlmSettings(provider="openai", base_url=openai_fake.base_url))
+    try:
+        reply = "".join([t async for t in llm.complete([ChatMessage("user", "hi")])])
+    finally:
+        await llm.aclose()
+    assert reply == "Echo: hi" and openai_fake.auth_headers == [""]
+
+
+def test_openai_itself_still_needs_a_key() -> None:
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        build_llm(LlmSettings(provider="openai", base_url=None))

@@ -1,0 +1,84 @@
+"""The chat history as an OpenAI-compatible server takes it (``messages`` of a completion).
+
+Two dialects (``[llm] compat``). ``openai`` is OpenAI's own: several people may talk in one
+room, so each user message carries the speaker in ``name``. ``strict`` is for servers that
+refuse what OpenAI accepts: Groq and other gateways answer 400 to ``messages[].name``, and strict
+chat templates (Mistral or Gemma on vLLM, llama.cpp) refuse roles that do not alternate
+user/assistant, which a room produces all the time (the agent's greeting first, two people
+speaking in a row). This module only shapes data: no I/O, no logging.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from openai.types.chat import ChatCompletionMessageParam
+
+from actors.providers._base import ChatMessage
+from actors.providers._settings import LlmCompat
+
+__all__ = ("chat_payload",)
+
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")  # the API's pattern for a message "name"
+_NAME_MAX = 64
+
+
+def _speaker_name(speaker: str) -> str:
+    return _NAME_UNSAFE.sub("_", speaker)[:_NAME_MAX]
+
+
+def chat_payload(
+    messages: Sequence[ChatMessage], instructions: str, compat: LlmCompat
+) -> list[ChatCompletionMessageParam]:
+    """``messages`` after the system prompt ``instructions``, in the ``compat`` dialect."""
+    if compat == "strict":
+        return _strict(messages, instructions)
+    payload: list[ChatCompletionMessageParam] = []
+    if instructions:
+        payload.append({"role": "system", "content": instructions})
+    for message in messages:
+        if message.role == "system":
+            payload.append({"role": "system", "content": message.content})
+        elif message.role == "assistant":
+            payload.append({"role": "assistant", "content": message.content})
+        elif message.speaker:
+            # Several people may talk in one room: the name tells the model who said what.
+            name = _speaker_name(message.speaker)
+            payload.append({"role": "user", "content": message.content, "name": name})
+        else:
+            payload.append({"role": "user", "content": message.content})
+    return payload
+
+
+def _strict(messages: Sequence[ChatMessage], instructions: str) -> list[ChatCompletionMessageParam]:
+    """One system message, then user and assistant strictly alternating, user first."""
+    system = [instructions] if instructions else []
+    turns: list[tuple[str, list[str]]] = []  # (role, contents), merged by role
+    for message in messages:
+        if message.role == "system":
+            system.append(message.content)  # the templates take a system prompt only first
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        content = message.content
+        if role == "user" and message.speaker:
+            content = f"{message.speaker}: {content}"  # no ``name``: who spoke goes in the text
+        if turns and turns[-1][0] == role:
+            turns[-1][1].append(content)
+        else:
+            turns.append((role, [content]))
+    if turns and turns[0][0] == "assistant":
+        # The agent spoke first (its greeting): the templates want the user first, and an
+        # invented user message would be words nobody said. The prompt keeps what was said.
+        opening = " ".join(turns.pop(0)[1])
+        system.append(f'You opened the call by saying: "{opening}"')
+    payload: list[ChatCompletionMessageParam] = []
+    if system:
+        payload.append({"role": "system", "content": "\n\n".join(system)})
+    for role, contents in turns:
+        text = "\n".join(contents)
+        if role == "assistant":
+            payload.append({"role": "assistant", "content": text})
+        else:
+            payload.append({"role": "user", "content": text})
+    return payload
