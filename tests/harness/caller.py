@@ -49,6 +49,8 @@ class Caller:
     voice_at: float = 0.0
     """When the first audible agent audio after ``spoke_at`` arrived."""
     last_voice_at: float = 0.0
+    voiced_at: list[float] = field(default_factory=list)
+    """When each audible frame of the agent arrived (turn-taking benchmarks read the gaps)."""
     heard: anyio.Event = field(default_factory=anyio.Event)
     """Set once someone (the agent) subscribed to the caller's microphone."""
     _speech: list[bytes] = field(default_factory=list)
@@ -123,6 +125,7 @@ class Caller:
                 self.agent_audio.append(samples)
                 if len(samples) and float(np.abs(samples).max()) > _VOICE_PEAK:
                     self.last_voice_at = anyio.current_time()
+                    self.voiced_at.append(self.last_voice_at)
                     if not self.voice_at or self.voice_at < self.spoke_at:
                         self.voice_at = self.last_voice_at
                         self._notify()
