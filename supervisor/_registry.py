@@ -220,7 +220,7 @@ class RoomRegistry:
         if _other(slot.sid, sid):
             STALE_ROOM_FINISHED.inc()
             logger.debug(
-                "stop for an earlier room of the same name ignored",
+                "stop for another room of the same name ignored",
                 extra={"pii.room": room, "room_sid": slot.sid, "stale_sid": sid},
             )
             return
