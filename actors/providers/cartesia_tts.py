@@ -4,8 +4,17 @@ Each ``synthesize()`` call is one Cartesia context (one ``context_id``) on a soc
 small pool, so consecutive sentences skip the handshake. The call reads its socket itself with
 ``recv()`` instead of the SDK's background router: that router swallows a dropped connection
 and would leave the reader waiting forever. Abandoning a reply (barge-in) sends the context's
-cancel; leftovers of a cancelled context are skipped by id. ``_vendor_errors`` is the one place
-where SDK and websockets exceptions become ``ProviderError``s.
+cancel; leftovers of a cancelled context are skipped by id. An error event may carry no
+``context_id`` at all (Cartesia sets it "when available"; a ``concurrency_limited`` 429 has
+none): a socket has one request in flight at a time, so such an error is that request's, and it
+fails at once (to the fallback chain) instead of waiting out ``timeout_s``. Cartesia closes
+sockets idle for 5 minutes; the pool notices on the next send and opens a new one.
+``_vendor_errors`` is the one place where SDK and websockets exceptions become
+``ProviderError``s.
+
+One context per sentence (``continue: false``), not one per turn with continuations: the
+``TtsProvider`` seam takes a sentence at a time, and through the fake the first chunk of a
+pooled socket's context comes as fast either way (see bench/providers.py).
 """
 
 from __future__ import annotations
@@ -42,6 +51,12 @@ logger = logging.getLogger(__name__)
 VENDOR = "cartesia"
 _CLOSE_TIMEOUT_S = 2.0
 _IDLE_SOCKETS = 2  # sockets kept open between replies; a room speaks one reply at a time
+_ERROR_HINTS = {
+    400: ": check [tts] voice, [tts] cartesia_model and the room's language",
+    401: ": check CARTESIA_API_KEY ([tts] api_key)",
+    402: ": the Cartesia account is out of credit",
+    429: ": the plan's concurrency limit (rooms speaking at once) was reached",
+}
 
 
 @contextmanager
@@ -51,8 +66,9 @@ def _vendor_errors(action: str) -> Iterator[None]:
         yield
     except websockets.exceptions.InvalidStatus as exc:
         status = exc.response.status_code
+        hint = _ERROR_HINTS.get(status, "")
         raise ProviderStatusError(
-            f"cartesia refused to {action} (HTTP {status})", vendor=VENDOR, status=status
+            f"cartesia refused to {action} (HTTP {status}){hint}", vendor=VENDOR, status=status
         ) from exc
     except TimeoutError as exc:
         raise ProviderTimeoutError(f"cartesia timed out trying to {action}", vendor=VENDOR) from exc
@@ -152,13 +168,27 @@ class CartesiaTts:
         if language:
             # Cartesia takes ISO 639-1 codes ("en"), the rooms BCP-47 tags ("en-US").
             request["language"] = language.split("-")[0].lower()
-        connection = await self._send(request)
+        connection, pooled = await self._send(request)
         outcome = "interrupted"
+        heard = False
         try:
             while True:
-                with _vendor_errors("receive audio"), anyio.fail_after(self._timeout_s):
-                    event = await connection.recv()
-                if getattr(event, "context_id", None) != context_id:
+                try:
+                    with _vendor_errors("receive audio"), anyio.fail_after(self._timeout_s):
+                        event = await connection.recv()
+                except ProviderConnectionError:
+                    if heard or not pooled:
+                        raise
+                    # A pooled socket that Cartesia closed while idle (after 5 minutes), its
+                    # close racing our send: not a failure of Cartesia. Once more, on a new one.
+                    await self._close(connection)
+                    connection, pooled = await self._send(request, pooled=False)
+                    continue
+                heard = True
+                event_context = getattr(event, "context_id", None)
+                if event_context != context_id and not (
+                    event.type == "error" and event_context is None
+                ):
                     continue  # the tail of a context cancelled earlier on this socket
                 if event.type == "chunk":
                     if audio := event.audio:
@@ -169,8 +199,9 @@ class CartesiaTts:
                 elif event.type == "error":
                     outcome = "done"
                     status = event.status_code or 500
+                    hint = _ERROR_HINTS.get(status, "")
                     raise ProviderStatusError(
-                        f"cartesia refused the transcript (status {status})",
+                        f"cartesia refused the transcript (status {status}){hint}",
                         vendor=VENDOR,
                         status=status,
                     )
@@ -189,14 +220,20 @@ class CartesiaTts:
                 await self._close(self._idle.pop())
             await self._client.close()
 
-    async def _send(self, request: WebsocketClientEventParam) -> AsyncTTSResourceConnection:
-        """Send ``request`` on an idle socket, else on a new one; returns the socket used."""
-        while self._idle:
+    async def _send(
+        self, request: WebsocketClientEventParam, *, pooled: bool = True
+    ) -> tuple[AsyncTTSResourceConnection, bool]:
+        """Send ``request`` on an idle socket (unless not ``pooled``), else on a new one.
+
+        Returns:
+            The socket used, and whether it came from the pool.
+        """
+        while pooled and self._idle:
             connection = self._idle.pop()
             try:
                 with _vendor_errors("send a transcript"):
                     await connection.send(request)
-                return connection
+                return connection, True
             except ProviderConnectionError:
                 # A pooled socket the server closed while idle: not a failure of Cartesia.
                 await self._close(connection)
@@ -209,7 +246,7 @@ class CartesiaTts:
             with anyio.move_on_after(_CLOSE_TIMEOUT_S, shield=True):
                 await self._close(connection)
             raise
-        return connection
+        return connection, False
 
     async def _release(
         self, connection: AsyncTTSResourceConnection, context_id: str, outcome: str

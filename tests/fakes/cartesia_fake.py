@@ -6,6 +6,16 @@ messages with base64 ``pcm_s16le`` at the requested rate, then ``done``; ``error
 The audio is a tone (or silence with ``tone_hz=0``) lasting ``seconds_per_char`` per character
 of the transcript, so a test can check the length of what it got.
 
+How the real service behaves, and the knob for each (Cartesia's docs, pages named):
+
+- ``error_without_context`` (API reference, "TTS WebSocket": the error event's ``context_id``
+  is set only "when available"): errors come without ``context_id``.
+- ``max_contexts`` ("Concurrency limits": the free and pro plans allow 2 and 3 concurrent
+  generations): a context opened while that many are speaking, on any socket of this key, is
+  refused with a 429 error event that carries no ``context_id`` (``concurrency_limited``).
+- ``idle_timeout_s`` ("TTS WebSocket": connections idle for 5 minutes are closed): a socket that
+  receives nothing for that long (wall time) is closed normally (code 1000).
+
 Faults: ``fail_status`` rejects the handshake; ``first_chunk_delay_s`` and ``chunk_delay_s``
 slow a context; ``error_status`` answers each context with an error; ``drop_after_chunks`` cuts
 the TCP connection without a close frame after that many chunks on one socket.
@@ -57,6 +67,9 @@ class CartesiaFake:
     chunk_delay_s: float = 0.0
     error_status: int | None = None
     drop_after_chunks: int | None = None
+    error_without_context: bool = False
+    max_contexts: int | None = None
+    idle_timeout_s: float = 300.0
 
     port: int = 0
     connections: int = 0
@@ -65,6 +78,10 @@ class CartesiaFake:
     auth_headers: list[str] = field(default_factory=list)
     done: list[str] = field(default_factory=list)
     cancel_seen: anyio.Event = field(default_factory=anyio.Event)
+    idle_closes: int = 0
+    idle_closed: anyio.Event = field(default_factory=anyio.Event)
+    speaking: int = 0
+    """Contexts generating now, on every socket."""
     _live: set[ServerConnection] = field(default_factory=set)
 
     @property
@@ -102,9 +119,12 @@ class CartesiaFake:
         self._live.add(ws)
         socket = _Socket(ws)
         contexts: dict[str, _Context] = {}
+        heard = [anyio.Event()]  # set by every message; the idle close waits on it
         try:
             async with anyio.create_task_group() as tg:
+                tg.start_soon(self._idle_watch, ws, heard)
                 async for raw in ws:
+                    heard[0].set()
                     message = json.loads(raw)
                     context_id = message.get("context_id", "")
                     if message.get("cancel"):
@@ -126,12 +146,23 @@ class CartesiaFake:
                 for context in contexts.values():
                     context.send.close()
                 tg.cancel_scope.cancel()
-        except ConnectionClosed:
-            return
+        except* ConnectionClosed:
+            pass  # the client went away mid-message: nothing left to serve
         finally:
             for context in contexts.values():
                 context.send.close()
             self._live.discard(ws)
+
+    async def _idle_watch(self, ws: ServerConnection, heard: list[anyio.Event]) -> None:
+        while True:
+            with anyio.move_on_after(self.idle_timeout_s) as quiet:
+                await heard[0].wait()
+            if quiet.cancelled_caught:
+                break
+            heard[0] = anyio.Event()
+        self.idle_closes += 1
+        self.idle_closed.set()
+        await ws.close()  # 1000: a clean close, as Cartesia closes idle sockets
 
     async def disconnect_all(self) -> None:
         """Close every open socket normally (as Cartesia does with idle ones)."""
@@ -154,6 +185,17 @@ class CartesiaFake:
         context_id = first["context_id"]
         output = first.get("output_format", {})
         with scope, texts:
+            if self.max_contexts is not None and self.speaking >= self.max_contexts:
+                error = {
+                    "type": "error",
+                    "done": True,
+                    "status_code": 429,
+                    "error_code": "concurrency_limited",
+                    "title": "Concurrency limit exceeded",
+                    "message": "Too many concurrent requests for your plan.",
+                }
+                await socket.ws.send(json.dumps(error))
+                return
             if self.error_status is not None or output.get("encoding") != "pcm_s16le":
                 status = self.error_status or 400
                 error = {
@@ -164,25 +206,40 @@ class CartesiaFake:
                     "title": "Fake error",
                     "message": "injected",
                 }
+                if self.error_without_context:
+                    del error["context_id"]
                 await socket.ws.send(json.dumps(error))
                 return
-            rate = int(output.get("sample_rate", 44100))
-            if self.first_chunk_delay_s:
-                await anyio.sleep(self.first_chunk_delay_s)  # simulated synthesis latency
-            async for text, last in texts:
-                for chunk in self._audio(text, rate):
-                    if not await self._send_chunk(socket, context_id, chunk):
-                        return
-                if last:
-                    done = {
-                        "type": "done",
-                        "context_id": context_id,
-                        "done": True,
-                        "status_code": 206,
-                    }
-                    await socket.ws.send(json.dumps(done))
-                    self.done.append(context_id)
+            self.speaking += 1
+            try:
+                await self._generate(socket, context_id, output, texts)
+            finally:
+                self.speaking -= 1
+
+    async def _generate(
+        self,
+        socket: _Socket,
+        context_id: str,
+        output: dict[str, Any],
+        texts: MemoryObjectReceiveStream[tuple[str, bool]],
+    ) -> None:
+        rate = int(output.get("sample_rate", 44100))
+        if self.first_chunk_delay_s:
+            await anyio.sleep(self.first_chunk_delay_s)  # simulated synthesis latency
+        async for text, last in texts:
+            for chunk in self._audio(text, rate):
+                if not await self._send_chunk(socket, context_id, chunk):
                     return
+            if last:
+                done = {
+                    "type": "done",
+                    "context_id": context_id,
+                    "done": True,
+                    "status_code": 206,
+                }
+                await socket.ws.send(json.dumps(done))
+                self.done.append(context_id)
+                return
 
     async def _send_chunk(self, socket: _Socket, context_id: str, pcm: bytes) -> bool:
         """Send one chunk; False when the fault plan cut the connection instead."""

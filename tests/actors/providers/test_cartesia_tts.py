@@ -8,8 +8,10 @@ import anyio
 import pytest
 
 from actors import ProviderConnectionError, ProviderStatusError, ProviderTimeoutError
+from actors.providers import FallbackTts
 from actors.providers.cartesia_tts import CartesiaTts
 from tests.fakes.cartesia_fake import CartesiaFake
+from tests.fakes.instant import ToneTts
 
 TEXT = "Hello there, how are you?"
 
@@ -144,3 +146,45 @@ async def test_stalled_audio_times_out(cartesia_fake: CartesiaFake, make: Make) 
 async def test_unreachable_is_a_connection_error(make: Make) -> None:
     with pytest.raises(ProviderConnectionError):
         await speak(make(base_url="http://127.0.0.1:9"))
+
+
+# -- Cartesia as it behaves -------------------------------------------------------------------
+
+
+async def test_an_error_without_a_context_fails_the_request_in_flight_at_once(
+    cartesia_fake: CartesiaFake, make: Make
+) -> None:
+    cartesia_fake.error_status, cartesia_fake.error_without_context = 429, True
+    with anyio.fail_after(1):  # well before timeout_s (2 s): no waiting for a chunk
+        with pytest.raises(ProviderStatusError) as caught:
+            await speak(make(timeout_s=2.0))
+    assert caught.value.status == 429 and caught.value.retryable
+
+
+async def test_over_the_concurrency_limit_the_next_provider_speaks_at_once(
+    cartesia_fake: CartesiaFake, make: Make
+) -> None:
+    cartesia_fake.max_contexts = 1
+    cartesia_fake.chunk_delay_s = 0.05
+    busy = make().synthesize("A long reply that holds the only context of the plan.")
+    assert await anext(busy)  # one context speaking, on its own socket
+    chain = FallbackTts([make(sample_rate=24_000), ToneTts()], timeout_s=2.0)
+    try:
+        with anyio.fail_after(1):
+            audio = [chunk async for chunk in chain.synthesize("Hello there.")]
+    finally:
+        await busy.aclose()
+    assert audio  # the fallback's
+    assert cartesia_fake.connections == 2
+
+
+async def test_a_socket_closed_idle_by_cartesia_is_replaced(
+    cartesia_fake: CartesiaFake, make: Make
+) -> None:
+    cartesia_fake.idle_timeout_s = 0.2  # 5 minutes at Cartesia
+    tts = make()
+    await speak(tts, "First.")
+    with anyio.fail_after(5):
+        await cartesia_fake.idle_closed.wait()
+    assert len(await speak(tts, "Second.")) == int(7 * 0.05 * 16_000) * 2
+    assert cartesia_fake.connections == 2 and cartesia_fake.idle_closes == 1
