@@ -191,6 +191,10 @@ class RoomActor:
         except Exception as exc:
             self.stop_reason = self.stop_reason or "crashed"
             raise ActorCrashed("room actor failed while running") from exc
+        except BaseException:
+            # Cancelled by the owner (a lost lease, the drain deadline): the summary says so.
+            self.stop_reason = self.stop_reason or "cancelled"
+            raise
         finally:
             await self._shutdown(room)
 

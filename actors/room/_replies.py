@@ -44,7 +44,7 @@ class ReplySender:
         self._send.close()
 
     async def run(self) -> None:
-        async with self._receive:
+        with self._send, self._receive:  # a cancelled run closes both ends
             async for identity, text in self._receive:
                 try:
                     await self._room.local_participant.publish_data(
