@@ -30,10 +30,25 @@ from livekit import api
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.join import _children, wait_log  # noqa: E402
+from bench.join import wait_log  # noqa: E402
 from bench.latency import tone  # noqa: E402
 from tests.harness.caller import caller  # noqa: E402
 from tests.harness.livekit_server import free_port, start_server  # noqa: E402
+
+
+def children(pid: int) -> list[int]:
+    """Child pids of ``pid`` (threads come and go while we read: a vanished one is skipped)."""
+    kids: list[int] = []
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return kids
+    for task in tasks:
+        try:
+            kids += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return kids
 
 
 def pss_mb(pid: int) -> float:
@@ -45,7 +60,7 @@ def pss_mb(pid: int) -> float:
                 total += int(line.split()[1]) / 1024
     except OSError:
         return 0.0
-    return total + sum(pss_mb(child) for child in _children(pid))
+    return total + sum(pss_mb(child) for child in children(pid))
 
 
 def daemon_rooms(port: int) -> int:
