@@ -1,8 +1,10 @@
-"""Turn-taking helpers shared by room actors: sentence chunking, spoken-text accounting."""
+"""Turn-taking helpers shared by room actors: sentence chunking, spoken-text accounting, and
+whether a turn reads finished or is only a backchannel."""
 
 from __future__ import annotations
 
 from actors.pipeline._chunker import SentenceChunker
 from actors.pipeline._spoken import SpokenText
+from actors.pipeline._turns import is_backchannel, likely_complete, meaningful_words
 
-__all__ = ("SentenceChunker", "SpokenText")
+__all__ = ("SentenceChunker", "SpokenText", "is_backchannel", "likely_complete", "meaningful_words")

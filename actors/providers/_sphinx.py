@@ -47,6 +47,10 @@ class SphinxDecoder:
             self._decoder.process_raw(pcm[offset : offset + _SLICE_BYTES], full_utt=False)
         return self._hypothesis() if partial else ""
 
+    def hypothesis(self) -> str:
+        """The best transcript of the utterance so far (the turn detector reads it)."""
+        return self._hypothesis()
+
     def finish(self) -> str:
         """End the utterance and return its transcript ("" when nothing was recognised)."""
         self._decoder.end_utt()

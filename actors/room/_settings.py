@@ -47,6 +47,12 @@ class VoiceSettings(Settings):
     min_interrupt_s: float = Field(default=0.4, ge=0, le=10)
     """A participant must speak this long while the agent speaks to interrupt it (barge-in)."""
 
+    min_interrupt_words: int = Field(default=1, ge=0, le=20)
+    """Words the recogniser must have heard in that speech, backchannels ("uh-huh", "mm-hm",
+    "yeah", "okay") not counted, before it interrupts the agent: a cough, a VAD blip or a
+    listening noise does not. 0: any speech of ``min_interrupt_s`` interrupts. A backchannel
+    said over the agent is not taken as a turn either."""
+
     audio_in_frame_ms: int = Field(default=40, ge=10, le=100)
     """Size of the audio frames read from each participant (larger = fewer events per second)."""
 

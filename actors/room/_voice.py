@@ -4,7 +4,14 @@ Audio in: an ``AudioStream`` per subscribed microphone feeds a bounded ring (old
 dropped and counted) that feeds that participant's STT stream. A final transcript is a user
 turn tagged with the speaker. A reply streams LLM deltas → sentences → TTS → one
 ``AudioSource``; the LLM keeps generating while TTS speaks the previous sentence. Barge-in
-cancels the reply, clears queued audio and records only the text actually played.
+cancels the reply, clears queued audio and records only the text actually played; it takes
+``min_interrupt_s`` of speech with ``min_interrupt_words`` real words in it, so a cough or an
+"uh-huh" does not stop the agent (and a backchannel over the agent is not a turn to answer).
+
+Each reply's ``latency_ms`` says where the turn's time went: ``end_of_turn`` and ``stt_final``
+(from the recogniser's FINAL, when it knows them), ``llm_first_token``, ``tts_first_audio``,
+``agent_added`` (final transcript → first audio captured) and ``voice_to_voice`` (last speech
+heard → first audio captured, as far as the agent can see it).
 
 Everything here runs in the room actor's task group; the actor owns the state it touches.
 """
@@ -23,7 +30,7 @@ from livekit import rtc
 from actors._clock import Clock
 from actors._exceptions import ProviderError
 from actors._metrics import AUDIO_FRAMES_DROPPED, BARGE_INS, REPLIES, TURN_LATENCY
-from actors.pipeline import SentenceChunker, SpokenText
+from actors.pipeline import SentenceChunker, SpokenText, is_backchannel, meaningful_words
 from actors.pipeline._ring import AudioRing
 from actors.providers import (
     STT_SAMPLE_RATE,
@@ -135,7 +142,7 @@ class VoicePipeline:
         self._listeners: dict[str, anyio.CancelScope] = {}
         self._segments: dict[str, str] = {}
         self._reply: _Reply | None = None
-        self._pending_trigger: float | None = None
+        self._pending_trigger: tuple[float, dict[str, float]] | None = None
         self.muted = False
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -240,10 +247,7 @@ class VoicePipeline:
     def _on_speech(self, identity: str, track_sid: str, event: SpeechEvent) -> None:
         kind = event.kind
         if kind in (SpeechEventKind.START_OF_SPEECH, SpeechEventKind.INTERIM):
-            if (
-                self._reply is not None
-                and event.speech_duration_s >= self._settings.min_interrupt_s
-            ):
+            if self._reply is not None and self._barges_in(event):
                 self.interrupt(reason="barge-in")
         if kind not in (SpeechEventKind.INTERIM, SpeechEventKind.FINAL) or not event.text.strip():
             return
@@ -251,23 +255,42 @@ class VoicePipeline:
         segment = self._segments.setdefault(identity, "SG_" + uuid.uuid4().hex[:12])
         if final:
             del self._segments[identity]
-            logger.debug("user turn", extra={"pii.text": event.text, "pii.speaker": identity})
-            # The reply is scheduled before the caption so that it runs first.
-            self.user_turn(identity, event.text.strip())
+            if self._reply is not None and is_backchannel(event.text):
+                # "Uh-huh" over the agent: the caller is listening, not asking for an answer.
+                logger.debug("backchannel", extra={"pii.text": event.text})
+            else:
+                logger.debug("user turn", extra={"pii.text": event.text, "pii.speaker": identity})
+                # The reply is scheduled before the caption so that it runs first.
+                self.user_turn(identity, event.text.strip(), latency_ms=_stt_latency(event))
         if self._captions is not None:
             self._captions.post(UserCaption(identity, track_sid, segment, event.text, final))
 
     # -- turns --------------------------------------------------------------------------------
 
-    def user_turn(self, speaker: str, text: str) -> None:
-        """A participant said or typed ``text``: record it and answer."""
+    def user_turn(
+        self, speaker: str, text: str, *, latency_ms: dict[str, float] | None = None
+    ) -> None:
+        """A participant said or typed ``text``: record it and answer.
+
+        Args:
+            speaker: the participant's identity.
+            text: what they said.
+            latency_ms: the recogniser's stages of this turn (``end_of_turn``, ``stt_final``),
+                carried into the reply's timings.
+        """
         trigger = self._clock.monotonic()
         self._record_turn("user", text, speaker, False, {})
         if self._reply is not None:
             # Talking over the agent without a barge-in (too short): answer after this reply.
-            self._pending_trigger = trigger
+            self._pending_trigger = (trigger, dict(latency_ms or {}))
             return
-        self._start_reply(trigger)
+        self._start_reply(trigger, latency_ms=latency_ms)
+
+    def _barges_in(self, event: SpeechEvent) -> bool:
+        settings = self._settings
+        if event.speech_duration_s < settings.min_interrupt_s:
+            return False
+        return meaningful_words(event.text) >= settings.min_interrupt_words
 
     def say(self, text: str) -> None:
         """Speak ``text`` as the agent (greeting, commands), after any current reply."""
@@ -291,11 +314,20 @@ class VoicePipeline:
             BARGE_INS.inc()
         self._finish(reply, reply.timeline.spoken(played), interrupted=True)
 
-    def _start_reply(self, trigger_at: float | None, fixed_text: str | None = None) -> None:
+    def _start_reply(
+        self,
+        trigger_at: float | None,
+        fixed_text: str | None = None,
+        *,
+        latency_ms: dict[str, float] | None = None,
+    ) -> None:
         if self._tg is None:
             return
         reply = _Reply(
-            "RE_" + uuid.uuid4().hex[:12], trigger_at, started_at=self._clock.monotonic()
+            "RE_" + uuid.uuid4().hex[:12],
+            trigger_at,
+            started_at=self._clock.monotonic(),
+            latency_ms=dict(latency_ms or {}),
         )
         self._reply = reply
         self._tg.start_soon(self._run_reply, reply, fixed_text, name=f"reply:{reply.id}")
@@ -327,8 +359,8 @@ class VoicePipeline:
                 captions.post(AgentCaption(reply.id, "", final=True))
                 captions.set_state("listening")
             if self._pending_trigger is not None and self._reply is None:
-                trigger, self._pending_trigger = self._pending_trigger, None
-                self._start_reply(trigger)
+                (trigger, latency), self._pending_trigger = self._pending_trigger, None
+                self._start_reply(trigger, latency_ms=latency)
 
     async def _think_and_speak(self, reply: _Reply, fixed_text: str | None) -> None:
         # One task, no hand-offs: each hop between tasks costs a trip through a busy event
@@ -396,6 +428,13 @@ class VoicePipeline:
         reply.timeline.add_audio(sentence, len(pcm) / 2 / self._audio.sample_rate)
         if "agent_added" not in reply.latency_ms and reply.trigger_at is not None:
             self._latency(reply, "agent_added", reply.trigger_at)
+            stages = ("end_of_turn", "stt_final", "agent_added")
+            if all(stage in reply.latency_ms for stage in stages):
+                # As the agent sees it: from the last speech frame it heard, so without the
+                # transport both ways and the caller's own buffering.
+                total_ms = sum(reply.latency_ms[stage] for stage in stages)
+                reply.latency_ms["voice_to_voice"] = round(total_ms, 3)
+                TURN_LATENCY.labels(stage="voice_to_voice").observe(total_ms / 1000)
 
     async def _apologise(self, reply: _Reply) -> None:
         text = self._settings.apology
@@ -431,3 +470,12 @@ class VoicePipeline:
         REPLIES.labels(outcome="interrupted" if interrupted else "complete").inc()
         if text or not interrupted:
             self._record_turn("assistant", text, None, interrupted, dict(reply.latency_ms))
+
+
+def _stt_latency(event: SpeechEvent) -> dict[str, float]:
+    """The recogniser's stages of a FINAL, observed once here (the reply carries them on)."""
+    stages = {"end_of_turn": event.end_of_turn_ms, "stt_final": event.stt_final_ms}
+    known = {stage: ms for stage, ms in stages.items() if ms is not None}
+    for stage, ms in known.items():
+        TURN_LATENCY.labels(stage=stage).observe(ms / 1000)
+    return known

@@ -57,3 +57,30 @@ def test_spoken_text_counts_only_played_audio() -> None:
     assert spoken.spoken(1.0) == first
     assert spoken.spoken(1.5) == first + " Five six"
     assert spoken.spoken(9.0) == spoken.full_text == first + " " + second
+
+
+def test_the_first_chunk_ends_at_its_first_clause() -> None:
+    chunker = SentenceChunker()
+    assert chunker.push("Of course you can, I will book that") == ["Of course you can,"]
+    # Later chunks are whole sentences again.
+    assert chunker.push(" for you, at seven. Anything") == ["I will book that for you, at seven."]
+
+
+def test_a_clause_of_fewer_words_waits_for_its_sentence() -> None:
+    text = "You said: turn on the lights. Okay."
+    assert feed(SentenceChunker(first_clause_words=3), text, step=1) == [
+        "You said: turn on the lights.",
+        "Okay.",
+    ]
+
+
+def test_the_first_chunk_is_cut_after_enough_words_without_a_boundary() -> None:
+    chunker = SentenceChunker(first_max_words=4)
+    assert chunker.push("one two three fou") == []
+    assert chunker.push("r five six") == ["one two three four"]
+    assert chunker.flush() == ["five six"]
+
+
+def test_early_first_chunks_can_be_turned_off() -> None:
+    chunker = SentenceChunker(first_clause_words=0, first_max_words=0)
+    assert chunker.push("Sure thing, " + "word " * 20) == []

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import soxr
 
-__all__ = ("RATE", "silence", "speech", "tone", "words")
+__all__ = ("RATE", "noise_burst", "silence", "speech", "tone", "words")
 
 RATE = 16_000
 
@@ -36,6 +36,14 @@ def silence(seconds: float) -> bytes:
 def tone(seconds: float, *, hz: float = 300.0, amplitude: float = 0.3) -> bytes:
     t = np.arange(int(seconds * RATE)) / RATE
     return (amplitude * 32767 * np.sin(2 * np.pi * hz * t)).astype("<i2").tobytes()
+
+
+def noise_burst(seconds: float = 0.3) -> bytes:
+    """A cough-like burst: loud noise at once, then decaying."""
+    n = int(seconds * RATE)
+    envelope = np.exp(-np.arange(n) / (0.08 * RATE))
+    noise = np.random.default_rng(7).normal(0, 0.35, n) * envelope
+    return (noise.clip(-1, 1) * 32767).astype("<i2").tobytes()
 
 
 def words(text: str) -> list[str]:

@@ -7,7 +7,7 @@ import soxr
 
 from actors import ProviderError
 from actors.providers import LocalStt, LocalTts, SpeechEvent, SpeechEventKind
-from tests.actors.providers.audio import silence, speech, tone, words
+from tests.actors.providers.audio import noise_burst, silence, speech, tone, words
 
 QUESTION = "could you tell me what time the pharmacy opens tomorrow"
 ORDER = "please turn off the lights in the kitchen"
@@ -122,3 +122,47 @@ async def test_leaving_mid_turn_releases_the_decoder(stt: LocalStt) -> None:
     # The pool has one decoder: a new turn can only be decoded if it was given back.
     events2 = await recognise(stt, speech(ORDER) + silence(0.8))
     assert SpeechEventKind.FINAL in kinds(events2)
+
+
+PIZZA = ("i would like to order a pizza with", "mushrooms and extra cheese")
+
+
+def finals(events: list[SpeechEvent]) -> list[SpeechEvent]:
+    return [e for e in events if e.kind is SpeechEventKind.FINAL]
+
+
+async def test_a_thinking_pause_after_an_unfinished_phrase_is_one_turn(stt: LocalStt) -> None:
+    first, second = PIZZA
+    audio = silence(0.3) + speech(first) + silence(0.7) + speech(second) + silence(2.5)
+    got = finals(await recognise(stt, audio))
+    assert len(got) == 1, [e.text for e in got]
+    assert overlap(f"{first} {second}", got[0].text) >= 0.8, got[0].text
+
+
+async def test_a_fixed_silence_cuts_the_same_turn_in_two() -> None:
+    fixed = LocalStt(turn_detection="silence", endpointing_ms=500, decoders=1)
+    first, second = PIZZA
+    audio = silence(0.3) + speech(first) + silence(0.7) + speech(second) + silence(1.0)
+    got = finals(await recognise(fixed, audio))
+    assert len(got) == 2, [e.text for e in got]
+
+
+async def test_a_complete_turn_ends_after_the_short_silence(stt: LocalStt) -> None:
+    # 400 ms between two complete sentences: past min_endpointing_ms (200), so two turns.
+    audio = silence(0.3) + speech(QUESTION) + silence(0.4) + speech(ORDER) + silence(0.5)
+    got = finals(await recognise(stt, audio))
+    assert len(got) == 2, [e.text for e in got]
+    assert overlap(QUESTION, got[0].text) >= 0.8, got[0].text
+    for event in got:
+        assert event.end_of_turn_ms is not None and event.end_of_turn_ms >= 0
+        assert event.stt_final_ms is not None and event.stt_final_ms >= 0
+
+
+async def test_webrtcvad_is_kept_as_a_fallback() -> None:
+    fallback = LocalStt(vad="webrtc", decoders=1)
+    got = finals(await recognise(fallback, silence(0.5) + speech(ORDER) + silence(1.0)))
+    assert len(got) == 1 and overlap(ORDER, got[0].text) >= 0.8, got
+
+
+async def test_a_noise_burst_starts_no_turn(stt: LocalStt) -> None:
+    assert await recognise(stt, silence(0.5) + noise_burst() + silence(1.0)) == []

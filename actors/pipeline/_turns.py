@@ -1,0 +1,71 @@
+"""Is the speaker done? A rule on the words so far, and what a backchannel is.
+
+End of turn: a recogniser that pauses after a short silence asks ``likely_complete`` about the
+transcript so far. A turn that ends on a word English does not end a sentence with (a
+conjunction, a preposition, an article, an auxiliary, a filler: "I'd like a pizza with …",
+"my flight was cancelled and …") is taken as unfinished, and the recogniser waits longer for
+more words; anything else ends after the short silence. The rule errs towards "complete":
+a wrong "incomplete" costs a slower answer, a wrong "complete" cuts the speaker off, and the
+words that mark an unfinished sentence are the ones people pause after to think.
+
+No turn-completion model is used: the one that exists as a wheel-shipped ONNX (smart-turn v3,
+inside ``pipecat-ai``) comes only with that framework's large dependency set.
+
+Backchannel: "uh-huh", "mm-hm", "yeah", "okay" said while the agent talks are listening noises,
+not a request to stop or a turn to answer.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ("is_backchannel", "likely_complete", "meaningful_words")
+
+_WORD = re.compile(r"[a-z']+")
+
+# Words after which an English sentence is very rarely over.
+_UNFINISHED = frozenset(
+    # coordinating and subordinating conjunctions, relative pronouns
+    "and but or nor so because if when while although though unless until since than "
+    "that which who whom whose where whether "
+    # prepositions
+    "to of in on at for with from by about into onto over under between through after "
+    "before like as around near without towards toward across against during per via "
+    # articles, determiners, possessives
+    "the a an this these those my your his her its our their some any every each "
+    # auxiliaries and modals
+    "is are was were am be been being do does did have has had can could will would "
+    "shall should may might must "
+    # subject pronouns and contractions that need a verb or an object
+    "i we they he she i'm we're they're it's there's what's let's i'd i'll "
+    # fillers
+    "um uh er erm uhm hmm mm".split()
+)
+
+_BACKCHANNEL = frozenset(
+    "uh huh uh-huh mm hmm mhm mm-hm mm-hmm hm yeah yes yep yup ok okay right sure oh ah "
+    "i see got it cool nice great alright wow".split()
+)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def likely_complete(text: str) -> bool:
+    """Whether ``text``, the transcript so far, reads like a finished turn.
+
+    Nothing heard counts as complete: there is nothing to wait for.
+    """
+    words = _words(text)
+    return not words or words[-1] not in _UNFINISHED
+
+
+def is_backchannel(text: str) -> bool:
+    """Whether ``text`` is only listening noises ("uh-huh", "yeah okay"), or nothing."""
+    return all(word in _BACKCHANNEL for word in _words(text))
+
+
+def meaningful_words(text: str) -> int:
+    """How many words of ``text`` are not backchannel noises."""
+    return sum(word not in _BACKCHANNEL for word in _words(text))

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from actors.pipeline import is_backchannel, likely_complete, meaningful_words
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i would like to order a pizza with",
+        "my flight was cancelled and",
+        "can you tell me how to get to the",
+        "i am looking for a restaurant that",
+        "what is the best way to",
+        "so um",
+        "I'm",
+    ],
+)
+def test_a_turn_ending_on_a_word_sentences_do_not_end_with_is_unfinished(text: str) -> None:
+    assert not likely_complete(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "what time does the last train leave the station",
+        "turn on the lights",
+        "yes",
+        "thank you",
+        "Could you tell me what time the pharmacy opens tomorrow?",
+        "",  # nothing heard: nothing to wait for
+    ],
+)
+def test_anything_else_reads_complete(text: str) -> None:
+    assert likely_complete(text)
+
+
+def test_backchannels_are_listening_noises() -> None:
+    assert is_backchannel("uh-huh") and is_backchannel("Mm-hmm.") and is_backchannel("yeah okay")
+    assert is_backchannel("")
+    assert not is_backchannel("stop")
+    assert not is_backchannel("yeah but wait")
+
+
+def test_meaningful_words_leave_backchannels_out() -> None:
+    assert meaningful_words("yeah okay") == 0
+    assert meaningful_words("okay wait a second") == 3
