@@ -4,6 +4,8 @@ voice-supervisor run [--config PATH] [--playground]   run the daemon until SIGTE
 voice-supervisor check-config PATH             validate a config file (exit 2 on errors)
 voice-supervisor sessions [--config PATH] [--json]
 voice-supervisor messages CONVERSATION_ID [--config PATH] [--json]
+voice-supervisor dead-letters [--config PATH] [--json]      list every outbox's dead letters
+voice-supervisor dead-letters replay [ID ...] [--config PATH]   put them back (all without ids)
 voice-supervisor backend --db PATH --port N [--host H] [--token T]   serve the reference backend
 """
 
@@ -13,6 +15,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,13 @@ from typing import Any
 import anyio
 
 from actors import ConfigError
-from actors.persistence import EmbeddedStore, run_backend
+from actors.persistence import (
+    DeadLetter,
+    EmbeddedStore,
+    read_dead_letters,
+    replay_dead_letters,
+    run_backend,
+)
 from actors.room import dispose_rtc
 from supervisor._config import Config, load_config
 from supervisor._daemon import Daemon
@@ -58,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     messages.add_argument("conversation_id")
     with_config(messages)
     messages.add_argument("--json", action="store_true", help="print JSON")
+    dead = sub.add_parser("dead-letters", help="list the outboxes' dead letters, or replay them")
+    with_config(dead)
+    dead.add_argument("--json", action="store_true", help="print JSON")
+    dead_sub = dead.add_subparsers(dest="dead_letters_command")
+    replay = dead_sub.add_parser("replay", help="put dead letters back in their outbox")
+    replay.add_argument("ids", nargs="*", metavar="ID", help="event ids (default: all of them)")
+    # SUPPRESS: a --config given before "replay" is not reset by this parser's default.
+    replay.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config.toml")
     backend = sub.add_parser("backend", help="serve the reference backend over a SQLite file")
     backend.add_argument("--db", type=Path, required=True, help="SQLite file (created if new)")
     backend.add_argument("--port", type=int, required=True, help="TCP port (0: any free port)")
@@ -90,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return _print_sessions(_load(args.config), as_json=args.json)
             case "messages":
                 return _print_messages(_load(args.config), args.conversation_id, as_json=args.json)
+            case "dead-letters":
+                if args.dead_letters_command == "replay":
+                    return _replay_dead_letters(_load(args.config), args.ids)
+                return _print_dead_letters(_load(args.config), as_json=args.json)
             case "backend":
                 return run_backend(args.db, host=args.host, port=args.port, token=args.token)
     except ConfigError as exc:
@@ -156,6 +177,43 @@ def _print_messages(config: Config, conversation_id: str, *, as_json: bool) -> i
         flag = " [interrupted]" if m.get("interrupted") else ""
         print(f"{_when(m['ts'])}  {who}: {m['content']}{flag}")
     return 0
+
+
+def _print_dead_letters(config: Config, *, as_json: bool) -> int:
+    letters = read_dead_letters(config.persistence.data_dir)
+    if as_json:
+        print(json.dumps([_dead_letter_json(d) for d in letters], indent=2))
+        return 0
+    if not letters:
+        print(f"no dead letters in {config.persistence.data_dir}")
+        return 0
+    print(f"{'failed (UTC)':<20} {'status':>6}  {'outbox':<26} {'id':<35} {'type':<24} reason")
+    for d in letters:
+        status = "-" if d.status is None else str(d.status)
+        print(
+            f"{_when(d.failed_at):<20} {status:>6}  {d.outbox:<26} {d.id:<35} {d.type:<24} "
+            f"{d.reason}"
+        )
+    return 0
+
+
+def _dead_letter_json(letter: DeadLetter) -> dict[str, Any]:
+    out = {key: value for key, value in asdict(letter).items() if key != "body"}
+    try:
+        out["event"] = json.loads(letter.body)
+    except ValueError:
+        out["event"] = letter.body
+    return out
+
+
+def _replay_dead_letters(config: Config, ids: list[str]) -> int:
+    replayed, missing = replay_dead_letters(
+        config.persistence.data_dir, ids or None, datetime.now(UTC).timestamp()
+    )
+    print(f"replayed {replayed} dead letter{'' if replayed == 1 else 's'}")
+    for event_id in sorted(missing):
+        print(f"no dead letter with id {event_id}", file=sys.stderr)
+    return 1 if missing else 0
 
 
 def _when(ts: Any) -> str:

@@ -369,7 +369,23 @@ class Daemon:
             redis_ok, details["redis"] = self.coordination.health()
             if not redis_ok and "reason" not in details:
                 details["reason"] = "Redis unreachable; no new rooms are taken"
-        return (not self.draining and waiting == 0 and redis_ok), details
+        refusing = self._outbox_refusals()
+        if refusing:
+            details["outbox"] = refusing
+            details.setdefault("reason", next(iter(refusing.values())))
+        return (not self.draining and waiting == 0 and redis_ok and not refusing), details
+
+    def _outbox_refusals(self) -> dict[str, str]:
+        """Outboxes that refuse events now (outbox_max_mb reached, disk full), by outbox name:
+        this process's, and each worker's as its last pong said."""
+        refusing: dict[str, str] = {}
+        persistence = self.persistence
+        if persistence is not None and persistence.refusal is not None and not self.draining:
+            refusing[self.config.persistence.outbox_name] = persistence.refusal
+        for worker in () if self.pool is None else self.pool.workers:
+            if worker.outbox_refusal is not None:
+                refusing[f"worker-{worker.worker_id}"] = worker.outbox_refusal
+        return refusing
 
 
 async def open_providers(config: Config) -> Providers:

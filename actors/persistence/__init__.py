@@ -5,6 +5,7 @@ the backend client, and the reference backend serving the contract (docs/backend
 from __future__ import annotations
 
 from actors.persistence._actor import PersistenceActor
+from actors.persistence._dead_letters import DeadLetter, read_dead_letters, replay_dead_letters
 from actors.persistence._errors import (
     BackendUnavailable,
     EventRejected,
@@ -16,12 +17,15 @@ from actors.persistence._store import EmbeddedStore
 
 __all__ = (
     "BackendUnavailable",
+    "DeadLetter",
     "EmbeddedStore",
     "EventRejected",
     "OutboxLockedError",
     "PersistenceActor",
     "PersistenceSettings",
     "build_backend_app",
+    "read_dead_letters",
+    "replay_dead_letters",
     "run_backend",
     "serve_backend",
 )

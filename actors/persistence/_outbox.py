@@ -88,6 +88,7 @@ class OutboxRow:
     seq: int
     id: str
     body: str
+    conversation_id: str = ""
 
 
 class Outbox:
@@ -220,10 +221,10 @@ class Outbox:
                 ((e.id, e.conversation_id, str(e.type), now, body) for e, body in rows),
             )
         except Exception as exc:
+            if _is_storage_fault(exc):
+                raise  # SQLite may have rolled back the whole transaction (SQLITE_FULL does)
             db.execute("ROLLBACK TO part")
             db.execute("RELEASE part")
-            if _is_storage_fault(exc):
-                raise
             if len(rows) == 1:
                 reason = f"cannot be stored in the outbox: {type(exc).__name__}"
                 dead.append(_dead_row(rows[0][0], now, reason))
@@ -308,8 +309,9 @@ class Outbox:
         rows: list[OutboxRow] = []
         size = 0
         # Iterating the cursor fetches lazily, so one huge event does not pull in its followers.
-        for seq, event_id, body, enqueued_at in self._db.execute(
-            "SELECT seq, id, body, enqueued_at FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+        for seq, event_id, body, enqueued_at, conversation_id in self._db.execute(
+            "SELECT seq, id, body, enqueued_at, conversation_id FROM outbox WHERE seq > ?"
+            " ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ):
             size += len(body) + 1
@@ -317,7 +319,7 @@ class Outbox:
                 break
             if not rows:
                 self.oldest_enqueued_at = enqueued_at
-            rows.append(OutboxRow(seq, event_id, body))
+            rows.append(OutboxRow(seq, event_id, body, conversation_id))
         return rows
 
     def pending_turns(self, conversation_id: str, limit: int) -> list[dict[str, Any]]:

@@ -14,18 +14,20 @@ never holds up, or takes down, its neighbours.
 Retryable failures get a bounded life too: an event has ``max_attempts`` failed attempts, or
 ``max_failing_s`` from its first failure. A batch that outlives one of its events is bisected
 the same way until the event that keeps failing stands alone. That event goes to the dead
-letters only if the backend takes other events meanwhile (the events around it, or the next
-ones, sent as a probe), so the outbox head moves on. If the backend takes nothing at all (an
-outage, a wrong token) the fault is not the event's: nothing is dead-lettered, and every event
-starts a new life.
+letters only when it fails again right after the backend took other events (a half of its
+batch, or a probe: the next waiting events, of other conversations when there are some, so
+nothing overtakes an event of its own conversation), so the outbox head moves on. If the
+backend takes nothing at all (an outage, a wrong token) the fault is not the event's: nothing
+is dead-lettered, and every event starts a new life.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar, TypeVarTuple
 
@@ -75,7 +77,8 @@ class _Life:
 
     failures: int
     since: float  # monotonic time of its first failure
-    answers_then: int  # the backend's answers (2xx or a final 4xx) at its first failure
+    answers_then: int  # the backend's answers (2xx or a final 4xx) at its last failure
+    answered_between: bool = False  # the backend answered others between its last two failures
 
 
 class Shipper:
@@ -130,7 +133,8 @@ class Shipper:
             if not rows:
                 return False
         before = self._cursor
-        self._cursor = rows[-1].seq
+        # max: a probe may have shipped rows past these (see _probe).
+        self._cursor = max(self._cursor, rows[-1].seq)
         self._ahead_read = anyio.Event()
         try:
             async with anyio.create_task_group() as tg:
@@ -207,46 +211,40 @@ class Shipper:
             await self._clock.sleep(wait_s)
             return
         row = part[0]
-        takes_others = await self._backend_takes_others(row, parts)
-        if takes_others:
-            life = self._lives.pop(row.seq, None)
-            failures = 0 if life is None else life.failures
-            failing_s = 0.0 if life is None else self._clock.monotonic() - life.since
+        life = self._lives.get(row.seq)
+        if life is not None and life.answered_between:
+            # It failed alone right after the backend took other events: the fault is its own.
+            self._lives.pop(row.seq)
+            failing_s = self._clock.monotonic() - life.since
             reason = (
-                f"failed {failures} attempts over {failing_s:.1f} s while the backend took"
+                f"failed {life.failures} attempts over {failing_s:.1f} s while the backend took"
                 f" other events; last: {exc}"
             )
             await self._dead_letter(row, exc.status, reason, "exhausted")
             return
-        if takes_others is not None:
+        took_others = await self._probe(row, parts)
+        parts.appendleft(part)
+        if took_others:
+            return  # one more attempt of the event tells whether the fault is its own
+        if took_others is not None:
             # The backend takes nothing: the fault is not this event's. A new life for all.
             self._lives.clear()
         # Else nothing else is waiting to compare with: try it again, then look again.
-        parts.appendleft(part)
         wait_s = self._backoff_s()
         self._note_retry(exc, wait_s, "backend batch failed; retrying")
         await self._clock.sleep(wait_s)
 
-    async def _backend_takes_others(
-        self, row: OutboxRow, parts: deque[list[OutboxRow]]
-    ) -> bool | None:
-        """Whether the backend takes events other than ``row``, which keeps failing: True when
-        it answered others since ``row`` began failing, or takes a probe (the events after
-        ``row``, which are then shipped); False when the probe fails too; None when no other
-        event is waiting."""
-        life = self._lives.get(row.seq)
-        if life is not None and self._answers > life.answers_then:
-            return True
-        from_ahead = not parts
-        if from_ahead:
-            await self._ahead_read.wait()
-            if not self._ahead:
-                self._ahead = await self._read()
-            probe = self._ahead
-        else:
-            probe = parts[0]
-        if not probe:
+    async def _probe(self, row: OutboxRow, parts: deque[list[OutboxRow]]) -> bool | None:
+        """Send the events waiting after ``row`` (which keeps failing; it is not in ``parts``)
+        once: True when the backend answered (they are shipped unless refused), False when it
+        failed too, None when nothing else is waiting."""
+        await self._ahead_read.wait()
+        if not self._ahead:
+            self._ahead = await self._read()
+        runs = self._probe_runs(row.conversation_id, itertools.chain(*parts, self._ahead))
+        if not runs:
             return None
+        probe = [r for run in runs for r in run]
         body, ids = _request(probe)
         try:
             await self._post(probe, body, ids)
@@ -254,13 +252,45 @@ class Shipper:
             return False
         except BackendRejected:
             return True  # it judges events, so it is up; the probe's refusal is handled in turn
-        # Shipped: these events overtake ``row``, which is about to be dead-lettered.
-        if from_ahead:
-            self._cursor, self._ahead = probe[-1].seq, []
-        else:
-            parts.popleft()
-        self._acknowledge(probe)
+        shipped = {r.seq for r in probe}
+        remaining = [[r for r in p if r.seq not in shipped] for p in parts]
+        parts.clear()
+        parts.extend(p for p in remaining if p)
+        self._ahead = [r for r in self._ahead if r.seq not in shipped]
+        self._cursor = max(self._cursor, probe[-1].seq)
+        for run in runs:
+            self._acknowledge(run)
         return True
+
+    def _probe_runs(
+        self, conversation_id: str, waiting: Iterable[OutboxRow]
+    ) -> list[list[OutboxRow]]:
+        """The probe: the first waiting events of other conversations (each conversation's
+        earliest, so none overtakes one of its own), or, with none, of the failing event's own;
+        as runs of neighbours, each deleted as one range once shipped."""
+        candidates = list(waiting)
+        for select in (lambda r: r.conversation_id != conversation_id, lambda _r: True):
+            runs: list[list[OutboxRow]] = []
+            run: list[OutboxRow] = []
+            count = size = 0
+            for candidate in candidates:
+                if not select(candidate):
+                    if run:
+                        runs.append(run)
+                        run = []
+                    continue
+                size += len(candidate.body) + 1
+                if count >= self._settings.batch_max or (
+                    count and size > self._settings.request_max_kb * 1024
+                ):
+                    break
+                run.append(candidate)
+                count += 1
+            if run:
+                runs.append(run)
+            if runs:
+                return runs
+        return []
 
     async def _send(self, part: list[OutboxRow]) -> None:
         body, ids = _request(part)
@@ -283,13 +313,15 @@ class Shipper:
             await self._client.post_batch(body, ids)
         except BackendUnavailable:
             self._streak += 1
-            now = self._clock.monotonic()
+            now, answers = self._clock.monotonic(), self._answers
             for row in part:
                 life = self._lives.get(row.seq)
                 if life is None:
-                    self._lives[row.seq] = _Life(1, now, self._answers)
+                    self._lives[row.seq] = _Life(1, now, answers)
                 else:
                     life.failures += 1
+                    life.answered_between = answers > life.answers_then
+                    life.answers_then = answers
             raise
         except BackendRejected:
             self._streak, self._answers = 0, self._answers + 1

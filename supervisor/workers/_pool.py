@@ -75,6 +75,7 @@ class Worker:
     rooms: dict[str, RoomWaiter] = field(default_factory=dict)
     rss_mb: float = 0.0
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    outbox_refusal: str | None = None  # from its last pong: why its outbox refuses events
     last_pong: float = 0.0
     restarts: int = 0
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
@@ -204,6 +205,7 @@ class WorkerPool:
                     "worker failed", extra={"worker": worker.worker_id, "error": type(exc).__name__}
                 )
             worker.ready = False
+            worker.outbox_refusal = None  # its next incarnation reports afresh
             worker.fail_rooms("worker exited")
             self._notify()
             if self._closing:
@@ -266,8 +268,9 @@ class WorkerPool:
                     if waiter is not None:
                         waiter.error, waiter.phase = error, phase
                         waiter.ended.set()
-                case Pong(rooms=_, rss_mb=rss_mb, metrics=metrics):
+                case Pong(rooms=_, rss_mb=rss_mb, metrics=metrics, outbox_refusal=refusal):
                     worker.rss_mb, worker.metrics = rss_mb, metrics
+                    worker.outbox_refusal = refusal
                     worker.last_pong = self._clock.monotonic()
                 case _:
                     logger.error(

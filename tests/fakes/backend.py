@@ -6,6 +6,8 @@ port) in the test's event loop, wrapped in a middleware that can:
 - answer batch requests with scripted faults (``fail(Fault(...))``): an error status, a
   ``Retry-After``, a delay before answering (a slow backend), or a delay and then the real answer;
 - refuse any batch holding given ids with a 400 that names no event (``reject_ids``);
+- fail any batch holding given ids, every time, with a fault's status and ``Retry-After``
+  (``fail_ids``: an event the backend can never store, a poison event);
 - go down and come back up on the same port (``down()``/``up()``: connections are refused);
 - record every request and response (``captured``) and every event id on the wire
   (``received``), and let a test wait for a number of requests (``wait_requests``).
@@ -74,6 +76,7 @@ class FaultyBackend:
     port: int = 0
     faults: deque[Fault] = field(default_factory=deque)
     reject_ids: set[str] = field(default_factory=set)
+    fail_ids: dict[str, Fault] = field(default_factory=dict)
     received: Counter[str] = field(default_factory=Counter)
     captured: list[Captured] = field(default_factory=list)
     _runner: web.AppRunner | None = None
@@ -157,13 +160,20 @@ class FaultyBackend:
             if fault.delay_s:
                 await anyio.sleep(fault.delay_s)  # the fault itself: a slow backend
             if not fault.pass_through:
-                headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
-                return web.json_response(
-                    {"error": f"injected {fault.status}"}, status=fault.status, headers=headers
-                )
+                return _fault_response(fault)
         if self.reject_ids.intersection(ids):
             return web.json_response({"error": "injected refusal naming no event"}, status=400)
+        poison = next((self.fail_ids[i] for i in ids if i in self.fail_ids), None)
+        if poison is not None:
+            return _fault_response(poison)
         return await handler(request)
+
+
+def _fault_response(fault: Fault) -> web.Response:
+    headers = {} if fault.retry_after is None else {"Retry-After": fault.retry_after}
+    return web.json_response(
+        {"error": f"injected {fault.status}"}, status=fault.status, headers=headers
+    )
 
 
 def _ids(body: bytes) -> list[str]:
