@@ -2,6 +2,7 @@
 
 voice-supervisor run [--config PATH] [--playground]   run the daemon until SIGTERM/SIGINT
 voice-supervisor check-config PATH             validate a config file (exit 2 on errors)
+voice-supervisor check-providers [--config PATH]   one tiny real request to each provider
 voice-supervisor sessions [--config PATH] [--json]
 voice-supervisor messages CONVERSATION_ID [--config PATH] [--json]
 voice-supervisor dead-letters [--config PATH] [--json]      list every outbox's dead letters
@@ -60,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("path", type=Path)
     sub.add_parser("config-docs", help="print the configuration reference (Markdown)")
+    providers = sub.add_parser(
+        "check-providers", help="one tiny real request to each configured provider"
+    )
+    with_config(providers)
     sessions = sub.add_parser("sessions", help="list stored session summaries")
     with_config(sessions)
     sessions.add_argument("--json", action="store_true", help="print JSON")
@@ -96,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 load_config(args.path)
                 print(f"{args.path}: OK")
                 return 0
+            case "check-providers":
+                from supervisor._check_providers import run_check_providers
+
+                return run_check_providers(_load(args.config), sys.stdout)
             case "run":
                 overrides = {"playground": {"enabled": True}} if args.playground else None
                 config = load_config(_path(args.config), overrides=overrides)
