@@ -14,7 +14,8 @@ sockets idle for 5 minutes; the pool notices on the next send and opens a new on
 
 One context per sentence (``continue: false``), not one per turn with continuations: the
 ``TtsProvider`` seam takes a sentence at a time, and through the fake the first chunk of a
-pooled socket's context comes as fast either way (see bench/providers.py).
+pooled socket's context came as fast either way (bench/providers.py: a median 1.5 ms per
+sentence, 1.6 ms as a continuation); what a real context costs at Cartesia is not measured.
 """
 
 from __future__ import annotations
