@@ -78,7 +78,10 @@ class PersistenceActor:
         self._clock = clock
         self._batch_max = settings.batch_max
         self._queue_max = settings.queue_max
-        self._queue: deque[tuple[Event, str]] = deque()  # events and their contract JSON
+        self._queue: deque[Event] = deque()
+        # Their contract JSON, side by side rather than in pairs: a pair per event would be one
+        # more object for the garbage collector to track, on the hot path.
+        self._bodies: deque[str] = deque()
         self._queue_since: float | None = None
         self._has_events = anyio.Event()
         self._batch_ready = anyio.Event()
@@ -138,7 +141,8 @@ class PersistenceActor:
         if size == 0:
             self._queue_since = self._clock.monotonic()
             self._has_events.set()
-        queue.append((event, body))
+        queue.append(event)
+        self._bodies.append(body)
         self._emitted += 1
         if size + 1 == self._batch_max:
             self._batch_ready.set()
@@ -338,23 +342,24 @@ class PersistenceActor:
 
     async def _commit_next(self) -> float | None:
         """Commit the queue's head; None when done, else how long to wait before retrying."""
-        queue = self._queue
-        batch = [queue.popleft() for _ in range(min(len(queue), self._batch_max))]
-        events = [event for event, _ in batch]
+        queue, bodies = self._queue, self._bodies
+        count = min(len(queue), self._batch_max)
+        batch = [queue.popleft() for _ in range(count)]
+        batch_bodies = [bodies.popleft() for _ in range(count)]
         self._committing = len(batch)
         try:
             # Shielded so a commit that happened is always counted (the thread finishes anyway).
             with anyio.CancelScope(shield=True):
                 outbox = self._outbox
                 if outbox is not None:
-                    bodies = [body for _, body in batch]
                     now = self._clock.now()
-                    dropped = await self._thread.run(outbox.append, events, now, bodies)
+                    dropped = await self._thread.run(outbox.append, batch, now, batch_bodies)
                 else:
-                    dropped = await self._thread.run(self._store.apply_or_drop, events)
+                    dropped = await self._thread.run(self._store.apply_or_drop, batch)
         except Exception as exc:
             # The database's fault, not an event's (the outbox and the store set those aside).
             queue.extendleft(reversed(batch))
+            bodies.extendleft(reversed(batch_bodies))
             return self._gate.storage_failed(exc, len(batch))
         finally:
             self._committing = 0
