@@ -114,6 +114,53 @@ async def test_deepgram_openai_and_cartesia_through_their_sdks(
         spoken = " ".join(r.get("transcript", "") for r in cartesia_fake.requests)
         assert "Sure, a table for two." in spoken
         assert deepgram_fake.audio_bytes > 16_000
+        # Deepgram sent the turn as several final segments, as the service does.
+        segments = [
+            m
+            for m in deepgram_fake.sent
+            if m["type"] == "Results" and m["is_final"] and m["channel"]["alternatives"][0]["words"]
+        ]
+        assert len(segments) >= 2
+
+
+async def test_a_strict_server_behind_a_greeting_through_compat_strict(
+    deepgram_fake: DeepgramFake,
+    openai_fake: OpenAiFake,
+    cartesia_fake: CartesiaFake,
+    livekit_server: LiveKitServer,
+    lkapi: api.LiveKitAPI,
+    webhook_port: int,
+    tmp_path: Path,
+) -> None:
+    # A Mistral template on vLLM behind a gateway: no ``name``, roles strictly alternating,
+    # while the room's history starts with the agent's greeting.
+    openai_fake.refuse_name = openai_fake.strict_roles = True
+    deepgram_fake.transcripts.append("what are your opening hours")
+    openai_fake.replies.append("We open at nine.")
+    sections = vendor_sections(deepgram_fake, openai_fake, cartesia_fake)
+    sections["llm"] |= {"compat": "strict", "greeting": "Welcome to the bistro."}
+    async with run_daemon(sections, livekit_server, webhook_port, tmp_path / "data") as (
+        daemon,
+        store,
+    ):
+        await open_room(lkapi, daemon, "strict")
+        async with caller(livekit_server, "strict", "uma") as uma:
+            await uma.wait_for(
+                lambda: "Welcome to the bistro." in uma.finals(AGENT),
+                deadline_s=10,
+                what="greeting",
+            )
+            await uma.say(tone(0.8), 48_000)
+            await uma.wait_for(
+                lambda: "We open at nine." in uma.finals(AGENT),
+                deadline_s=15,
+                what="answer from the strict server",
+            )
+    assert openai_fake.refusals == []
+    messages = openai_fake.requests[-1]["messages"]
+    assert [m["role"] for m in messages] == ["system", "user"]
+    assert "Welcome to the bistro." in messages[0]["content"]
+    assert messages[1]["content"] == "uma: what are your opening hours"
 
 
 async def test_a_failing_llm_gets_an_apology_and_the_room_keeps_working(
