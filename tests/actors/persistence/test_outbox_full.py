@@ -4,6 +4,7 @@ setting, and the events already taken arrive once there is room again."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -144,11 +145,12 @@ async def test_a_full_disk_refuses_events_retries_with_backoff_and_logs_once(
 
 async def test_readyz_reports_a_workers_full_outbox_from_its_pong(tmp_path: Path) -> None:
     reason = "cannot emit an event: the outbox holds [persistence] outbox_max_mb ..."
-    pong = decode(encode(Pong(7, 2, 100.0, [], reason)))
+    line = {"v": 1, "type": "pong", "seq": 7, "rooms": 2, "rss_mb": 100.0, "metrics": []}
+    pong = decode(json.dumps({**line, "outbox_refusal": reason}).encode())
     assert isinstance(pong, Pong) and pong.outbox_refusal == reason
-    assert decode(b'{"v": 1, "type": "pong", "seq": 1, "rooms": 0, "rss_mb": 1.0}') == Pong(
-        1, 0, 1.0
-    )
+    assert decode(encode(pong)) == pong
+    healthy = decode(json.dumps(line).encode())  # a pong without it: nothing refused
+    assert isinstance(healthy, Pong) and healthy.outbox_refusal is None
     config = parse_config({"supervisor": {"workers": 2}}, environ={})
     daemon = Daemon(config)
     pool = WorkerPool(config)
