@@ -203,10 +203,14 @@ class Shipper:
         if len(part) > 1:
             mid = len(part) // 2
             parts.extendleft((part[mid:], part[:mid]))
-            # The backend did answer; only its Retry-After, if any, asks for a longer pause.
-            wait_s = self._settings.retry_initial_s
+            # A backend that answered is up: the halves go soon, unless its Retry-After asks
+            # for longer. No answer (a timeout, a refused connection) may be an outage: back off.
             if exc.retry_after is not None:
                 wait_s = self._retry_after_s(exc.retry_after)
+            elif exc.status is not None:
+                wait_s = self._settings.retry_initial_s
+            else:
+                wait_s = self._backoff_s()
             self._note_retry(exc, wait_s, "backend keeps failing a batch; halving it")
             await self._clock.sleep(wait_s)
             return
