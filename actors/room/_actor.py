@@ -129,6 +129,7 @@ class RoomActor:
         self.conversation_id = ""
         self.started_at = 0.0
         self.stop_reason = ""
+        self._refused_events = 0
         self._inbox_send, self._inbox = anyio.create_memory_object_stream[RoomMessage](
             settings.inbox_size
         )
@@ -485,7 +486,13 @@ class RoomActor:
         try:
             self._persistence.emit(event)
         except OutboxFullError:
-            logger.error("persistence refused an event", extra=self._log_extra())
+            self._refused_events += 1
+            # Once per power of two: the persistence actor reports the cause itself.
+            if self._refused_events & (self._refused_events - 1) == 0:
+                logger.error(
+                    "persistence refused events",
+                    extra={**self._log_extra(), "refused": self._refused_events},
+                )
 
     def _log_extra(self) -> dict[str, Any]:
         return {

@@ -132,6 +132,14 @@ class SessionInfo:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
+def _encodes(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, TypeError):
+        return False
+    return True
+
+
 def parse_room_metadata(text: str) -> SessionInfo:
     """Parse the room's metadata JSON; anything invalid is logged and ignored, never fatal."""
     if not text.strip():
@@ -143,6 +151,10 @@ def parse_room_metadata(text: str) -> SessionInfo:
         return SessionInfo(conversation_id=None, user_id=None)
     if not isinstance(raw, dict):
         logger.warning("room metadata is JSON but not an object; ignoring it")
+        return SessionInfo(conversation_id=None, user_id=None)
+    if not _encodes(raw):
+        # A lone surrogate ("\ud800") parses but cannot be stored: every event would be refused.
+        logger.warning("room metadata holds text that is not valid Unicode; ignoring it")
         return SessionInfo(conversation_id=None, user_id=None)
 
     def text_field(key: str) -> str | None:
