@@ -240,9 +240,7 @@ async def test_barge_in_records_only_what_was_played() -> None:
     assert reply["content"] == "You said: one."
 
 
-async def test_metadata_that_cannot_be_stored_is_ignored_and_the_backend_names_the_conversation() -> (
-    None
-):
+async def test_unstorable_metadata_is_ignored_and_the_backend_names_the_conversation() -> None:
     async with running(metadata={"conversation_id": "\ud800"}, voice=False) as rig:
         joined = rig.store.of(EventType.AGENT_JOINED)
     assert joined[0]["metadata"] == {} and rig.store.events[0].conversation_id == "c-from-backend"
