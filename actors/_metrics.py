@@ -16,8 +16,10 @@ _LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 TURN_LATENCY = Histogram(
     "voice_supervisor_turn_latency_seconds",
-    "Latency of a reply by stage: llm_first_token, tts_first_audio, agent_added (final "
-    "transcript to first audio frame captured).",
+    "Latency of a reply by stage: end_of_turn (last speech heard to the recogniser's "
+    "end-of-turn decision), stt_final (that decision to the final transcript), llm_first_token, "
+    "tts_first_audio, agent_added (final transcript to first audio frame captured), "
+    "voice_to_voice (last speech heard to first audio frame captured).",
     ["stage"],
     buckets=_LATENCY_BUCKETS,
 )

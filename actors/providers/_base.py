@@ -48,7 +48,8 @@ class SpeechEvent:
     Attributes:
         kind: what happened.
         text: the transcript (INTERIM/FINAL), else "".
-        speech_duration_s: for START_OF_SPEECH/INTERIM, how long the speaker has been talking.
+        speech_duration_s: for START_OF_SPEECH/INTERIM (and FINAL where known, else 0), how
+            long the speaker has been talking.
         end_of_turn_ms: for FINAL, when the recogniser knows it: from the last speech heard to
             its decision that the turn was over (the silence it waited).
         stt_final_ms: for FINAL, when known: from that decision to the final transcript.

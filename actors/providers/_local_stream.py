@@ -48,6 +48,7 @@ class Probe:
 class End:
     decided_at: float  # time.monotonic() when the turn was judged over
     end_of_turn_s: float  # from the last speech frame to that decision
+    voiced_s: float  # how much of the turn the VAD called speech
 
 
 Item = bytes | Begin | Probe | End
@@ -72,12 +73,15 @@ class Tuning:
 
 
 class Verdict:
-    """The decode task's answer to the stream's latest probe."""
+    """The decode task's answer to the stream's latest probe, and how much of the current turn
+    the VAD called speech (INTERIMs report it: barge-in is judged on voice, not on the silence
+    a turn trails)."""
 
     def __init__(self) -> None:
         self.probe = -1
         self.complete = False
         self.ready = anyio.Event()
+        self.voiced_s = 0.0
 
     def reset(self, probe: int) -> None:
         self.probe, self.complete, self.ready = probe, False, anyio.Event()
@@ -202,7 +206,7 @@ class LocalStream:
         since = now - self._last_speech_at if self._last_speech_at else 0.0
         self._state = _State.IDLE
         self._probing = False
-        self._forward(End(now, since))
+        self._forward(End(now, since, self._verdict.voiced_s))
 
     async def _on_frame(self, frame: bytes, speech: bool) -> None:
         """Advance the VAD state machine by one frame, queueing audio for the decoder."""
@@ -237,6 +241,7 @@ class LocalStream:
             return
         if self._speech_frames >= self._min_speech:
             self._state = _State.SPEAKING
+            self._verdict.voiced_s = self._speech_frames * self._frame_s
             await self._events_send.send(
                 SpeechEvent(
                     SpeechEventKind.START_OF_SPEECH, "", self._speech_frames * self._frame_s
@@ -264,6 +269,7 @@ class LocalStream:
         self._turn_frames += 1
         self._forward(frame)
         if speech:
+            self._verdict.voiced_s += self._frame_s
             self._silence_frames = 0
             self._probing = False
             return

@@ -89,8 +89,9 @@ class SttSettings(Settings):
     max_utterance_s: float = Field(default=30.0, gt=1, le=300)
     """Local: an utterance longer than this is cut and finalised (bounds memory and latency)."""
 
-    interim_interval_s: float = Field(default=0.5, ge=0, le=10)
-    """Local: least time between two INTERIM transcripts; 0 turns interims off."""
+    interim_interval_s: float = Field(default=0.3, ge=0, le=10)
+    """Local: least time between two INTERIM transcripts; 0 turns interims off. Barge-in is
+    judged at each INTERIM, so this bounds how late the agent notices a real interruption."""
 
     local_decoders: int = Field(default=2, ge=1, le=64)
     """Local: pocketsphinx decoders kept per process (~95 MB each); more speakers at once wait."""

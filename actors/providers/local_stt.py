@@ -63,7 +63,7 @@ class LocalStt:
         min_endpointing_ms: silence that ends a turn that reads complete.
         max_endpointing_ms: silence that ends a turn that reads unfinished.
         max_utterance_s: longer utterances are cut and finalised.
-        interim_interval_s: speech between INTERIM transcripts (0 = none).
+        interim_interval_s: audio between INTERIM transcripts (0 = none).
         decoders: most decoders alive at once (concurrent utterances beyond it wait).
 
     Raises:
@@ -85,7 +85,7 @@ class LocalStt:
         min_endpointing_ms: int = 200,
         max_endpointing_ms: int = 2000,
         max_utterance_s: float = 30.0,
-        interim_interval_s: float = 0.5,
+        interim_interval_s: float = 0.3,
         decoders: int = 2,
     ) -> None:
         self._language = language
@@ -187,7 +187,7 @@ class LocalStt:
                             if partial and partial != last_interim:
                                 last_interim = partial
                                 await events.send(
-                                    SpeechEvent(SpeechEventKind.INTERIM, partial, speech_s)
+                                    SpeechEvent(SpeechEventKind.INTERIM, partial, verdict.voiced_s)
                                 )
                         case Begin(preroll_frames=preroll):
                             decoder = await self._pool.acquire()
@@ -226,6 +226,7 @@ def _final(text: str, end: End) -> SpeechEvent:
     return SpeechEvent(
         SpeechEventKind.FINAL,
         text,
+        end.voiced_s,
         end_of_turn_ms=round(end.end_of_turn_s * 1000, 1),
         stt_final_ms=round((time.monotonic() - end.decided_at) * 1000, 1),
     )

@@ -44,14 +44,16 @@ class VoiceSettings(Settings):
     enabled: bool = True
     """Run the voice pipeline (listen, think, speak). Off: the agent only tracks the room."""
 
-    min_interrupt_s: float = Field(default=0.4, ge=0, le=10)
-    """A participant must speak this long while the agent speaks to interrupt it (barge-in)."""
+    min_interrupt_s: float = Field(default=0.6, ge=0, le=10)
+    """A participant must speak this long while the agent speaks to interrupt it (barge-in):
+    speech as the VAD hears it, pauses not counted. Shorter speech over the agent ("uh-huh",
+    "okay", a cough: about 0.2–0.5 s of voice) is a listening noise, not a turn to answer."""
 
     min_interrupt_words: int = Field(default=1, ge=0, le=20)
     """Words the recogniser must have heard in that speech, backchannels ("uh-huh", "mm-hm",
     "yeah", "okay") not counted, before it interrupts the agent: a cough, a VAD blip or a
     listening noise does not. 0: any speech of ``min_interrupt_s`` interrupts. A backchannel
-    said over the agent is not taken as a turn either."""
+    said over the agent is not taken as a turn either, however long."""
 
     audio_in_frame_ms: int = Field(default=40, ge=10, le=100)
     """Size of the audio frames read from each participant (larger = fewer events per second)."""

@@ -255,7 +255,7 @@ class VoicePipeline:
         segment = self._segments.setdefault(identity, "SG_" + uuid.uuid4().hex[:12])
         if final:
             del self._segments[identity]
-            if self._reply is not None and is_backchannel(event.text):
+            if self._reply is not None and self._listening_noise(event):
                 # "Uh-huh" over the agent: the caller is listening, not asking for an answer.
                 logger.debug("backchannel", extra={"pii.text": event.text})
             else:
@@ -285,6 +285,12 @@ class VoicePipeline:
             self._pending_trigger = (trigger, dict(latency_ms or {}))
             return
         self._start_reply(trigger, latency_ms=latency_ms)
+
+    def _listening_noise(self, event: SpeechEvent) -> bool:
+        """A FINAL said over the agent that did not interrupt it: a backchannel, or speech too
+        short to be one (a recogniser turns "mm-hm" into "and", "uh-huh" into "ahead")."""
+        short = 0 < event.speech_duration_s < self._settings.min_interrupt_s
+        return short or is_backchannel(event.text)
 
     def _barges_in(self, event: SpeechEvent) -> bool:
         settings = self._settings
