@@ -209,7 +209,8 @@ class DeepgramStt:
                 _EVENT_BUFFER
             )
             stream = _DeepgramStream(socket, events_send, events_receive, self._keepalive_s)
-            async with task_group() as tg, events_receive:
+            # Both ends closed here too: a reader cancelled before it ran never closes its end.
+            async with task_group() as tg, events_receive, events_send:
                 tg.start_soon(stream.read, name="stt:deepgram:read")
                 tg.start_soon(stream.keep_alive, name="stt:deepgram:keepalive")
                 try:

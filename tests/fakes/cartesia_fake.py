@@ -45,6 +45,7 @@ __all__ = ("CartesiaFake",)
 @dataclass
 class _Context:
     send: MemoryObjectSendStream[tuple[str, bool]]
+    receive: MemoryObjectReceiveStream[tuple[str, bool]]
     scope: anyio.CancelScope
 
 
@@ -151,6 +152,7 @@ class CartesiaFake:
         finally:
             for context in contexts.values():
                 context.send.close()
+                context.receive.close()  # a context cancelled before it spoke never closes it
             self._live.discard(ws)
 
     async def _idle_watch(self, ws: ServerConnection, heard: list[anyio.Event]) -> None:
@@ -173,7 +175,7 @@ class CartesiaFake:
         send, receive = anyio.create_memory_object_stream[tuple[str, bool]](64)
         scope = anyio.CancelScope()
         tg.start_soon(self._speak, socket, message, receive, scope)
-        return _Context(send, scope)
+        return _Context(send, receive, scope)
 
     async def _speak(
         self,
