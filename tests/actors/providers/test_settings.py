@@ -69,3 +69,16 @@ def test_cartesia_needs_a_cartesia_voice() -> None:
 
 def test_urls_lose_their_trailing_slash() -> None:
     assert LlmSettings(base_url="http://127.0.0.1:1/v1/").base_url == "http://127.0.0.1:1/v1"
+
+
+def test_llm_compat_is_openai_or_strict() -> None:
+    assert LlmSettings().compat == "openai"
+    assert LlmSettings(compat="strict").compat == "strict"
+    with pytest.raises(ValidationError, match="compat"):
+        LlmSettings(compat="gemma")  # type: ignore[arg-type]  # the refusal under test
+
+
+def test_retry_after_is_bounded() -> None:
+    assert LlmSettings().retry_after_max_s == 2.0
+    with pytest.raises(ValidationError, match="retry_after_max_s"):
+        LlmSettings(retry_after_max_s=-1)
