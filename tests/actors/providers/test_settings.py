@@ -75,7 +75,7 @@ def test_llm_compat_is_openai_or_strict() -> None:
     assert LlmSettings().compat == "openai"
     assert LlmSettings(compat="strict").compat == "strict"
     with pytest.raises(ValidationError, match="compat"):
-        LlmSettings(compat="gemma")  # type: ignore[arg-type]  # the refusal under test
+        LlmSettings(compat="gemma")
 
 
 def test_retry_after_is_bounded() -> None:
