@@ -18,7 +18,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from actors.providers._base import ChatMessage
 from actors.providers._settings import LlmCompat
 
-__all__ = ("chat_payload",)
+__all__ = ("chat_payload", "is_strict")
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")  # the API's pattern for a message "name"
 _NAME_MAX = 64
@@ -49,6 +49,17 @@ def chat_payload(
         else:
             payload.append({"role": "user", "content": message.content})
     return payload
+
+
+def is_strict(payload: Sequence[ChatCompletionMessageParam]) -> bool:
+    """Whether even a strict server takes ``payload``: no ``name``, and after the system
+    prompt, roles alternating from the user's."""
+    if any("name" in message for message in payload):
+        return False
+    roles = [message["role"] for message in payload]
+    while roles and roles[0] == "system":
+        roles.pop(0)
+    return all(role == ("user" if i % 2 == 0 else "assistant") for i, role in enumerate(roles))
 
 
 def _strict(messages: Sequence[ChatMessage], instructions: str) -> list[ChatCompletionMessageParam]:

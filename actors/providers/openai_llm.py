@@ -38,7 +38,7 @@ from actors._exceptions import (
     ProviderTimeoutError,
 )
 from actors.providers._base import ChatMessage
-from actors.providers._openai_payload import chat_payload
+from actors.providers._openai_payload import chat_payload, is_strict
 from actors.providers._settings import LlmCompat, LlmSettings
 
 __all__ = ("OpenAiLlm",)
@@ -57,9 +57,9 @@ _COMPAT_HINT = (
 )
 
 
-def _status_hint(exc: openai.APIStatusError, compat: LlmCompat) -> tuple[str, bool | None]:
+def _status_hint(exc: openai.APIStatusError, strict_may_help: bool) -> tuple[str, bool | None]:
     """What to tell the operator about this status, and whether it is retryable (None: the
-    status decides)."""
+    status decides). ``strict_may_help``: the request had what strict servers refuse."""
     status = exc.status_code
     if _QUOTA in (exc.code, exc.type):
         return ": the account's quota is used up (billing, or [llm] api_key)", False
@@ -67,20 +67,20 @@ def _status_hint(exc: openai.APIStatusError, compat: LlmCompat) -> tuple[str, bo
         return ": check OPENAI_API_KEY ([llm] api_key)", None
     if status == 404:
         return ": check [llm] model and [llm] base_url", None
-    if status in (400, 422) or (status == 500 and compat == "openai"):
-        return (_COMPAT_HINT if compat == "openai" else ""), None
+    if strict_may_help and status in (400, 422, 500):  # llama.cpp answers its template's 500
+        return _COMPAT_HINT, None
     return "", None
 
 
 @contextmanager
-def _vendor_errors(action: str, compat: LlmCompat = "openai") -> Iterator[None]:
+def _vendor_errors(action: str, strict_may_help: bool = False) -> Iterator[None]:
     """Translate openai-SDK and HTTP failures while trying to ``action``."""
     try:
         yield
     except (openai.APITimeoutError, httpx2.TimeoutException) as exc:
         raise ProviderTimeoutError(f"openai timed out trying to {action}", vendor=VENDOR) from exc
     except openai.APIStatusError as exc:
-        hint, retryable = _status_hint(exc, compat)
+        hint, retryable = _status_hint(exc, strict_may_help)
         raise ProviderStatusError(
             f"openai refused to {action} (HTTP {exc.status_code}){hint}",
             vendor=VENDOR,
@@ -193,7 +193,7 @@ class OpenAiLlm:
         try:
             while True:
                 chunk: ChatCompletionChunk
-                with _vendor_errors("read the completion", self._compat):
+                with _vendor_errors("read the completion"):
                     try:
                         chunk = await anext(stream)
                     except StopAsyncIteration:
@@ -221,6 +221,8 @@ class OpenAiLlm:
         self, payload: list[ChatCompletionMessageParam]
     ) -> AsyncStream[ChatCompletionChunk]:
         """Start the completion, waiting once for a short Retry-After."""
+        # A refusal of what strict servers refuse points at [llm] compat.
+        strict_may_help = self._compat == "openai" and not is_strict(payload)
         retrying = AsyncRetrying(
             retry=retry_if_exception(self._worth_waiting),
             stop=stop_after_attempt(2),
@@ -230,7 +232,7 @@ class OpenAiLlm:
             reraise=True,
         )
         async for attempt in retrying:
-            with attempt, _vendor_errors("start a completion", self._compat):
+            with attempt, _vendor_errors("start a completion", strict_may_help):
                 return await self._client.chat.completions.create(
                     model=self._model, messages=payload, stream=True, extra_headers=self._headers
                 )

@@ -247,3 +247,12 @@ async def test_a_keyless_local_server_gets_no_authorization(
     openai_fake.require_key = False  # Ollama, vLLM or llama.cpp without --api-key
     assert "".join(await collect(make(api_key=None))) == "Echo: what time is it"
     assert openai_fake.auth_headers == [""]
+
+
+async def test_the_compat_hint_only_when_strict_could_help(
+    openai_fake: OpenAiFake, make: Make
+) -> None:
+    openai_fake.fail_status = 500  # an outage, for a request even a strict server takes
+    with pytest.raises(ProviderStatusError) as caught:
+        _ = [d async for d in make().complete([ChatMessage("user", "ping")])]
+    assert "compat" not in str(caught.value) and caught.value.retryable
