@@ -106,3 +106,10 @@ async def test_the_command_exits_1_on_a_failure_and_0_when_all_work(
     assert await anyio.to_thread.run_sync(main, ["check-providers", "--config", str(path)]) == 1
     out = capsys.readouterr().out
     assert "FAILED" in out and "OPENAI_API_KEY" in out and out.endswith("1 provider(s) failed\n")
+
+
+async def test_a_missing_key_names_its_variable() -> None:
+    results = await check_providers(config({"stt": {"provider": "deepgram"}}))
+    (stt,) = [r for r in results if r.stage == "stt"]
+    assert not stt.ok and "DEEPGRAM_API_KEY" in stt.detail
+    assert all(r.ok for r in results if r.stage != "stt")  # the local LLM and TTS still answer
