@@ -135,6 +135,15 @@ class SupervisorSettings(Settings):
     """Ping period of each worker; a worker silent for five periods (no pong: wedged, stopped,
     or no longer reading its pipe) is killed and restarted."""
 
+    worker_memory_warn_mb: float | None = Field(default=1500.0, gt=0, le=1_000_000)
+    """A room host whose resident memory passes this is logged once (a worker with the local
+    models idles at ~330 MB and adds ~4 MB per room). Unset = never."""
+
+    worker_memory_limit_mb: float | None = Field(default=None, gt=0, le=1_000_000)
+    """A room worker whose resident memory passes this is drained and replaced: its rooms save
+    their sessions and start again on another worker with their history. Unset = never
+    (the host in the supervisor's process, ``workers = 0``, is never replaced)."""
+
     @property
     def worker_count(self) -> int:
         if self.workers is None:

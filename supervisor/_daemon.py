@@ -1,15 +1,17 @@
-"""The daemon: wires config, persistence, registry, supervisor and HTTP together, and owns
+"""The daemon: wires config, registry, supervisor, room hosts and HTTP together, and owns
 the shutdown ladder.
+
+Rooms always run on room hosts (``supervisor.host``) through one runner: in worker processes,
+or with ``[supervisor] workers = 0`` on one host in this process. The daemon itself holds no
+room state.
 
 Shutdown (SIGTERM/SIGINT or ``request_stop``): readyz turns 503 and webhooks get 503 → every
 room actor is asked to stop and given ``drain_timeout_s`` → the rest are cancelled → the HTTP
-server closes (``close_timeout_s``) → the room workers flush and exit → the persistence actor
-stores what it holds. The last two share what is left of ``drain_timeout_s``, each getting at
-least ``close_timeout_s``: at worst ``drain_timeout_s + 3 × close_timeout_s`` (+ 2 s of
-grace for the workers' exit) in all.
-SIGHUP reloads ``[agent]``, ``[voice]``, ``[data]`` and ``[logging]`` (for new rooms, in every
-worker too); a file that cannot be read or validated is logged ("config reload rejected") and
-the running config stays. Signal handlers stay installed until ``run`` returns, so a second
+server closes (``close_timeout_s``) → the room hosts flush their outboxes and end. The last
+rungs share what is left of ``drain_timeout_s``, each getting at least ``close_timeout_s``.
+SIGHUP reloads ``[agent]``, ``[voice]``, ``[data]`` and ``[logging]`` (for new rooms, on every
+host); a file that cannot be read or validated is logged ("config reload rejected") and the
+running config stays. Signal handlers stay installed until ``run`` returns, so a second
 SIGTERM/SIGINT never cuts the ladder short.
 """
 
@@ -17,42 +19,42 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import importlib
 import logging
 import signal
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 from aiohttp import web
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
+from anyio.streams.memory import MemoryObjectSendStream
 from livekit import api
 
 from actors import SYSTEM_CLOCK, Clock, ConfigError
 from actors.persistence import EmbeddedStore, PersistenceActor
-from actors.providers import build_llm, build_stt, build_tts
-from actors.room import Providers, RoomActor, RoomSpec
+from actors.room import Providers, RoomSpec
 from supervisor._config import Config, ConfigOverrides, load_config
 from supervisor._exposure import note_dev_keys
 from supervisor._http import build_app
 from supervisor._logging import configure_logging
 from supervisor._messages import SupervisorMessage
-from supervisor._registry import ActorRunner, RoomRegistry
+from supervisor._registry import RoomRegistry
 from supervisor._supervisor import Supervisor
 from supervisor.coordination import Coordinator
+from supervisor.host import RELOADABLE, MergedRegistry
 from supervisor.playground import Playground
 from supervisor.webhook import WebhookEndpoint, WebhookVerifier
-from supervisor.workers import MergedRegistry, WorkerPool, WorkerRoomRunner
+from supervisor.workers import RoomRunner, WorkerPool
 
 __all__ = ("Daemon", "DaemonInfo")
 
 logger = logging.getLogger(__name__)
 
 _TOKEN_TTL = datetime.timedelta(hours=6)
-_RELOADABLE = frozenset({"agent", "logging", "voice", "data"})
-"""Config sections SIGHUP applies (to new rooms, here and in every worker); the others, and
-``[voice] enabled`` and ``providers_factory`` (providers are opened at start), need a restart."""
+"""Lifetime of an agent's room token: longer than any call; a restart mints a new one."""
+_CLEANUP_BACKSTOP_S = 5.0
+"""The last cleanup (HTTP runner, API client): each is bounded by its own timeouts."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,8 @@ class Daemon:
         config_path: the file SIGHUP reloads (None: SIGHUP is logged and ignored).
         config_overrides: laid over the file at each reload, as they were at start
             (``run --playground``).
-        providers: STT/LLM/TTS for every room (None: built from the config).
+        providers: STT/LLM/TTS for the rooms of a host in this process (``workers = 0``;
+            None: built from the config). Worker processes always build their own.
         clock: time source.
     """
 
@@ -93,8 +96,10 @@ class Daemon:
         self.registry: RoomRegistry | None = None
         self.supervisor: Supervisor | None = None
         self.persistence: PersistenceActor | None = None
+        """The supervisor process's own persistence actor (outbox ``main``)."""
         self.coordination: Coordinator | None = None
         self.pool: WorkerPool | None = None
+        self._drain_ends = 0.0
 
     def request_stop(self) -> None:
         """Begin the shutdown ladder (what SIGTERM does)."""
@@ -109,36 +114,54 @@ class Daemon:
         """Run until ``request_stop()`` (or a signal when ``handle_signals``)."""
         cfg = self.config
         note_dev_keys(cfg.livekit)
-        # With workers, rooms (and their providers) live in worker processes.
-        pool = WorkerPool(cfg, clock=self._clock) if cfg.supervisor.worker_count else None
-        self.pool = pool
-        owns_providers = self.providers is None and cfg.voice.enabled and pool is None
-        if owns_providers:
-            self.providers = await open_providers(cfg)
+        pool = self.pool = WorkerPool(cfg, providers=self.providers, clock=self._clock)
         store = EmbeddedStore(cfg.persistence.store_path)
-        persistence = PersistenceActor(cfg.persistence, store, self._clock)
-        self.persistence = persistence
+        # The supervisor's own outbox ("main"): the playground's lookups, and whatever the
+        # supervisor itself records; rooms persist on their hosts ("worker-N").
+        self.persistence = PersistenceActor(cfg.persistence, store, self._clock)
+        if cfg.redis.enabled:  # leases decide which daemon runs each room (see coordination)
+            self.coordination = Coordinator(cfg.redis, clock=self._clock)
         send, receive = anyio.create_memory_object_stream[SupervisorMessage](
             cfg.server.mailbox_size
         )
         lkapi = api.LiveKitAPI(
             cfg.livekit.url, cfg.livekit.api_key, cfg.livekit.api_secret.get_secret_value()
         )
-        # With [redis] url: leases decide which daemon runs each room (see coordination).
-        coordination = Coordinator(cfg.redis, clock=self._clock) if cfg.redis.enabled else None
-        self.coordination = coordination
-        registry = RoomRegistry(
+        registry = self.registry = RoomRegistry(
             cfg.supervisor,
             self._room_spec,
-            self._room_actor,
+            lambda spec: RoomRunner(pool, spec),
             clock=self._clock,
-            leases=coordination,
+            leases=self.coordination,
         )
-        self.registry = registry
-        supervisor = Supervisor(
+        self.supervisor = Supervisor(
             cfg.supervisor, cfg.agent, registry, receive, lkapi, clock=self._clock
         )
-        self.supervisor = supervisor
+        runner = web.AppRunner(self._app(send, lkapi), access_log=None)
+        await runner.setup()
+        try:
+            with _signal_receiver(handle_signals) as signals:
+                async with anyio.create_task_group() as outer:
+                    await self._start_backing(outer)
+                    await self._serve(runner, signals, task_status)
+                    await self._close(outer, runner)
+                if outer.cancel_scope.cancelled_caught:
+                    logger.warning("room hosts did not finish in time")
+        finally:
+            with anyio.move_on_after(_CLEANUP_BACKSTOP_S, shield=True):
+                await runner.cleanup()
+                await lkapi.aclose()
+            send.close()
+            receive.close()
+            store.close()
+            logger.info("voice-supervisor stopped")
+
+    # -- the ladder's parts -------------------------------------------------------------------
+
+    def _app(
+        self, send: MemoryObjectSendStream[SupervisorMessage], lkapi: api.LiveKitAPI
+    ) -> web.Application:
+        cfg = self.config
         endpoint = WebhookEndpoint(
             WebhookVerifier(cfg.livekit.api_key, cfg.livekit.api_secret.get_secret_value()),
             send,
@@ -148,79 +171,61 @@ class Daemon:
             now=self._clock.now,
             accepting=lambda: not self.draining,
         )
-        metrics = None if pool is None else MergedRegistry(pool.metrics)
-        app = build_app(
-            endpoint, self._readiness, metrics, self._playground_routes(lkapi, persistence)
-        )
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        # Installed for the whole ladder, not only while the supervisor runs: a second
-        # SIGTERM/SIGINT during the drain or the final flush is logged instead of taking its
-        # default action (killing the process, or KeyboardInterrupt, mid-flush).
-        signal_scope = contextlib.ExitStack()
-        signals = (
-            signal_scope.enter_context(
-                anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-            )
-            if handle_signals
-            else None
-        )
-        drain_ends = 0.0
+        assert self.pool is not None
+        metrics = None if self.pool.in_process else MergedRegistry(self.pool.metrics)
+        return build_app(endpoint, self._readiness, metrics, self._playground_routes(lkapi))
 
-        def rung_s() -> float:
-            """Time for a rung after the drain: what is left of it, at least close_timeout_s."""
-            return max(drain_ends - anyio.current_time(), cfg.agent.close_timeout_s)
+    async def _start_backing(self, outer: TaskGroup) -> None:
+        """What rooms stand on: persistence, coordination, and ready room hosts."""
+        assert self.pool is not None
+        if self.persistence is not None:
+            await outer.start(self.persistence.run, name="persistence")
+        if self.coordination is not None:
+            await outer.start(self.coordination.run, name="coordination")
+        await outer.start(self.pool.run, name="room-hosts")
+        with anyio.fail_after(self.config.supervisor.worker_init_timeout_s):
+            await self.pool.wait_ready(len(self.pool.workers))
 
-        try:
-            async with anyio.create_task_group() as outer:
-                await outer.start(persistence.run, name="persistence")
-                if coordination is not None:
-                    await outer.start(coordination.run, name="coordination")
-                if pool is not None:
-                    await outer.start(pool.run, name="workers")
-                    with anyio.fail_after(cfg.supervisor.worker_init_timeout_s):
-                        await pool.wait_ready(len(pool.workers))
-                async with anyio.create_task_group() as inner:
-                    await inner.start(registry.run, name="registry")
-                    await inner.start(supervisor.run, name="supervisor")
-                    if signals is not None:
-                        inner.start_soon(self._signals, signals, name="signals")
-                    site = web.TCPSite(runner, cfg.server.host, cfg.server.port)
-                    await site.start()
-                    port = _bound_port(site, cfg.server.port)
-                    logger.info("voice-supervisor listening", extra={"port": port})
-                    task_status.started(DaemonInfo(port=port))
-                    await self._stop.wait()
-                    drain_ends = anyio.current_time() + cfg.supervisor.drain_timeout_s
-                    await self._drain(registry)
-                    inner.cancel_scope.cancel("daemon shutting down")
-                with anyio.move_on_after(cfg.agent.close_timeout_s, shield=True):
-                    await runner.cleanup()
-                if pool is not None:
-                    with anyio.CancelScope(shield=True):
-                        await pool.shutdown(rung_s())
-                persistence.close()
-                if coordination is not None:
-                    coordination.close()  # after the rooms: their leases are released by now
-                # The outbox gets its own deadline: what it cannot store stays queued on disk
-                # (with the durable outbox) or is reported lost here.
-                outer.cancel_scope.deadline = anyio.current_time() + rung_s()
-            if outer.cancel_scope.cancelled_caught:
-                logger.warning(
-                    "persistence did not finish in time", extra={"backlog": persistence.backlog}
-                )
-        finally:
-            with anyio.move_on_after(5, shield=True):
-                await runner.cleanup()
-                await lkapi.aclose()
-                if owns_providers and self.providers is not None:
-                    for provider in (self.providers.stt, self.providers.llm, self.providers.tts):
-                        await provider.aclose()
-            send.close()
-            receive.close()
-            store.close()
-            signal_scope.close()
-            logger.info("voice-supervisor stopped")
+    async def _serve(
+        self,
+        runner: web.AppRunner,
+        signals: AsyncIterator[signal.Signals] | None,
+        task_status: TaskStatus[DaemonInfo],
+    ) -> None:
+        """Take webhooks and run rooms until asked to stop, then drain the rooms."""
+        assert self.registry is not None and self.supervisor is not None
+        cfg = self.config
+        async with anyio.create_task_group() as inner:
+            await inner.start(self.registry.run, name="registry")
+            await inner.start(self.supervisor.run, name="supervisor")
+            if signals is not None:
+                inner.start_soon(self._signals, signals, name="signals")
+            site = web.TCPSite(runner, cfg.server.host, cfg.server.port)
+            await site.start()
+            port = _bound_port(site, cfg.server.port)
+            logger.info("voice-supervisor listening", extra={"port": port})
+            task_status.started(DaemonInfo(port=port))
+            await self._stop.wait()
+            self._drain_ends = anyio.current_time() + cfg.supervisor.drain_timeout_s
+            await self._drain(self.registry)
+            inner.cancel_scope.cancel("daemon shutting down")
+
+    async def _close(self, outer: TaskGroup, runner: web.AppRunner) -> None:
+        """After the drain: stop HTTP, end the room hosts, then persistence and coordination."""
+        assert self.pool is not None
+        with anyio.move_on_after(self.config.agent.close_timeout_s, shield=True):
+            await runner.cleanup()
+        with anyio.CancelScope(shield=True):
+            await self.pool.shutdown(self._rung_s())
+        if self.persistence is not None:
+            self.persistence.close()
+        if self.coordination is not None:
+            self.coordination.close()  # after the rooms: their leases are released by now
+        outer.cancel_scope.deadline = anyio.current_time() + self._rung_s()
+
+    def _rung_s(self) -> float:
+        """Time for a rung after the drain: what is left of it, at least close_timeout_s."""
+        return max(self._drain_ends - anyio.current_time(), self.config.agent.close_timeout_s)
 
     async def _drain(self, registry: RoomRegistry) -> None:
         self.draining = True
@@ -270,7 +275,7 @@ class Daemon:
         restart_only = sorted(
             name
             for name in type(new).model_fields
-            if name not in _RELOADABLE and getattr(new, name) != getattr(self.config, name)
+            if name not in RELOADABLE and getattr(new, name) != getattr(self.config, name)
         )
         voice, running = new.voice, self.config.voice
         pinned = {"enabled": running.enabled, "providers_factory": running.providers_factory}
@@ -279,7 +284,7 @@ class Daemon:
             voice = voice.model_copy(update=pinned)
         configure_logging(new.logging)
         self.config = self.config.model_copy(
-            update={"agent": new.agent, "logging": new.logging, "voice": voice, "data": new.data}
+            update={name: getattr(new, name) for name in RELOADABLE} | {"voice": voice}
         )
         if self.supervisor is not None:
             self.supervisor.agent = new.agent
@@ -294,11 +299,10 @@ class Daemon:
 
     # -- factories ----------------------------------------------------------------------------
 
-    def _playground_routes(
-        self, lkapi: api.LiveKitAPI, persistence: PersistenceActor
-    ) -> list[web.RouteDef]:
+    def _playground_routes(self, lkapi: api.LiveKitAPI) -> list[web.RouteDef]:
         cfg = self.config
-        if not cfg.playground.enabled:
+        persistence = self.persistence
+        if not cfg.playground.enabled or persistence is None:
             return []
         playground = Playground(
             cfg.playground,
@@ -330,31 +334,6 @@ class Daemon:
         )
         return RoomSpec(room=room, url=cfg.livekit.url, token=token, attempt=attempt)
 
-    def _room_actor(self, spec: RoomSpec) -> ActorRunner:
-        if self.pool is not None:
-            return WorkerRoomRunner(self.pool, spec)
-        assert self.persistence is not None
-        providers = self.providers
-        actor: RoomActor | None = None
-        if providers is not None and self.coordination is not None:
-            # Per-user limits: the room's model answers only within them (see coordination).
-            def user_of() -> str | None:
-                return None if actor is None else actor.session.user_id
-
-            llm = self.coordination.gate_llm(spec.room, providers.llm, user_of)
-            providers = replace(providers, llm=llm)
-        actor = RoomActor(
-            spec,
-            self.config.agent.room_settings(),
-            self.persistence,
-            history_limit=self.config.persistence.history_limit,
-            providers=providers,
-            voice=self.config.voice,
-            data=self.config.data,
-            clock=self._clock,
-        )
-        return actor
-
     def _readiness(self) -> tuple[bool, dict[str, object]]:
         registry = self.registry
         rooms = 0 if registry is None else len(registry.rooms)
@@ -376,8 +355,8 @@ class Daemon:
         return (not self.draining and waiting == 0 and redis_ok and not refusing), details
 
     def _outbox_refusals(self) -> dict[str, str]:
-        """Outboxes that refuse events now (outbox_max_mb reached, disk full), by outbox name:
-        this process's, and each worker's as its last pong said."""
+        """Outboxes that refuse events now (outbox_max_mb reached, disk full), by outbox name,
+        as each room host's last pong said (and the playground's, when it has one)."""
         refusing: dict[str, str] = {}
         persistence = self.persistence
         if persistence is not None and persistence.refusal is not None and not self.draining:
@@ -388,36 +367,16 @@ class Daemon:
         return refusing
 
 
-async def open_providers(config: Config) -> Providers:
-    """Build and warm up the STT, LLM and TTS chains every room of this process shares.
-
-    Warming up loads the local models now (about a second), so the first reply of the first
-    room does not pay for it and time out into a fallback.
-
-    Raises:
-        ConfigError: a configured vendor has no API key, or a local model is missing.
-    """
-    if config.voice.providers_factory:
-        module_name, _, attribute = config.voice.providers_factory.partition(":")
-        try:
-            factory = getattr(importlib.import_module(module_name), attribute)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(
-                f"[voice] providers_factory = {config.voice.providers_factory!r}: cannot import"
-                f" it ({type(exc).__name__}); give 'package.module:function'"
-            ) from None
-        providers: Providers = factory(config)
-        return providers
-    stt, llm, tts = build_stt(config.stt), build_llm(config.llm), build_tts(config.tts)
-    for chain in (stt, llm, tts):
-        await chain.warm_up()
-    return Providers(
-        stt=stt,
-        llm=llm,
-        tts=tts,
-        greeting=config.llm.greeting,
-        instructions=config.llm.instructions,
-    )
+@contextlib.contextmanager
+def _signal_receiver(handle: bool) -> Iterator[AsyncIterator[signal.Signals] | None]:
+    # Installed for the whole ladder, not only while the supervisor runs: a second
+    # SIGTERM/SIGINT during the drain or the final flush is logged instead of taking its
+    # default action (killing the process, or KeyboardInterrupt, mid-flush).
+    if not handle:
+        yield None
+        return
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        yield signals
 
 
 def _bound_port(site: web.TCPSite, configured: int) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -31,7 +31,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from actors import SYSTEM_CLOCK, ActorStartError, Clock
-from actors.room import RoomHandle, RoomSpec
+from actors.room import RoomSpec
 from supervisor._config import SupervisorSettings
 from supervisor._metrics import (
     ACTOR_CRASHES,
@@ -43,7 +43,7 @@ from supervisor._metrics import (
     STALE_ROOM_FINISHED,
 )
 
-__all__ = ("ActorRunner", "RoomLeases", "RoomRegistry")
+__all__ = ("ActorRunner", "RoomLeases", "RoomRegistry", "RunningRoom")
 
 logger = logging.getLogger(__name__)
 
@@ -52,10 +52,18 @@ logger = logging.getLogger(__name__)
 _LEASE_RELEASE_BACKSTOP_S = 5.0
 
 
-class ActorRunner(Protocol):
-    """Something that runs one room actor: in this process or, later, in a worker."""
+class RunningRoom(Protocol):
+    """A room whose actor has joined, as the registry holds it."""
 
-    async def run(self, *, task_status: TaskStatus[RoomHandle] = ...) -> None: ...
+    def request_stop(self, reason: str) -> None:
+        """Ask the actor to finish (its current reply first); non-blocking, idempotent."""
+        ...
+
+
+class ActorRunner(Protocol):
+    """Runs one room's actor (on a room host) until it ends; reports it once joined."""
+
+    async def run(self, *, task_status: TaskStatus[RunningRoom] = ...) -> None: ...
 
 
 class RoomLeases(Protocol):
@@ -85,7 +93,7 @@ class _Slot:
     requested_at: float
     successor: tuple[str, float] | None = None
     """(sid, requested_at) of a newer room of the same name, started once this slot ends."""
-    handle: RoomHandle | None = None
+    handle: RunningRoom | None = None
     stopping: str = ""
     scope: anyio.CancelScope | None = None
     crashes: deque[float] = field(default_factory=deque)
@@ -101,7 +109,6 @@ class RoomRegistry:
         make_spec: builds the spec (URL, token) of a room's actor for a given attempt.
         make_actor: builds the actor for a spec.
         clock: time source (backoff sleeps use it).
-        on_joined: called with the room name each time an actor has joined.
         leases: room leases shared with other daemons (None: this daemon runs every room).
     """
 
@@ -112,14 +119,12 @@ class RoomRegistry:
         make_actor: ActorFactory,
         *,
         clock: Clock = SYSTEM_CLOCK,
-        on_joined: Callable[[str], Awaitable[None]] | None = None,
         leases: RoomLeases | None = None,
     ) -> None:
         self._settings = settings
         self._make_spec = make_spec
         self._make_actor = make_actor
         self._clock = clock
-        self._on_joined = on_joined
         self._leases = leases
         self._slots: dict[str, _Slot] = {}
         self._waiting: OrderedDict[str, tuple[str, float]] = OrderedDict()
@@ -154,7 +159,7 @@ class RoomRegistry:
     def waiting(self) -> int:
         return len(self._waiting)
 
-    def handle(self, room: str) -> RoomHandle | None:
+    def handle(self, room: str) -> RunningRoom | None:
         slot = self._slots.get(room)
         return None if slot is None else slot.handle
 
@@ -350,8 +355,6 @@ class RoomRegistry:
                     )
                 if slot.stopping:
                     slot.handle.request_stop(slot.stopping)
-                if self._on_joined is not None:
-                    await self._on_joined(slot.room)
             return True
         except Exception as exc:  # the error boundary of one room: others are never touched
             ACTOR_CRASHES.labels(phase=phase).inc()

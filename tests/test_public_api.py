@@ -15,6 +15,7 @@ PACKAGES = (
     "supervisor",
     "supervisor.coordination",
     "supervisor.webhook",
+    "supervisor.host",
     "supervisor.workers",
 )
 

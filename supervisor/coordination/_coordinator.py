@@ -1,25 +1,21 @@
 """The coordinator: what a daemon does through Redis, behind one object.
 
-It owns the Redis client, the room leases, the per-user limits and a health probe. The
-registry asks it for leases (``claim``/``keep``/``release``: the registry's ``RoomLeases``
-port), the daemon wraps each room's model in ``gate_llm`` and reports ``health()`` in
-/readyz. It never starts or stops an actor itself.
+It owns the Redis client, the room leases, the locks and a health probe. The registry asks it
+for leases (``claim``/``keep``/``release``: the registry's ``RoomLeases`` port), the daemon
+reports ``health()`` in /readyz. It never starts or stops an actor itself; per-user limits
+are the room hosts' (``UserLimits`` and ``GatedLlm``, beside the rooms they limit).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 import anyio
 from anyio.abc import TaskStatus
 
 from actors import SYSTEM_CLOCK, Clock, CoordinationError
-from actors.providers import LlmProvider
-from supervisor.coordination._gate import GatedLlm
 from supervisor.coordination._leases import LeaseTable
-from supervisor.coordination._limits import UserLimits
 from supervisor.coordination._lock import distributed_lock
 from supervisor.coordination._metrics import REDIS_UP
 from supervisor.coordination._redis import RedisStore
@@ -31,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 class Coordinator:
-    """Leases, limits, locks and Redis health for one daemon.
+    """Leases, locks and Redis health for one daemon.
 
     Args:
         settings: the ``[redis]`` settings (``url`` set).
@@ -49,10 +45,7 @@ class Coordinator:
         self.settings = settings
         self._clock = clock
         self._store = store or RedisStore(settings)
-        self.limits = UserLimits(settings, self._store)
-        self.leases = LeaseTable(
-            settings, self._store, clock=clock, after_renewal=self.limits.refresh
-        )
+        self.leases = LeaseTable(settings, self._store, clock=clock)
         self._up = False
         self._down_since: float | None = clock.monotonic()
         self._last_error = "not probed yet"
@@ -70,19 +63,10 @@ class Coordinator:
         return await self.leases.keep(room)
 
     async def release(self, room: str) -> None:
-        """``room``'s agent ended: free its user's place and its lease. Never raises."""
-        await self.limits.leave(room)
+        """``room``'s agent ended: free its lease. Never raises."""
         await self.leases.release(room)
 
-    # -- per-user limits and locks ------------------------------------------------------------
-
-    def gate_llm(
-        self, room: str, llm: LlmProvider, user_of: Callable[[], str | None]
-    ) -> LlmProvider:
-        """``llm`` for one room behind the per-user limits (``llm`` itself when none are set)."""
-        if not self.limits.enabled:
-            return llm
-        return GatedLlm(llm, self.limits, room, user_of)
+    # -- locks --------------------------------------------------------------------------------
 
     def lock(self, name: str, *, ttl_s: float, wait_s: float) -> AbstractAsyncContextManager[None]:
         """A distributed lock for ``async with``; see ``distributed_lock``."""

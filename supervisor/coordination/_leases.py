@@ -16,7 +16,6 @@ This module never starts or stops an actor: ``keep()`` returns, and the registry
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import anyio
@@ -51,7 +50,6 @@ class LeaseTable:
         settings: the ``[redis]`` settings.
         store: the Redis calls.
         clock: time source (validity and renewal timing use its monotonic clock).
-        after_renewal: awaited with the room after each successful renewal (must not raise).
     """
 
     def __init__(
@@ -60,12 +58,10 @@ class LeaseTable:
         store: RedisStore,
         *,
         clock: Clock = SYSTEM_CLOCK,
-        after_renewal: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._clock = clock
-        self._after_renewal = after_renewal
         self._ttl_ms = int(settings.lease_ttl_s * 1000)
         self._margin_s = settings.lease_ttl_s * _DRIFT_FACTOR + _DRIFT_FIXED_S
         self._held: dict[str, _Lease] = {}
@@ -136,8 +132,6 @@ class LeaseTable:
             lease.renewed_at = sent
             lease.valid_until = sent + self._settings.lease_ttl_s - self._margin_s
             next_at = sent + interval
-            if self._after_renewal is not None:
-                await self._after_renewal(room)
 
     async def release(self, room: str) -> None:
         """Give ``room``'s lease back (compare-and-delete); a Redis failure only means the

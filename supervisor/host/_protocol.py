@@ -1,14 +1,16 @@
-"""The messages between the supervisor and its room-worker processes.
+"""The messages between the supervisor and its room hosts.
 
-One JSON object per line over the worker's stdin (supervisor → worker) and a private copy of
-its stdout (worker → supervisor), so a maintainer can read the traffic with ``strace`` or a
-tee. Every message carries the protocol version ``v`` and its ``type``; nothing is pickled.
+Frozen dataclasses, passed as they are to a host in the supervisor's process, and as one JSON
+object per line to a worker process (over its stdin, and a private copy of its stdout back),
+so a maintainer can read the traffic with ``strace`` or a tee. On the wire every message
+carries the protocol version ``v`` and its ``type``; nothing is pickled.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 from typing import Any
 
 __all__ = (
@@ -21,6 +23,7 @@ __all__ = (
     "ProtocolError",
     "Ready",
     "Reload",
+    "RoomEndKind",
     "RoomEnded",
     "RoomStarted",
     "Shutdown",
@@ -30,7 +33,7 @@ __all__ = (
     "encode",
 )
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 
 class ProtocolError(ValueError):
@@ -85,13 +88,32 @@ class RoomStarted:
     conversation_id: str
 
 
+class RoomEndKind(StrEnum):
+    """How a room's actor ended, as its host saw it (what the registry's restart policy reads)."""
+
+    CLEAN = "clean"
+    """It finished: stopped, ended by the room, or by a command."""
+    CANCELLED = "cancelled"
+    """The supervisor cancelled it (``CancelRoom``, or a stop before it had joined)."""
+    START_FAILED = "start_failed"
+    """It could not join its room."""
+    CRASHED = "crashed"
+    """It failed after joining."""
+    HOST_GONE = "host_gone"
+    """Its host died or stopped answering (set by the supervisor's side, never sent)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RoomEnded:
-    """The room's actor finished; ``error`` names the failure (no user data), None if clean."""
+    """The room's actor finished; ``detail`` is the type of a failure's cause (no user data)."""
 
     room: str
-    error: str | None = None
-    phase: str = ""
+    kind: str = RoomEndKind.CLEAN.value
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in {k.value for k in RoomEndKind}:
+            raise TypeError(f"unknown room end kind {self.kind!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +128,11 @@ class Ping:
 
 @dataclass(frozen=True, slots=True)
 class Pong:
-    """Heartbeat answer with the worker's load, a snapshot of its metrics, and why its outbox
-    refuses events (``PersistenceActor.refusal``: outbox_max_mb reached, disk full), if it does:
-    the supervisor's readyz reports it."""
+    """Heartbeat answer with the host's memory, a snapshot of its metrics (empty for a host in
+    the supervisor's process), and why its outbox refuses events (``PersistenceActor.refusal``:
+    outbox_max_mb reached, disk full), if it does: the supervisor's readyz reports it."""
 
     seq: int
-    rooms: int
     rss_mb: float
     metrics: list[dict[str, Any]] = field(default_factory=list)
     outbox_refusal: str | None = None

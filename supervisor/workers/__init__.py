@@ -1,20 +1,14 @@
-"""Room-worker processes: the supervisor spreads rooms over them (DESIGN: Scaling)."""
+"""Room hosts as the supervisor runs them: worker processes (or one host in this process), the
+pool that keeps them alive, and the one runner the registry supervises rooms through."""
 
 from __future__ import annotations
 
-from supervisor.workers._metrics_wire import MergedRegistry, snapshot
-from supervisor.workers._pool import Worker, WorkerPool
-from supervisor.workers._protocol import PROTOCOL_VERSION, ProtocolError, decode, encode
-from supervisor.workers._runner import WorkerRoomRunner
+from supervisor.workers._pool import RoomWaiter, Worker, WorkerPool
+from supervisor.workers._runner import RoomRunner
 
 __all__ = (
-    "PROTOCOL_VERSION",
-    "MergedRegistry",
-    "ProtocolError",
+    "RoomRunner",
+    "RoomWaiter",
     "Worker",
     "WorkerPool",
-    "WorkerRoomRunner",
-    "decode",
-    "encode",
-    "snapshot",
 )

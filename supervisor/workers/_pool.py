@@ -1,15 +1,16 @@
-"""The supervisor's side of room workers: spawn, place, watch, restart, drain.
+"""The supervisor's side of room hosts: start, place, watch, restart, drain.
 
-``WorkerPool`` keeps ``count`` worker processes alive (each restarted with backoff when it
-dies; its rooms end with an error, and the registry restarts them elsewhere with their
-history), places each new room on the least-loaded ready worker, pings every worker and kills
-one whose pongs stop, and gives the registry a ``make_actor`` that looks like an in-process
-actor: ``WorkerRoomRunner``.
+``WorkerPool`` keeps its room hosts alive: ``[supervisor] workers`` worker processes, or with
+``workers = 0`` one host in this process (the same ``RoomHost``, over memory instead of pipes).
+Each host is restarted with backoff when it ends unasked (its rooms end as ``HOST_GONE``, and
+the registry restarts them elsewhere with their history). The pool places each new room on the
+least-loaded ready host, pings every host and kills one whose pongs stop, and warns about (or
+replaces) a worker whose memory passes ``worker_memory_warn_mb`` (``worker_memory_limit_mb``).
 
 A worker that stops reading its stdin (wedged, or stopped with SIGSTOP) fills the pipe, and
 every message to it then waits for room in it. So nothing waits on a send without a bound that
 matters: pings are sent with a timeout, and the pong deadline is watched by a task of its own,
-which kills the worker ``_MISSED_PONGS`` heartbeat periods after its last pong whatever the
+which kills the host ``_MISSED_PONGS`` heartbeat periods after its last pong whatever the
 senders are doing. The kill breaks the pipe, which ends every send still waiting.
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +27,11 @@ from anyio.abc import Process, TaskGroup, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
 from actors import SYSTEM_CLOCK, Clock
-from actors.room import RoomSpec
+from actors.room import Providers, RoomSpec
 from supervisor._config import Config, config_to_wire
-from supervisor.workers._protocol import (
+from supervisor.host import (
     Hello,
+    HostLink,
     Message,
     Ping,
     Pong,
@@ -37,11 +39,14 @@ from supervisor.workers._protocol import (
     Ready,
     Reload,
     RoomEnded,
+    RoomEndKind,
+    RoomHost,
     RoomStarted,
     Shutdown,
     StartRoom,
     decode,
     encode,
+    memory_links,
 )
 
 __all__ = ("RoomWaiter", "Worker", "WorkerPool")
@@ -49,64 +54,97 @@ __all__ = ("RoomWaiter", "Worker", "WorkerPool")
 logger = logging.getLogger(__name__)
 
 _MISSED_PONGS = 5
-"""Heartbeat periods without a pong after which a worker is killed (the heartbeat timeout)."""
+"""Heartbeat periods without a pong after which a host is killed (the heartbeat timeout)."""
 _RESTART_BACKOFF_S = (0.5, 30.0)
+"""First and longest delay before a host that ended unasked is started again."""
+_STEADY_S = 60.0
+"""A host that ran this long before it ended restarts with the first delay again."""
 _MAX_LINE = 16 * 1024 * 1024
+"""Longest protocol line a worker may send (a pong with every metric family)."""
 _EXIT_GRACE_S = 2.0
+"""How long a host whose output ended gets to exit before it is killed."""
 
 
 @dataclass(slots=True)
 class RoomWaiter:
-    """What a runner waits on: the worker's word that its room started, then ended."""
+    """A room's news from its host: started (with its conversation), then ended."""
 
-    started: anyio.Event = field(default_factory=anyio.Event)
-    ended: anyio.Event = field(default_factory=anyio.Event)
-    conversation_id: str = ""
-    error: str | None = None
-    phase: str = ""
+    settled: anyio.Event = field(default_factory=anyio.Event)
+    """Set when it started or ended, whichever came first."""
+    done: anyio.Event = field(default_factory=anyio.Event)
+    conversation_id: str | None = None
+    ended: RoomEnded | None = None
+
+    def started(self, conversation_id: str) -> None:
+        self.conversation_id = conversation_id
+        self.settled.set()
+
+    def finish(self, ended: RoomEnded) -> None:
+        if self.ended is None:
+            self.ended = ended
+        self.settled.set()
+        self.done.set()
 
 
 @dataclass(slots=True)
 class Worker:
+    """One room host as the pool sees it (a process, or the host in this process)."""
+
     worker_id: int
-    process: Process | None = None
+    link: HostLink | None = None
+    kill: Callable[[], None] | None = None
     ready: bool = False
+    running: bool = False
     pid: int = 0
+    exit_code: int | None = None
+    """How its last process ended (None while one runs, and for a host in this process)."""
     rooms: dict[str, RoomWaiter] = field(default_factory=dict)
-    rss_mb: float = 0.0
     metrics: list[dict[str, Any]] = field(default_factory=list)
     outbox_refusal: str | None = None  # from its last pong: why its outbox refuses events
     last_pong: float = 0.0
-    restarts: int = 0
+    memory_warned: bool = False
+    replacing: bool = False
+    """Over ``worker_memory_limit_mb``: its rooms end to start again on another host."""
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     async def send(self, message: Message) -> None:
-        if self.process is None or self.process.stdin is None:
-            raise anyio.BrokenResourceError("worker is not running")
-        async with self._lock:
-            await self.process.stdin.send(encode(message))
+        if self.link is None:
+            raise anyio.BrokenResourceError("room host is not running")
+        async with self._lock:  # one line at a time on a pipe
+            await self.link.send(message)
 
-    def fail_rooms(self, error: str) -> None:
-        for waiter in self.rooms.values():
-            waiter.error = waiter.error or error
-            waiter.phase = waiter.phase or ("run" if waiter.started.is_set() else "start")
-            waiter.ended.set()
+    async def send_quietly(self, message: Message) -> None:
+        """``send``, for messages that no longer matter once the host is gone."""
+        try:
+            await self.send(message)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
+
+    def fail_rooms(self, detail: str) -> None:
+        for room, waiter in self.rooms.items():
+            waiter.finish(RoomEnded(room, RoomEndKind.HOST_GONE.value, detail))
         self.rooms.clear()
 
 
 class WorkerPool:
-    """Runs ``config.supervisor.worker_count`` room workers.
+    """Runs the room hosts of the daemon.
 
     Args:
         config: the daemon's configuration (sent to each worker, secrets included, on its pipe).
+        providers: STT/LLM/TTS for a host in this process (None: it opens them from the config);
+            worker processes always open their own.
         clock: time source.
     """
 
-    def __init__(self, config: Config, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, config: Config, *, providers: Providers | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.config = config
+        self._providers = providers
         self._clock = clock
         count = config.supervisor.worker_count
-        self.workers = [Worker(i) for i in range(count)]
+        self.in_process = count == 0
+        self.workers = [Worker(i) for i in range(max(count, 1))]
         self._tg: TaskGroup | None = None
         self._closing = False
         self._exit_grace_s = _EXIT_GRACE_S
@@ -116,7 +154,7 @@ class WorkerPool:
     # -- placement ----------------------------------------------------------------------------
 
     def place(self, room: str) -> Worker | None:
-        """The ready worker with the fewest rooms and room to spare, or None."""
+        """The ready host with the fewest rooms and room to spare, or None."""
         limit = self.config.supervisor.rooms_per_worker
         ready = [w for w in self.workers if w.ready and len(w.rooms) < limit]
         return min(ready, key=lambda w: (len(w.rooms), w.worker_id), default=None)
@@ -129,7 +167,7 @@ class WorkerPool:
         return sum(1 for w in self.workers if w.ready)
 
     async def wait_ready(self, count: int) -> None:
-        """Until ``count`` workers are ready (no deadline: the caller sets one)."""
+        """Until ``count`` hosts are ready (no deadline: the caller sets one)."""
         while self.ready_count < count:
             await self._changed.wait()
 
@@ -140,7 +178,7 @@ class WorkerPool:
     # -- life cycle ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Keep the workers alive until cancelled or ``shutdown()``."""
+        """Keep the hosts alive until cancelled or ``shutdown()``."""
         async with anyio.create_task_group() as tg:
             self._tg = tg
             for worker in self.workers:
@@ -148,32 +186,30 @@ class WorkerPool:
             task_status.started()
 
     async def shutdown(self, deadline_s: float) -> None:
-        """Ask every worker to stop its rooms and exit; kill those still alive at the deadline."""
+        """Ask every host to stop its rooms and end; kill those still running at the deadline."""
         self._closing = True
         self._exit_grace_s = deadline_s
         ends = anyio.current_time() + deadline_s
         for worker in self.workers:
-            if worker.process is not None and worker.ready:
+            if worker.link is not None and worker.ready:
                 # Bounded: a worker that stopped reading its stdin would hold the send for ever.
                 with anyio.move_on_after(max(0.0, ends - anyio.current_time())):
                     try:
                         await worker.send(Shutdown(deadline_s))
-                        # EOF on its stdin is the worker's cue that nothing more will come (its
-                        # reader is a blocking read in a thread, which only EOF ends promptly).
-                        if worker.process.stdin is not None:
-                            await worker.process.stdin.aclose()
+                        # The end of its input is a host's cue that nothing more will come (a
+                        # worker's reader is a blocking read in a thread, which only EOF ends).
+                        await worker.link.aclose()
                     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
                         pass
-        with anyio.move_on_after(deadline_s + 2):
-            for worker in self.workers:
-                if worker.process is not None:
-                    await worker.process.wait()
+        with anyio.move_on_after(deadline_s + _EXIT_GRACE_S):
+            while any(w.running for w in self.workers):
+                await self._changed.wait()
         for worker in self.workers:
-            if worker.process is not None and worker.process.returncode is None:
+            if worker.running and worker.kill is not None:
                 logger.warning(
-                    "worker did not exit in time; killing it", extra={"worker": worker.worker_id}
+                    "room host did not end in time; killing it", extra={"worker": worker.worker_id}
                 )
-                worker.process.kill()
+                worker.kill()
         if self._tg is not None:
             self._tg.cancel_scope.cancel("pool shut down")
 
@@ -181,10 +217,7 @@ class WorkerPool:
         self.config = config
         for worker in self.workers:
             if worker.ready:
-                try:
-                    await worker.send(Reload(config_to_wire(config)))
-                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-                    pass
+                await worker.send_quietly(Reload(config_to_wire(config)))
 
     async def start_room(self, worker: Worker, spec: RoomSpec) -> RoomWaiter:
         waiter = RoomWaiter()
@@ -192,52 +225,50 @@ class WorkerPool:
         await worker.send(StartRoom(spec.room, spec.url, spec.token, spec.attempt))
         return waiter
 
-    # -- one worker ---------------------------------------------------------------------------
+    # -- one host -----------------------------------------------------------------------------
 
     async def _keep(self, worker: Worker) -> None:
         delay, cap = _RESTART_BACKOFF_S
         while not self._closing:
             started = self._clock.monotonic()
+            worker.running = True
             try:
-                await self._run_worker(worker)
-            except Exception as exc:  # a worker's failure is contained here; rooms restart
+                if self.in_process:
+                    await self._run_local(worker)
+                else:
+                    await self._run_process(worker)
+            except Exception as exc:  # a host's failure is contained here; rooms restart
                 logger.error(
-                    "worker failed", extra={"worker": worker.worker_id, "error": type(exc).__name__}
+                    "room host failed",
+                    extra={"worker": worker.worker_id, "error": type(exc).__name__},
                 )
-            worker.ready = False
-            worker.outbox_refusal = None  # its next incarnation reports afresh
-            worker.fail_rooms("worker exited")
-            self._notify()
+            finally:
+                worker.running = worker.ready = False
+                worker.link = worker.kill = None
+                worker.outbox_refusal = None  # its next incarnation reports afresh
+                worker.memory_warned = worker.replacing = False
+                worker.fail_rooms("room host exited")
+                self._notify()
             if self._closing:
                 return
-            worker.restarts += 1
-            delay = _RESTART_BACKOFF_S[0] if self._clock.monotonic() - started > 60 else delay
+            if self._clock.monotonic() - started > _STEADY_S:
+                delay = _RESTART_BACKOFF_S[0]
             logger.warning(
-                "worker exited; restarting", extra={"worker": worker.worker_id, "delay_s": delay}
+                "room host ended; restarting", extra={"worker": worker.worker_id, "delay_s": delay}
             )
             await self._clock.sleep(delay)
             delay = min(delay * 2, cap)
 
-    async def _run_worker(self, worker: Worker) -> None:
+    async def _run_process(self, worker: Worker) -> None:
         command = [sys.executable, "-m", "supervisor.workers"]
         async with await anyio.open_process(command, stderr=None) as process:
-            worker.process = process
+            worker.exit_code = None
+            link = _ProcessLink(process)
+            worker.kill = process.kill
             try:
-                assert process.stdout is not None
-                lines = BufferedByteReceiveStream(process.stdout)
                 with anyio.fail_after(self.config.supervisor.worker_init_timeout_s):
-                    await worker.send(Hello(worker.worker_id, config_to_wire(self.config)))
-                    ready = await _next(lines)
-                if not isinstance(ready, Ready):
-                    raise ProtocolError("a worker's first message must be ready")
-                worker.ready, worker.pid = True, ready.pid
-                worker.last_pong = self._clock.monotonic()
-                logger.info("worker ready", extra={"worker": worker.worker_id, "pid": ready.pid})
-                self._notify()
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._heartbeat, worker, name=f"worker:{worker.worker_id}:ping")
-                    await self._read(worker, lines)
-                    tg.cancel_scope.cancel("worker output ended")
+                    await link.send(Hello(worker.worker_id, config_to_wire(self.config)))
+                await self._serve(worker, link)
             finally:
                 worker.ready = False
                 with anyio.CancelScope(shield=True):
@@ -249,36 +280,99 @@ class WorkerPool:
                     if process.returncode is None:
                         process.kill()
                         await process.wait()
-                worker.process = None
+                worker.exit_code = process.returncode
 
-    async def _read(self, worker: Worker, lines: BufferedByteReceiveStream) -> None:
+    async def _run_local(self, worker: Worker) -> None:
+        host_end, pool_end = memory_links()
+        host = RoomHost(
+            worker.worker_id,
+            self.config,
+            providers=self._providers,
+            report_metrics=False,
+            clock=self._clock,
+        )
+        async with anyio.create_task_group() as tg:
+            scope = tg.cancel_scope
+            worker.kill = lambda: scope.cancel("room host stopped answering")
+            tg.start_soon(host.run, host_end, name="room-host")
+            try:
+                await self._serve(worker, pool_end)
+            finally:
+                await pool_end.aclose()
+
+    async def _serve(self, worker: Worker, link: HostLink) -> None:
+        with anyio.fail_after(self.config.supervisor.worker_init_timeout_s):
+            ready = await link.receive()
+        if not isinstance(ready, Ready):
+            raise ProtocolError("a room host's first message must be ready")
+        worker.link, worker.ready, worker.pid = link, True, ready.pid
+        worker.last_pong = self._clock.monotonic()
+        logger.info("room host ready", extra={"worker": worker.worker_id, "pid": ready.pid})
+        self._notify()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._heartbeat, worker, name=f"worker:{worker.worker_id}:ping")
+            await self._read(worker, link)
+            tg.cancel_scope.cancel("room host output ended")
+
+    async def _read(self, worker: Worker, link: HostLink) -> None:
         while True:
             try:
-                message = await _next(lines)
-            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+                message = await link.receive()
+            except (
+                anyio.EndOfStream,
+                anyio.IncompleteRead,
+                anyio.BrokenResourceError,
+                anyio.ClosedResourceError,
+            ):
                 return
+            except ProtocolError as exc:
+                logger.error(
+                    "bad message from a room host",
+                    extra={"worker": worker.worker_id, "error": str(exc)},
+                )
+                continue
             match message:
                 case RoomStarted(room=room, conversation_id=conversation_id):
                     waiter = worker.rooms.get(room)
                     if waiter is not None:
-                        waiter.conversation_id = conversation_id
-                        waiter.started.set()
-                case RoomEnded(room=room, error=error, phase=phase):
+                        waiter.started(conversation_id)
+                case RoomEnded(room=room):
                     waiter = worker.rooms.pop(room, None)
+                    if worker.replacing:  # saved and left: now it starts again elsewhere
+                        message = RoomEnded(room, RoomEndKind.HOST_GONE.value, "worker replaced")
                     if waiter is not None:
-                        waiter.error, waiter.phase = error, phase
-                        waiter.ended.set()
-                case Pong(rooms=_, rss_mb=rss_mb, metrics=metrics, outbox_refusal=refusal):
-                    worker.rss_mb, worker.metrics = rss_mb, metrics
-                    worker.outbox_refusal = refusal
+                        waiter.finish(message)
+                case Pong(rss_mb=rss_mb, metrics=metrics, outbox_refusal=refusal):
+                    worker.metrics, worker.outbox_refusal = metrics, refusal
                     worker.last_pong = self._clock.monotonic()
+                    await self._check_memory(worker, rss_mb)
                 case _:
                     logger.error(
-                        "unexpected message from a worker", extra={"worker": worker.worker_id}
+                        "unexpected message from a room host", extra={"worker": worker.worker_id}
                     )
 
+    async def _check_memory(self, worker: Worker, rss_mb: float) -> None:
+        settings = self.config.supervisor
+        extra = {"worker": worker.worker_id, "rss_mb": round(rss_mb, 1)}
+        limit = settings.worker_memory_limit_mb
+        if (
+            limit is not None
+            and rss_mb > limit
+            and not (self.in_process or self._closing or worker.replacing)
+        ):
+            # Drained, not killed: its rooms save their sessions and restart on a fresh worker.
+            logger.error("room worker over worker_memory_limit_mb; replacing it", extra=extra)
+            worker.ready, worker.replacing = False, True
+            self._notify()
+            await worker.send_quietly(Shutdown(self.config.supervisor.drain_timeout_s))
+            return
+        warn = settings.worker_memory_warn_mb
+        if warn is not None and rss_mb > warn and not worker.memory_warned:
+            worker.memory_warned = True
+            logger.warning("room host over worker_memory_warn_mb", extra=extra)
+
     async def _heartbeat(self, worker: Worker) -> None:
-        """Ping the worker every period, and kill it when its pongs stop.
+        """Ping the host every period, and kill it when its pongs stop.
 
         The pings and the pong deadline run apart: behind a full pipe a ping waits, and the
         deadline must not wait with it.
@@ -286,7 +380,7 @@ class WorkerPool:
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._ping, worker, name=f"worker:{worker.worker_id}:pings")
             await self._watch_pongs(worker)
-            tg.cancel_scope.cancel("worker killed")
+            tg.cancel_scope.cancel("room host killed")
 
     async def _ping(self, worker: Worker) -> None:
         period = self.config.supervisor.worker_heartbeat_s
@@ -308,15 +402,28 @@ class WorkerPool:
             silent_s = self._clock.monotonic() - worker.last_pong
             if silent_s >= timeout:
                 logger.error(
-                    "worker stopped answering; killing it",
+                    "room host stopped answering; killing it",
                     extra={"worker": worker.worker_id, "pid": worker.pid, "silent_s": silent_s},
                 )
-                if worker.process is not None and worker.process.returncode is None:
-                    worker.process.kill()
+                if worker.kill is not None:
+                    worker.kill()
                 return
             await self._clock.sleep(timeout - silent_s)
 
 
-async def _next(lines: BufferedByteReceiveStream) -> Message:
-    line = await lines.receive_until(b"\n", _MAX_LINE)
-    return decode(line)
+class _ProcessLink:
+    """The pool's end of a worker process: lines to its stdin, lines from its stdout."""
+
+    def __init__(self, process: Process) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self._stdin = process.stdin
+        self._lines = BufferedByteReceiveStream(process.stdout)
+
+    async def receive(self) -> Message:
+        return decode(await self._lines.receive_until(b"\n", _MAX_LINE))
+
+    async def send(self, message: Message) -> None:
+        await self._stdin.send(encode(message))
+
+    async def aclose(self) -> None:
+        await self._stdin.aclose()

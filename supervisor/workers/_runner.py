@@ -1,14 +1,14 @@
-"""``WorkerRoomRunner``: a room actor in a worker process, as the registry sees it.
+"""``RoomRunner``: one room on a room host, as the registry supervises it.
 
-It has the in-process actor's shape (``run(*, task_status)`` reporting a ``RoomHandle``), so
-the registry's supervision (start, stop, restart with backoff, give up) does not change: the
-actor simply runs elsewhere and the two sides exchange messages.
+The one way the supervisor runs a room, whether its host is a worker process or runs in the
+supervisor's own process (``workers = 0``): the runner places the room on a host, waits for
+``RoomStarted``, reports itself as the running room, and follows it until ``RoomEnded``.
 
-Both ways of stopping an actor keep their meaning across the pipe: ``request_stop`` on the
-handle becomes ``StopRoom`` (finish through the inbox), and cancelling the runner (a lost
-lease, the drain deadline, a start timeout) becomes ``CancelRoom``: the actor is cancelled at
-once, not asked to finish its reply, and the runner returns once the worker reports the room
-ended (within the actor's own ``close_timeout_s``, as a cancelled in-process actor takes).
+Both ways of stopping a room keep their meaning across the link: ``request_stop`` sends one
+``StopRoom`` (finish the current reply, save, leave), and cancelling the runner (a lost lease,
+the drain deadline, a start timeout) sends ``CancelRoom``: the actor is cancelled at once,
+and the runner returns once the host reports the room ended (within the actor's own
+``close_timeout_s``), so "the runner returned" means "the agent has left", in both modes.
 """
 
 from __future__ import annotations
@@ -17,86 +17,78 @@ import anyio
 from anyio.abc import TaskStatus
 
 from actors import ActorCrashed, ActorStartError
-from actors.room import RoomHandle, RoomSpec
-from actors.room._messages import RoomMessage, StopRequested
+from actors.room import RoomSpec
+from supervisor.host import CancelRoom, RoomEndKind, StopRoom
 from supervisor.workers._pool import Worker, WorkerPool
-from supervisor.workers._protocol import CancelRoom, StopRoom
 
-__all__ = ("WorkerRoomRunner",)
+__all__ = ("RoomRunner",)
 
 _START_MARGIN_S = 5.0
+"""Beyond ``connect_timeout_s``: the host's own start-up work for a room (history lookup)."""
 
 
-class WorkerRoomRunner:
+class RoomRunner:
+    """Runs ``spec``'s room on the pool's least-loaded host.
+
+    Args:
+        pool: the room hosts.
+        spec: which room, where, and the agent's token.
+    """
+
     def __init__(self, pool: WorkerPool, spec: RoomSpec) -> None:
         self._pool = pool
         self.spec = spec
+        self.conversation_id = ""
+        self._stop_reason = ""
+        self._stop = anyio.Event()
 
-    async def run(self, *, task_status: TaskStatus[RoomHandle] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Start the room on the least-loaded worker and follow it until it ends.
+    def request_stop(self, reason: str) -> None:
+        """Ask the room to finish (its current reply first); non-blocking, idempotent."""
+        if not self._stop.is_set():
+            self._stop_reason = reason
+            self._stop.set()
+
+    async def run(self, *, task_status: TaskStatus[RoomRunner] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Start the room, report ``started(self)`` once it has joined, and follow it.
 
         Raises:
-            ActorStartError: no worker has room for it, or it failed to join.
-            ActorCrashed: it failed while running (or its worker died).
+            ActorStartError: no host has room for it, or it failed to join.
+            ActorCrashed: it failed while running (or its host died).
         """
         room = self.spec.room
         worker = self._pool.place(room)
         if worker is None:
             raise ActorStartError(
-                "no room worker is ready with a free slot; see [supervisor] "
+                "no room host is ready with a free slot; see [supervisor] "
                 "workers and rooms_per_worker"
             )
         waiter = await self._pool.start_room(worker, self.spec)
         try:
             timeout = self._pool.config.agent.connect_timeout_s + _START_MARGIN_S
             with anyio.fail_after(timeout):
-                async with anyio.create_task_group() as tg:
-
-                    async def first_of(event: anyio.Event) -> None:
-                        await event.wait()
-                        tg.cancel_scope.cancel()
-
-                    tg.start_soon(first_of, waiter.started)
-                    tg.start_soon(first_of, waiter.ended)
-            if not waiter.started.is_set():
-                raise ActorStartError(f"room actor could not start in its worker ({waiter.error})")
-            send, inbox = anyio.create_memory_object_stream[RoomMessage](4)
-            stop = anyio.Event()
-            with send, inbox:
-                task_status.started(RoomHandle(room, waiter.conversation_id, send, stop))
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._forward_stops, worker, inbox, stop)
-                    await waiter.ended.wait()
-                    tg.cancel_scope.cancel()
-            if waiter.error is not None:
-                raise ActorCrashed(f"room actor failed in its worker ({waiter.error})")
+                await waiter.settled.wait()
+            if waiter.conversation_id is None:
+                why = "" if waiter.ended is None else waiter.ended.detail or waiter.ended.kind
+                raise ActorStartError(f"room actor could not start on its host ({why})")
+            self.conversation_id = waiter.conversation_id
+            task_status.started(self)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._forward_stop, worker, name=f"room:{room}:stop")
+                await waiter.done.wait()
+                tg.cancel_scope.cancel("room ended")
+            ended = waiter.ended
+            if ended is not None and ended.kind in (RoomEndKind.CRASHED, RoomEndKind.HOST_GONE):
+                raise ActorCrashed(f"room actor failed on its host ({ended.detail or ended.kind})")
         finally:
-            if not waiter.ended.is_set():
-                # Cancelled (or timed out): the worker cancels the actor too, at once, where a
+            if not waiter.done.is_set():
+                # Cancelled (or timed out): the host cancels the actor too, at once, where a
                 # StopRoom would let it finish its reply first; after a lost lease another
                 # daemon's agent may be joining. Waiting for the end keeps "the runner
-                # returned" meaning "the actor has left", as for an in-process actor.
+                # returned" meaning "the actor has left".
                 with anyio.move_on_after(self._pool.config.agent.close_timeout_s, shield=True):
-                    await _send_quietly(worker, CancelRoom(room, "cancelled by the supervisor"))
-                    await waiter.ended.wait()
+                    await worker.send_quietly(CancelRoom(room, "cancelled by the supervisor"))
+                    await waiter.done.wait()
 
-    async def _forward_stops(
-        self, worker: Worker, inbox: anyio.abc.ObjectReceiveStream[RoomMessage], stop: anyio.Event
-    ) -> None:
-        async with anyio.create_task_group() as tg:
-
-            async def on_event() -> None:
-                await stop.wait()
-                await _send_quietly(worker, StopRoom(self.spec.room, "stop requested"))
-
-            tg.start_soon(on_event)
-            async for message in inbox:
-                if isinstance(message, StopRequested):
-                    await _send_quietly(worker, StopRoom(self.spec.room, message.reason))
-
-
-async def _send_quietly(worker: Worker, message: StopRoom | CancelRoom) -> None:
-    try:
-        await worker.send(message)
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-        pass  # the worker is gone; its rooms end with it
+    async def _forward_stop(self, worker: Worker) -> None:
+        await self._stop.wait()
+        await worker.send_quietly(StopRoom(self.spec.room, self._stop_reason))

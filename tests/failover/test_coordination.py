@@ -207,8 +207,10 @@ async def test_the_gate_says_the_limit_message_instead_of_answering(
     coordinator = Coordinator(settings, store=_store(redis_server))
     async with anyio.create_task_group() as tg:
         await tg.start(coordinator.run)
-        llm = coordinator.gate_llm("room-1", _Llm(), lambda: "u1")
-        assert isinstance(llm, GatedLlm)
+        limits_store = _store(redis_server)
+        limits = UserLimits(settings, limits_store)
+        assert limits.enabled
+        llm = GatedLlm(_Llm(), limits, "room-1", lambda: "u1")
         first = [d async for d in llm.complete([ChatMessage("user", "hi", "alice")])]
         second = [d async for d in llm.complete([ChatMessage("user", "hi", "alice")])]
         assert "".join(first) == "fine thanks"
@@ -219,9 +221,8 @@ async def test_the_gate_says_the_limit_message_instead_of_answering(
         await poll_until(lambda: not coordinator.health()[0], deadline_s=2, what="redis down")
         assert "down_for_s" in coordinator.health()[1]
         coordinator.close()
-    unlimited = Coordinator(fast_settings(redis_server.url, "b"), store=_store(redis_server))
-    llm = _Llm()
-    assert unlimited.gate_llm("room-1", llm, lambda: "u1") is llm
+    await limits_store.aclose()
+    assert not UserLimits(fast_settings(redis_server.url, "b"), limits_store).enabled
 
 
 async def test_the_lock_admits_one_holder_at_a_time(redis_server: RedisServer) -> None:

@@ -19,8 +19,8 @@ from prometheus_client import REGISTRY
 from actors.persistence import EmbeddedStore
 from supervisor import Config, Daemon
 from supervisor.coordination import RedisStore
+from supervisor.host import CancelRoom, Message, StopRoom
 from supervisor.workers import Worker
-from supervisor.workers._protocol import CancelRoom, Message, StopRoom
 from tests.conftest import daemon_config
 from tests.failover._redis_server import RedisServer
 from tests.harness.livekit_server import LiveKitServer
@@ -114,10 +114,10 @@ async def test_a_lost_lease_cancels_the_rooms_actor_at_once(
             renewal_s = LEASE_TTL_S / 3
             assert ended_s < renewal_s + config.agent.close_timeout_s, ended_s
             assert left_s < renewal_s + config.agent.close_timeout_s, left_s
-            if workers:
-                to_room = [m for m in sent_to_workers if getattr(m, "room", None) == room]
-                assert any(isinstance(m, CancelRoom) for m in to_room), to_room
-                assert not any(isinstance(m, StopRoom) for m in to_room), to_room
+            # One path in both modes: the host in this process gets the same CancelRoom.
+            to_room = [m for m in sent_to_workers if getattr(m, "room", None) == room]
+            assert any(isinstance(m, CancelRoom) for m in to_room), to_room
+            assert not any(isinstance(m, StopRoom) for m in to_room), to_room
             # Not restarted: later reconciles find the lease held elsewhere.
             runs = reconcile_runs()
             await poll_until(lambda: reconcile_runs() >= runs + 2, deadline_s=10, what="2 passes")

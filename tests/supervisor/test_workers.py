@@ -16,15 +16,18 @@ from livekit import api
 
 from actors.persistence import EmbeddedStore
 from supervisor import Daemon, parse_config
-from supervisor.workers import Worker, WorkerPool, decode, encode
-from supervisor.workers._protocol import (
+from supervisor.host import (
     CancelRoom,
     Message,
     Ping,
     ProtocolError,
     Reload,
+    RoomEnded,
     StartRoom,
+    decode,
+    encode,
 )
+from supervisor.workers import Worker, WorkerPool
 from tests.conftest import daemon_config
 from tests.e2e.conftest import tone
 from tests.harness.caller import caller
@@ -35,14 +38,19 @@ pytestmark = [pytest.mark.anyio]
 
 
 def test_protocol_round_trip_and_refusals() -> None:
-    for message in (StartRoom("r1", "ws://x", "secret-token", 2), CancelRoom("r1", "lease lost")):
+    for message in (
+        StartRoom("r1", "ws://x", "secret-token", 2),
+        CancelRoom("r1", "lease lost"),
+        RoomEnded("r1", "crashed", "ActorCrashed"),
+    ):
         assert decode(encode(message)) == message
     assert b"\n" == encode(Ping(1))[-1:]
     for bad in (
         b"nope",
         b'{"v": 99, "type": "ping", "seq": 1}',
         b'{"v": 1, "type": "fly"}',
-        b'{"v": 1, "type": "ping"}',
+        b'{"v": 2, "type": "ping"}',
+        b'{"v": 2, "type": "room_ended", "room": "r", "kind": "exploded"}',
     ):
         with pytest.raises(ProtocolError):
             decode(bad)
@@ -169,12 +177,12 @@ async def test_drain_reaches_every_worker_and_saves_every_session(
         registry = daemon.registry
         assert registry is not None
         await poll_until(lambda: registry.joined == set(names), deadline_s=20, what="rooms")
-        processes = [w.process for w in pool_of(daemon).workers]
+        workers = pool_of(daemon).workers
         started = anyio.current_time()
         daemon.request_stop()
     took = anyio.current_time() - started
     assert took < config.supervisor.drain_timeout_s
-    assert [p.returncode if p is not None else None for p in processes] == [0, 0]
+    assert [w.exit_code for w in workers] == [0, 0]
     sessions = EmbeddedStore(config.persistence.store_path).sessions()
     assert sorted(s["room"] for s in sessions) == names
     assert {s["end_reason"] for s in sessions} == {"daemon shutting down"}
@@ -207,18 +215,18 @@ async def test_a_worker_that_stops_reading_its_stdin_is_killed_within_the_heartb
         with anyio.fail_after(config.supervisor.worker_init_timeout_s):
             await pool.wait_ready(1)
         (worker,) = pool.workers
-        process, pid = worker.process, worker.pid
-        assert process is not None
+        pid = worker.pid
         # Wedged: it reads nothing more, and a message bigger than the pipe fills it. The send
         # waits for room in the pipe holding the worker's send lock, as a StartRoom or StopRoom
         # to a wedged worker would; a ping queued behind it must not stop the pong deadline.
         os.kill(pid, signal.SIGSTOP)
         wedged_at = anyio.current_time()
         tg.start_soon(send_quietly, worker, Reload({"pad": "x" * (4 << 20)}))
-        with anyio.fail_after(timeout + 10):
-            await process.wait()
+        await poll_until(
+            lambda: worker.exit_code is not None, deadline_s=timeout + 10, what="worker killed"
+        )
         killed_after = anyio.current_time() - wedged_at
-        assert process.returncode == -signal.SIGKILL
+        assert worker.exit_code == -signal.SIGKILL
         # Its last pong came before it was stopped, so the kill is due within the timeout.
         assert killed_after < timeout + 1.0, killed_after
         await poll_until(

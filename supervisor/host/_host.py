@@ -1,0 +1,279 @@
+"""The room host: everything a process needs to run rooms, driven by worker-protocol messages.
+
+It owns the providers (opened once, unless given), a persistence actor with its own outbox,
+the per-user limits, the reloadable settings, and one room actor per room, each in a cancel
+scope of its own. It speaks only the typed messages of ``supervisor.host._protocol``, over a
+``HostLink``: in a worker process over its pipes, with ``workers = 0`` in the supervisor's
+process over memory. Restart decisions belong to the supervisor; a host only reports how each
+room ended, as a ``RoomEndKind``.
+
+A room is stopped the two ways the registry stops one: ``StopRoom`` asks its actor to finish
+through its inbox, ``CancelRoom`` cancels it at once (its lease was lost: another daemon may
+be answering in the room already). Either way the actor saves its session and leaves within
+its close timeout, then ``RoomEnded`` is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+from dataclasses import replace
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from actors import SYSTEM_CLOCK, ActorStartError, Clock
+from actors.persistence import EmbeddedStore, PersistenceActor
+from actors.room import Providers, RoomActor, RoomHandle, RoomSpec
+from supervisor._config import Config, parse_config
+from supervisor._logging import configure_logging
+from supervisor.coordination import GatedLlm, RedisStore, UserLimits
+from supervisor.host._link import HostLink
+from supervisor.host._metrics_wire import snapshot
+from supervisor.host._protocol import (
+    CancelRoom,
+    Message,
+    Ping,
+    Pong,
+    Ready,
+    Reload,
+    RoomEnded,
+    RoomEndKind,
+    RoomStarted,
+    Shutdown,
+    StartRoom,
+    StopRoom,
+)
+from supervisor.host._providers import close_providers, open_providers
+
+__all__ = ("RELOADABLE", "RoomHost")
+
+logger = logging.getLogger(__name__)
+
+RELOADABLE = frozenset({"agent", "logging", "voice", "data"})
+"""Config sections a reload applies to new rooms; the others need a restart."""
+
+_CLOSE_BACKSTOP_S = 5.0
+"""Closing providers and the Redis client at exit: each is bounded by its own timeouts."""
+
+
+class RoomHost:
+    """Runs the rooms of one process until told to shut down or its link ends.
+
+    Args:
+        host_id: its number among the daemon's hosts (names its outbox: ``worker-N``).
+        config: the configuration (reloads replace ``RELOADABLE`` sections).
+        providers: STT/LLM/TTS to use (None: opened from the config, and closed at exit).
+        report_metrics: send a snapshot of this process's metrics in each pong (off for a host
+            in the supervisor's process: its metrics are the supervisor's already).
+        clock: time source.
+    """
+
+    def __init__(
+        self,
+        host_id: int,
+        config: Config,
+        *,
+        providers: Providers | None = None,
+        report_metrics: bool = True,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.host_id = host_id
+        self.config = config
+        self._providers = providers
+        self._owns_providers = providers is None
+        self._report_metrics = report_metrics
+        self._clock = clock
+        self._limits: UserLimits | None = None
+        self._persistence: PersistenceActor | None = None
+        self._link: HostLink | None = None
+        self._handles: dict[str, RoomHandle] = {}
+        self._scopes: dict[str, anyio.CancelScope] = {}
+        """Every room's scope, from its start to its end (``_handles``: once joined)."""
+        self._rooms_tg: TaskGroup | None = None
+        self._done = anyio.Event()
+        self._room_ended = anyio.Event()
+
+    async def run(
+        self, link: HostLink, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Open what rooms need, say ``Ready``, and serve the link until shut down."""
+        cfg = self.config
+        self._link = link
+        if self._providers is None and cfg.voice.enabled:
+            self._providers = await open_providers(cfg)
+        redis_store = RedisStore(cfg.redis) if cfg.redis.enabled else None
+        if redis_store is not None:
+            # Per-user limits hold across daemons and hosts: each host checks them itself.
+            limits = UserLimits(cfg.redis, redis_store)
+            self._limits = limits if limits.enabled else None
+        store = EmbeddedStore(cfg.persistence.store_path)
+        outbox = cfg.persistence.model_copy(update={"outbox_name": f"worker-{self.host_id}"})
+        persistence = PersistenceActor(outbox, store, self._clock)
+        self._persistence = persistence
+        try:
+            async with anyio.create_task_group() as outer:
+                await outer.start(persistence.run, name="persistence")
+                async with anyio.create_task_group() as rooms:
+                    self._rooms_tg = rooms
+                    rooms.start_soon(self._serve, link, name="host:link")
+                    if self._limits is not None:
+                        rooms.start_soon(self._refresh_limits, self._limits, name="host:limits")
+                    await link.send(Ready(self.host_id, os.getpid()))
+                    task_status.started()
+                    await self._done.wait()
+                    rooms.cancel_scope.cancel("host shutting down")
+                persistence.close()
+                outer.cancel_scope.deadline = anyio.current_time() + cfg.supervisor.drain_timeout_s
+        finally:
+            with anyio.move_on_after(_CLOSE_BACKSTOP_S, shield=True):
+                await link.aclose()
+                if self._owns_providers and self._providers is not None:
+                    await close_providers(self._providers)
+                if redis_store is not None:
+                    await redis_store.aclose()
+            store.close()
+
+    # -- messages -----------------------------------------------------------------------------
+
+    async def _serve(self, link: HostLink) -> None:
+        while True:
+            try:
+                message = await link.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                break
+            await self._dispatch(message)
+        # The supervisor is gone: stop what we host and end.
+        await self._shutdown(self.config.supervisor.drain_timeout_s)
+
+    async def _dispatch(self, message: Message) -> None:
+        match message:
+            case StartRoom():
+                assert self._rooms_tg is not None
+                spec = RoomSpec(message.room, message.url, message.token, message.attempt)
+                self._rooms_tg.start_soon(self._room, spec, name=f"room:{spec.room}")
+            case StopRoom(room=room, reason=reason):
+                handle = self._handles.get(room)
+                if handle is not None:
+                    handle.request_stop(reason)
+                elif room in self._scopes:
+                    self._scopes[room].cancel(reason)  # still joining: nothing to finish
+            case CancelRoom(room=room, reason=reason):
+                if room in self._scopes:
+                    self._scopes[room].cancel(reason)
+            case Ping(seq=seq):
+                persistence = self._persistence
+                refusal = None if persistence is None else persistence.refusal
+                metrics = snapshot() if self._report_metrics else []
+                await self._send(Pong(seq, _rss_mb(), metrics, refusal))
+            case Reload(config=data):
+                self._reload(parse_config(data, environ={}))
+            case Shutdown(deadline_s=deadline_s):
+                await self._shutdown(deadline_s)
+            case _:
+                logger.error("unexpected message for a room host", extra={"type": type(message)})
+
+    def _reload(self, new: Config) -> None:
+        configure_logging(new.logging)
+        self.config = self.config.model_copy(
+            update={name: getattr(new, name) for name in RELOADABLE}
+        )
+
+    async def _send(self, message: Message) -> None:
+        if self._link is None:
+            return
+        try:
+            await self._link.send(message)
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass  # the supervisor is gone; the link's end stops the host
+
+    async def _shutdown(self, deadline_s: float) -> None:
+        for handle in list(self._handles.values()):
+            handle.request_stop("daemon shutting down")
+        for room, scope in list(self._scopes.items()):
+            if room not in self._handles:
+                scope.cancel("daemon shutting down")
+        with anyio.move_on_after(deadline_s):
+            while self._scopes:
+                await self._room_ended.wait()
+        self._done.set()
+
+    # -- one room -----------------------------------------------------------------------------
+
+    async def _room(self, spec: RoomSpec) -> None:
+        assert self._persistence is not None
+        cfg = self.config
+        providers, limits = self._providers, self._limits
+        actor: RoomActor | None = None
+        if providers is not None and limits is not None:
+
+            def user_of() -> str | None:
+                return None if actor is None else actor.session.user_id
+
+            providers = replace(providers, llm=GatedLlm(providers.llm, limits, spec.room, user_of))
+        actor = RoomActor(
+            spec,
+            cfg.agent.room_settings(),
+            self._persistence,
+            history_limit=cfg.persistence.history_limit,
+            providers=providers,
+            voice=cfg.voice,
+            data=cfg.data,
+            clock=self._clock,
+        )
+        kind, detail = RoomEndKind.CLEAN, ""
+        handle: RoomHandle | None = None
+        scope = anyio.CancelScope()
+        self._scopes[spec.room] = scope
+        try:
+            with scope:
+                async with anyio.create_task_group() as tg:
+                    handle = await tg.start(actor.run, name=f"room:{spec.room}:actor")
+                    self._handles[spec.room] = handle
+                    await self._send(RoomStarted(spec.room, handle.conversation_id))
+            if scope.cancelled_caught:
+                kind = RoomEndKind.CANCELLED
+        except Exception as exc:  # reported to the supervisor, which decides on a restart
+            kind, detail = _ending(exc)
+        finally:
+            if limits is not None:
+                with anyio.move_on_after(_CLOSE_BACKSTOP_S, shield=True):
+                    await limits.leave(spec.room)
+            # Only this run's entries: a StartRoom for the same room may have come meanwhile.
+            if self._scopes.get(spec.room) is scope:
+                del self._scopes[spec.room]
+            if handle is not None and self._handles.get(spec.room) is handle:
+                del self._handles[spec.room]
+            self._room_ended.set()
+            self._room_ended = anyio.Event()
+        if handle is None and kind is RoomEndKind.CLEAN:
+            kind = RoomEndKind.CANCELLED  # stopped before it joined
+        await self._send(RoomEnded(spec.room, kind.value, detail))
+
+    async def _refresh_limits(self, limits: UserLimits) -> None:
+        # Each room keeps its place among its user's rooms for one lease TTL; one task renews
+        # every room of the host at a third of it.
+        while True:
+            await self._clock.sleep(self.config.redis.lease_ttl_s / 3)
+            for room in list(self._handles):
+                await limits.refresh(room)
+
+
+def _ending(exc: Exception) -> tuple[RoomEndKind, str]:
+    """How a room that raised ended, and the type of its root cause (never its message)."""
+    while isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    kind = RoomEndKind.START_FAILED if isinstance(exc, ActorStartError) else RoomEndKind.CRASHED
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return kind, type(cause).__name__
+
+
+def _rss_mb() -> float:
+    """This process's resident memory now (Linux: ``/proc/self/statm``)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return pages * resource.getpagesize() / (1024 * 1024)
