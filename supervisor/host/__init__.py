@@ -28,7 +28,7 @@ from supervisor.host._protocol import (
     decode,
     encode,
 )
-from supervisor.host._providers import close_providers, open_providers
+from supervisor.host._providers import OpenedProviders, close_providers, open_providers
 
 __all__ = (
     "PROTOCOL_VERSION",
@@ -39,6 +39,7 @@ __all__ = (
     "MemoryLink",
     "MergedRegistry",
     "Message",
+    "OpenedProviders",
     "Ping",
     "PipeLink",
     "Pong",

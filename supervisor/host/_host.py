@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import resource
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import anyio
@@ -92,6 +93,8 @@ class RoomHost:
         self._scopes: dict[str, anyio.CancelScope] = {}
         """Every room's scope, from its start to its end (``_handles``: once joined)."""
         self._rooms_tg: TaskGroup | None = None
+        self._warm_up: Callable[[], Awaitable[None]] | None = None
+        """Loads the models; run once, when the first room starts."""
         self._done = anyio.Event()
         self._room_ended = anyio.Event()
 
@@ -102,7 +105,8 @@ class RoomHost:
         cfg = self.config
         self._link = link
         if self._providers is None and cfg.voice.enabled:
-            self._providers = await open_providers(cfg)
+            opened = open_providers(cfg)
+            self._providers, self._warm_up = opened.providers, opened.warm_up
         redis_store = RedisStore(cfg.redis) if cfg.redis.enabled else None
         if redis_store is not None:
             # Per-user limits hold across daemons and hosts: each host checks them itself.
@@ -151,6 +155,10 @@ class RoomHost:
         match message:
             case StartRoom():
                 assert self._rooms_tg is not None
+                if self._warm_up is not None:
+                    # Beside the first room's join (which takes a few hundred ms anyway).
+                    self._rooms_tg.start_soon(self._warm, self._warm_up, name="host:warm-up")
+                    self._warm_up = None
                 spec = RoomSpec(message.room, message.url, message.token, message.attempt)
                 self._rooms_tg.start_soon(self._room, spec, name=f"room:{spec.room}")
             case StopRoom(room=room, reason=reason):
@@ -173,6 +181,12 @@ class RoomHost:
                 await self._shutdown(deadline_s)
             case _:
                 logger.error("unexpected message for a room host", extra={"type": type(message)})
+
+    async def _warm(self, warm_up: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await warm_up()
+        except Exception as exc:  # each room then loads (or fails over) on first use
+            logger.warning("loading the models failed", extra={"error": type(exc).__name__})
 
     def _reload(self, new: Config) -> None:
         configure_logging(new.logging)

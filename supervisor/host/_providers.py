@@ -1,22 +1,39 @@
-"""The providers a room host opens once and shares among its rooms."""
+"""The providers a room host opens once and shares among its rooms.
+
+Building them is cheap; their models load when warmed up, which a host does when its first room
+starts (beside that room's join), not at start-up: an idle worker then holds no model, and
+each model loads only in a process that has a room to use it.
+"""
 
 from __future__ import annotations
 
 import importlib
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from actors import ConfigError
 from actors.providers import build_llm, build_stt, build_tts
 from actors.room import Providers
 from supervisor._config import Config
 
-__all__ = ("close_providers", "open_providers")
+__all__ = ("OpenedProviders", "close_providers", "open_providers")
 
 
-async def open_providers(config: Config) -> Providers:
-    """Build and warm up the STT, LLM and TTS chains every room of this process shares.
+async def _nothing() -> None:
+    return None
 
-    Warming up loads the local models now (about a second), so the first reply of the first
-    room does not pay for it and time out into a fallback.
+
+@dataclass(frozen=True, slots=True)
+class OpenedProviders:
+    """The chains, and how to load their models (about a second for the local ones)."""
+
+    providers: Providers
+    warm_up: Callable[[], Awaitable[None]] = _nothing
+
+
+def open_providers(config: Config) -> OpenedProviders:
+    """Build the STT, LLM and TTS chains every room of this process shares (no model loaded).
 
     Raises:
         ConfigError: a configured vendor has no API key, or a local model is missing.
@@ -31,17 +48,21 @@ async def open_providers(config: Config) -> Providers:
                 f" it ({type(exc).__name__}); give 'package.module:function'"
             ) from None
         providers: Providers = factory(config)
-        return providers
+        return OpenedProviders(providers)
     stt, llm, tts = build_stt(config.stt), build_llm(config.llm), build_tts(config.tts)
-    for chain in (stt, llm, tts):
-        await chain.warm_up()
-    return Providers(
+
+    async def warm_up() -> None:
+        for chain in (stt, llm, tts):
+            await chain.warm_up()
+
+    built = Providers(
         stt=stt,
         llm=llm,
         tts=tts,
         greeting=config.llm.greeting,
         instructions=config.llm.instructions,
     )
+    return OpenedProviders(built, warm_up)
 
 
 async def close_providers(providers: Providers) -> None:
