@@ -8,7 +8,6 @@ each model loads only in a process that has a room to use it.
 from __future__ import annotations
 
 import importlib
-
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
