@@ -3,8 +3,9 @@
 The reference backend checks every batch here before it stores anything, so a malformed batch
 is refused whole with a 400 that names the first bad event. The rules mirror the OpenAPI
 schemas (``tests/actors/persistence/test_contract.py`` checks that both refuse the same bodies);
-they are written out by hand because a generic JSON-schema validator costs more per event than
-storing it. Error messages name fields, never their values (they may be user text).
+the data fields come from the payloads' typed definitions (``actors._payloads``), checked by
+hand because a generic JSON-schema validator costs more per event than storing it. Error
+messages name fields, never their values (they may be user text).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 from typing import Any
 
 from actors._events import Event, EventType
+from actors._payloads import PAYLOADS, json_fields
 from actors.persistence._json import loads
 
 __all__ = ("BATCH_MAX_EVENTS", "ContractError", "parse_agent_joined", "parse_batch")
@@ -26,69 +28,9 @@ _ID_MAX = 200
 _ROLES = frozenset({"user", "assistant", "system"})
 _TYPES = {t.value: t for t in EventType}
 
-# JSON kinds of a field: "string", "number", "integer", "boolean", "object", "array", "null".
-_Field = tuple[bool, frozenset[str]]  # (required, allowed kinds)
-
-
-def _f(required: bool, *kinds: str) -> _Field:
-    return (required, frozenset(kinds))
-
-
-_OPT_STR = _f(False, "string", "null")
-_DATA_FIELDS: dict[str, dict[str, _Field]] = {
-    "turn": {
-        "role": _f(True, "string"),
-        "content": _f(True, "string"),
-        "speaker": _OPT_STR,
-        "interrupted": _f(False, "boolean"),
-        "latency_ms": _f(False, "object"),
-        "user_id": _OPT_STR,
-    },
-    "participant_connected": {
-        "identity": _f(True, "string"),
-        "name": _OPT_STR,
-        "metadata": _OPT_STR,
-        "attributes": _f(False, "object"),
-        "kind": _f(False, "integer"),
-        "user_id": _OPT_STR,
-    },
-    "participant_disconnected": {
-        "identity": _f(True, "string"),
-        "name": _OPT_STR,
-        "reason": _OPT_STR,
-        "duration_s": _f(False, "number"),
-        "user_id": _OPT_STR,
-    },
-    "agent_joined": {
-        "identity": _OPT_STR,
-        "user_id": _OPT_STR,
-        "metadata": _f(False, "object"),
-        "restored_messages": _f(False, "integer"),
-        "attempt": _f(False, "integer"),
-    },
-    "session": {
-        "started_at": _f(True, "number"),
-        "ended_at": _f(True, "number"),
-        "duration_s": _f(False, "number"),
-        "message_count": _f(False, "integer"),
-        "participants": _f(False, "array"),
-        "messages": _f(False, "array"),
-        "end_reason": _OPT_STR,
-        "user_id": _OPT_STR,
-    },
-    "file": {
-        "name": _f(True, "string"),
-        "mime_type": _f(True, "string"),
-        "size": _f(True, "integer"),
-        "sender": _OPT_STR,
-        "content_b64": _f(False, "string"),
-        "user_id": _OPT_STR,
-    },
-    "error": {
-        "code": _OPT_STR,
-        "message": _OPT_STR,
-        "user_id": _OPT_STR,
-    },
+# Each type's data fields, (required, allowed JSON kinds), from its one typed definition.
+_DATA_FIELDS: dict[str, dict[str, tuple[bool, frozenset[str]]]] = {
+    t.value: json_fields(cls) for t, cls in PAYLOADS.items()
 }
 
 

@@ -18,8 +18,17 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from livekit import rtc
 
 from actors._clock import SYSTEM_CLOCK, Clock
-from actors._events import Event, EventType
+from actors._events import Event
 from actors._exceptions import ActorCrashed, ActorStartError, OutboxFullError
+from actors._payloads import (
+    AgentJoined,
+    ParticipantConnected,
+    ParticipantDisconnected,
+    Payload,
+    SessionData,
+    TurnData,
+    payload_json,
+)
 from actors.room._data import TOPIC_COMMAND, TOPIC_FILE, DataTopics
 from actors.room._messages import (
     ChatReceived,
@@ -216,14 +225,13 @@ class RoomActor:
             )
             self.history.restore(rows)
         self._emit(
-            EventType.AGENT_JOINED,
-            {
-                "identity": self._settings.identity,
-                "user_id": self.session.user_id,
-                "metadata": self.session.raw,
-                "restored_messages": self.history.restored,
-                "attempt": self.spec.attempt,
-            },
+            AgentJoined(
+                identity=self._settings.identity,
+                user_id=self.session.user_id,
+                metadata=self.session.raw,
+                restored_messages=self.history.restored,
+                attempt=self.spec.attempt,
+            )
         )
         for p in room.remote_participants.values():
             self._participant_joined(joined_message(p, self.started_at))
@@ -319,16 +327,7 @@ class RoomActor:
         now = self._clock.now()
         self.history.append(Message(role, content, now, speaker, interrupted))
         self._emit(
-            EventType.TURN,
-            {
-                "role": role,
-                "content": content,
-                "speaker": speaker,
-                "interrupted": interrupted,
-                "latency_ms": latency_ms,
-                "user_id": self.session.user_id,
-            },
-            ts=now,
+            TurnData(role, content, speaker, interrupted, latency_ms, self.session.user_id), ts=now
         )
 
     # -- what data commands may do (DataHost) -------------------------------------------------
@@ -370,8 +369,8 @@ class RoomActor:
             "muted": self.voice is not None and self.voice.muted,
         }
 
-    def emit(self, type_: EventType, data: dict[str, Any]) -> None:
-        self._emit(type_, data)
+    def emit(self, payload: Payload) -> None:
+        self._emit(payload)
 
     async def _watch_stop(self, tg: TaskGroup) -> None:
         # A stop that could not be posted (full mailbox) still ends the actor.
@@ -394,15 +393,14 @@ class RoomActor:
         )
         self.participants[m.identity] = state
         self._emit(
-            EventType.PARTICIPANT_CONNECTED,
-            {
-                "identity": m.identity,
-                "name": m.name,
-                "metadata": m.metadata,
-                "attributes": m.attributes,
-                "kind": m.kind,
-                "user_id": self.session.user_id,
-            },
+            ParticipantConnected(
+                identity=m.identity,
+                name=m.name,
+                metadata=m.metadata,
+                attributes=m.attributes,
+                kind=m.kind,
+                user_id=self.session.user_id,
+            ),
             ts=m.at,
         )
 
@@ -413,14 +411,13 @@ class RoomActor:
         state.left_at = at
         self._admission.forget(identity)
         self._emit(
-            EventType.PARTICIPANT_DISCONNECTED,
-            {
-                "identity": identity,
-                "name": state.name,
-                "reason": reason,
-                "duration_s": round(at - state.joined_at, 3),
-                "user_id": self.session.user_id,
-            },
+            ParticipantDisconnected(
+                identity=identity,
+                name=state.name,
+                reason=reason,
+                duration_s=round(at - state.joined_at, 3),
+                user_id=self.session.user_id,
+            ),
             ts=at,
         )
 
@@ -452,7 +449,7 @@ class RoomActor:
         for identity, state in self.participants.items():
             if state.left_at is None:
                 self._participant_left(identity, "agent_left", ended_at)
-        self._emit(EventType.SESSION, self._session_summary(ended_at), ts=ended_at)
+        self._emit(self._session_summary(ended_at), ts=ended_at)
         with anyio.move_on_after(self._settings.close_timeout_s, shield=True) as scope:
             await room.disconnect()
         if scope.cancelled_caught:
@@ -460,27 +457,27 @@ class RoomActor:
         self.lifecycle = self.lifecycle.to(RoomLifecycle.CLOSED)
         logger.info("room actor stopped", extra=self._log_extra())
 
-    def _session_summary(self, ended_at: float) -> dict[str, Any]:
+    def _session_summary(self, ended_at: float) -> SessionData:
         messages = self.history.new_messages
-        return {
-            "room": self.spec.room,
-            "conversation_id": self.conversation_id,
-            "user_id": self.session.user_id,
-            "started_at": self.started_at,
-            "ended_at": ended_at,
-            "duration_s": round(ended_at - self.started_at, 3),
-            "end_reason": self.stop_reason or "unknown",
-            "participants": [p.to_json() for p in self.participants.values()],
-            "message_count": len(messages),
-            "messages": [m.to_json() for m in messages],
-        }
+        return SessionData(
+            room=self.spec.room,
+            conversation_id=self.conversation_id,
+            user_id=self.session.user_id,
+            started_at=self.started_at,
+            ended_at=ended_at,
+            duration_s=round(ended_at - self.started_at, 3),
+            end_reason=self.stop_reason or "unknown",
+            participants=[p.to_json() for p in self.participants.values()],
+            message_count=len(messages),
+            messages=[m.to_json() for m in messages],
+        )
 
-    def _emit(self, type_: EventType, data: dict[str, Any], *, ts: float | None = None) -> None:
+    def _emit(self, payload: Payload, *, ts: float | None = None) -> None:
         event = Event(
-            type_,
+            payload.type,
             self.spec.room,
             self.conversation_id,
-            data,
+            payload_json(payload),
             self._clock.now() if ts is None else ts,
         )
         try:

@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 from livekit import rtc
 
-from actors._events import EventType
 from actors._metrics import DATA_MESSAGES
+from actors._payloads import FileData, Payload
 from actors.room._access import AccessPolicy
 from actors.room._commands import (
     CommandError,
@@ -61,7 +61,7 @@ class DataHost(Protocol):
     def set_instructions(self, text: str) -> None: ...
     def request_stop(self, reason: str) -> None: ...
     def status(self, *, whole_room: bool, identity: str, role: str) -> dict[str, Any]: ...
-    def emit(self, type_: EventType, data: dict[str, Any]) -> None: ...
+    def emit(self, payload: Payload) -> None: ...
 
 
 class DataTopics:
@@ -139,15 +139,14 @@ class DataTopics:
             self._fail(TOPIC_FILE, sender, info.stream_id, refusal)
             return
         self._host.emit(
-            EventType.FILE,
-            {
-                "name": info.name or "upload",
-                "mime_type": info.mime_type or "application/octet-stream",
-                "size": len(content),
-                "sender": sender,
-                "stream_id": info.stream_id,
-                "content_b64": base64.b64encode(content).decode("ascii"),
-            },
+            FileData(
+                name=info.name or "upload",
+                mime_type=info.mime_type or "application/octet-stream",
+                size=len(content),
+                sender=sender,
+                stream_id=info.stream_id,
+                content_b64=base64.b64encode(content).decode("ascii"),
+            )
         )
         DATA_MESSAGES.labels(topic=TOPIC_FILE, result="ok").inc()
         self._replies.reply(
