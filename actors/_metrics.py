@@ -8,6 +8,7 @@ __all__ = (
     "AUDIO_FRAMES_DROPPED",
     "BARGE_INS",
     "DATA_MESSAGES",
+    "FALSE_INTERRUPTIONS",
     "REPLIES",
     "TURN_LATENCY",
 )
@@ -28,6 +29,11 @@ AUDIO_FRAMES_DROPPED = Counter(
     "Incoming audio frames dropped (oldest first) because STT could not keep up.",
 )
 BARGE_INS = Counter("voice_supervisor_barge_ins_total", "Replies cut short by a user speaking.")
+FALSE_INTERRUPTIONS = Counter(
+    "voice_supervisor_false_interruptions_total",
+    "Replies paused for speech over the agent that was no barge-in (a cough, an uh-huh), "
+    "then resumed where they stopped.",
+)
 REPLIES = Counter("voice_supervisor_replies_total", "Agent replies by outcome.", ["outcome"])
 DATA_MESSAGES = Counter(
     "voice_supervisor_data_messages_total",

@@ -4,7 +4,15 @@ whether a turn reads finished or is only a backchannel."""
 from __future__ import annotations
 
 from actors.pipeline._chunker import SentenceChunker
+from actors.pipeline._pause import ReplyHold
 from actors.pipeline._spoken import SpokenText
 from actors.pipeline._turns import is_backchannel, likely_complete, meaningful_words
 
-__all__ = ("SentenceChunker", "SpokenText", "is_backchannel", "likely_complete", "meaningful_words")
+__all__ = (
+    "ReplyHold",
+    "SentenceChunker",
+    "SpokenText",
+    "is_backchannel",
+    "likely_complete",
+    "meaningful_words",
+)

@@ -55,6 +55,12 @@ class VoiceSettings(Settings):
     listening noise does not. 0: any speech of ``min_interrupt_s`` interrupts. A backchannel
     said over the agent is not taken as a turn either, however long."""
 
+    false_interruption_timeout_s: float = Field(default=1.5, ge=0, le=10)
+    """When someone starts speaking over the agent, it pauses (within one audio chunk) until
+    the words decide: a barge-in cuts the reply; otherwise (a cough, an "uh-huh") it resumes
+    where it stopped as soon as the speaker stops, or after this long at the latest. 0: the
+    agent never pauses and talks on until a barge-in."""
+
     audio_in_frame_ms: int = Field(default=40, ge=10, le=100)
     """Size of the audio frames read from each participant (larger = fewer events per second)."""
 

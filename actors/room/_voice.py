@@ -7,6 +7,8 @@ turn tagged with the speaker. A reply streams LLM deltas → sentences → TTS �
 cancels the reply, clears queued audio and records only the text actually played; it takes
 ``min_interrupt_s`` of speech with ``min_interrupt_words`` real words in it, so a cough or an
 "uh-huh" does not stop the agent (and a backchannel over the agent is not a turn to answer).
+Speech over the agent first pauses it between two chunks (``ReplyHold``) while the words
+decide; a false interruption resumes it where it stopped.
 
 Each reply's ``latency_ms`` says where the turn's time went: ``end_of_turn`` and ``stt_final``
 (from the recogniser's FINAL, when it knows them), ``llm_first_token``, ``tts_first_audio``,
@@ -30,7 +32,13 @@ from livekit import rtc
 from actors._clock import Clock
 from actors._exceptions import ProviderError
 from actors._metrics import AUDIO_FRAMES_DROPPED, BARGE_INS, REPLIES, TURN_LATENCY
-from actors.pipeline import SentenceChunker, SpokenText, is_backchannel, meaningful_words
+from actors.pipeline import (
+    ReplyHold,
+    SentenceChunker,
+    SpokenText,
+    is_backchannel,
+    meaningful_words,
+)
 from actors.pipeline._ring import AudioRing
 from actors.providers import (
     STT_SAMPLE_RATE,
@@ -88,6 +96,7 @@ async def track_pcm(track: rtc.Track, sample_rate: int, frame_ms: int) -> AsyncG
 class _Reply:
     id: str
     trigger_at: float | None
+    hold: ReplyHold
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     timeline: SpokenText = field(default_factory=SpokenText)
     started_at: float = 0.0
@@ -246,9 +255,16 @@ class VoicePipeline:
 
     def _on_speech(self, identity: str, track_sid: str, event: SpeechEvent) -> None:
         kind = event.kind
-        if kind in (SpeechEventKind.START_OF_SPEECH, SpeechEventKind.INTERIM):
-            if self._reply is not None and self._barges_in(event):
+        reply = self._reply
+        if kind in (SpeechEventKind.START_OF_SPEECH, SpeechEventKind.INTERIM) and reply:
+            if self._barges_in(event):
                 self.interrupt(reason="barge-in")
+            elif kind is SpeechEventKind.START_OF_SPEECH and reply.hold.hold():
+                # Quiet while the words decide; resumed if they were not an interruption.
+                assert self._tg is not None
+                self._tg.start_soon(reply.hold.expire, name=f"hold:{reply.id}")
+        elif kind is SpeechEventKind.END_OF_SPEECH and reply is not None:
+            reply.hold.release()  # they stopped without a barge-in: a false interruption
         if kind not in (SpeechEventKind.INTERIM, SpeechEventKind.FINAL) or not event.text.strip():
             return
         final = kind is SpeechEventKind.FINAL
@@ -332,6 +348,7 @@ class VoicePipeline:
         reply = _Reply(
             "RE_" + uuid.uuid4().hex[:12],
             trigger_at,
+            ReplyHold(self._clock, self._settings.false_interruption_timeout_s),
             started_at=self._clock.monotonic(),
             latency_ms=dict(latency_ms or {}),
         )
@@ -428,6 +445,7 @@ class VoicePipeline:
             await self._capture(reply, sentence, buffer[: len(buffer) - len(buffer) % 2])
 
     async def _capture(self, reply: _Reply, sentence: str, pcm: bytes) -> None:
+        await reply.hold.wait()
         if self._captions is not None and self._captions.state != "speaking":
             self._captions.set_state("speaking")
         await self._audio.play(pcm)
@@ -471,6 +489,7 @@ class VoicePipeline:
         if reply.recorded:
             return
         reply.recorded = True
+        reply.hold.release(resume=False)
         if self._reply is reply:
             self._reply = None
         REPLIES.labels(outcome="interrupted" if interrupted else "complete").inc()

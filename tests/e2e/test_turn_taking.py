@@ -13,6 +13,7 @@ import hibari
 import numpy as np
 import pytest
 from livekit import api
+from prometheus_client import REGISTRY
 
 from actors.persistence import EmbeddedStore
 from supervisor import Daemon
@@ -132,7 +133,12 @@ async def test_a_thinking_pause_gets_no_reply_until_the_caller_finishes(
     assert 0 < latency["end_of_turn"] < 2500
 
 
-async def test_a_backchannel_does_not_stop_the_agent_but_a_barge_in_does(
+def resumed() -> float:
+    """False interruptions resumed so far (rooms run in this process: workers = 0)."""
+    return REGISTRY.get_sample_value("voice_supervisor_false_interruptions_total") or 0.0
+
+
+async def test_a_backchannel_pauses_the_agent_which_resumes_but_a_barge_in_cuts_it(
     local: Local, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
 ) -> None:
     await open_room(lkapi, local, "tt-backchannel")
@@ -140,6 +146,7 @@ async def test_a_backchannel_does_not_stop_the_agent_but_a_barge_in_does(
     async with caller(livekit_server, "tt-backchannel", "kim") as kim:
         await kim.say(ask.tobytes(), RATE)
         await agent_talking_for(kim, kim.spoke_at, 1.0)
+        before = resumed()
         await kim.say(voice("uh-huh").tobytes(), RATE)
         await poll_until(
             lambda: len(local.store.recent_messages("c-tt-backchannel", 10)) >= 2,
@@ -149,6 +156,8 @@ async def test_a_backchannel_does_not_stop_the_agent_but_a_barge_in_does(
         story = local.store.recent_messages("c-tt-backchannel", 10)[-1]
         assert story["role"] == "assistant" and story["interrupted"] is False
         assert story["content"] == STORY
+        # It went quiet for the "uh-huh", then resumed where it stopped.
+        assert resumed() == before + 1
         # "Uh-huh" was not taken as a turn to answer either.
         assert [m["role"] for m in local.store.recent_messages("c-tt-backchannel", 10)] == [
             "user",
