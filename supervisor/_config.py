@@ -137,12 +137,14 @@ class SupervisorSettings(Settings):
 
     worker_memory_warn_mb: float | None = Field(default=1500.0, gt=0, le=1_000_000)
     """A room host whose resident memory passes this is logged once (a worker with the local
-    models idles at ~330 MB and adds ~4 MB per room). Unset = never."""
+    models loaded holds ~345 MB and adds ~4 MB per room in a call). Unset = never."""
 
-    worker_memory_limit_mb: float | None = Field(default=None, gt=0, le=1_000_000)
-    """A room worker whose resident memory passes this is drained and replaced: its rooms save
-    their sessions and start again on another worker with their history. Unset = never
-    (the host in the supervisor's process, ``workers = 0``, is never replaced)."""
+    worker_memory_limit_mb: float | None = Field(default=2500.0, gt=0, le=1_000_000)
+    """A room worker whose resident memory passes this is retired: it takes no new rooms, and
+    once its last room has ended it exits and starts afresh, so no call is cut. The rtc SDK
+    keeps some native memory of every room a process has joined (~0.2–1 MB each), which only
+    a new process gives back. Unset = never (a host in the supervisor's process,
+    ``workers = 0``, only warns)."""
 
     @property
     def worker_count(self) -> int:

@@ -4,8 +4,12 @@
 ``workers = 0`` one host in this process (the same ``RoomHost``, over memory instead of pipes).
 Each host is restarted with backoff when it ends unasked (its rooms end as ``HOST_GONE``, and
 the registry restarts them elsewhere with their history). The pool places each new room on the
-least-loaded ready host, pings every host and kills one whose pongs stop, and warns about (or
-replaces) a worker whose memory passes ``worker_memory_warn_mb`` (``worker_memory_limit_mb``).
+least-loaded ready host, pings every host and kills one whose pongs stop, warns about a host
+whose memory passes ``worker_memory_warn_mb``, and retires a worker past
+``worker_memory_limit_mb``: it gets no new rooms, and once its last room has ended it exits and
+starts afresh. (The rtc SDK keeps native memory of every room a process has joined, ~0.2–1 MB
+each, however the room ended; a fresh process is the only way to give it back, and retiring
+one between calls costs nobody a dropped call.)
 
 A worker that stops reading its stdin (wedged, or stopped with SIGSTOP) fills the pipe, and
 every message to it then waits for room in it. So nothing waits on a send without a bound that
@@ -103,8 +107,8 @@ class Worker:
     outbox_refusal: str | None = None  # from its last pong: why its outbox refuses events
     last_pong: float = 0.0
     memory_warned: bool = False
-    replacing: bool = False
-    """Over ``worker_memory_limit_mb``: its rooms end to start again on another host."""
+    retiring: bool = False
+    """Over ``worker_memory_limit_mb``: no new rooms; it exits once its last room has ended."""
     _lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     async def send(self, message: Message) -> None:
@@ -156,7 +160,7 @@ class WorkerPool:
     def place(self, room: str) -> Worker | None:
         """The ready host with the fewest rooms and room to spare, or None."""
         limit = self.config.supervisor.rooms_per_worker
-        ready = [w for w in self.workers if w.ready and len(w.rooms) < limit]
+        ready = [w for w in self.workers if w.ready and not w.retiring and len(w.rooms) < limit]
         return min(ready, key=lambda w: (len(w.rooms), w.worker_id), default=None)
 
     def metrics(self) -> Mapping[str, list[dict[str, Any]]]:
@@ -246,7 +250,7 @@ class WorkerPool:
                 worker.running = worker.ready = False
                 worker.link = worker.kill = None
                 worker.outbox_refusal = None  # its next incarnation reports afresh
-                worker.memory_warned = worker.replacing = False
+                worker.memory_warned = worker.retiring = False
                 worker.fail_rooms("room host exited")
                 self._notify()
             if self._closing:
@@ -338,10 +342,10 @@ class WorkerPool:
                         waiter.started(conversation_id)
                 case RoomEnded(room=room):
                     waiter = worker.rooms.pop(room, None)
-                    if worker.replacing:  # saved and left: now it starts again elsewhere
-                        message = RoomEnded(room, RoomEndKind.HOST_GONE.value, "worker replaced")
                     if waiter is not None:
                         waiter.finish(message)
+                    if worker.retiring and not worker.rooms:
+                        await self._retire(worker)
                 case Pong(rss_mb=rss_mb, metrics=metrics, outbox_refusal=refusal):
                     worker.metrics, worker.outbox_refusal = metrics, refusal
                     worker.last_pong = self._clock.monotonic()
@@ -353,23 +357,35 @@ class WorkerPool:
 
     async def _check_memory(self, worker: Worker, rss_mb: float) -> None:
         settings = self.config.supervisor
-        extra = {"worker": worker.worker_id, "rss_mb": round(rss_mb, 1)}
+        extra = {"worker": worker.worker_id, "rss_mb": round(rss_mb, 1), "rooms": len(worker.rooms)}
         limit = settings.worker_memory_limit_mb
         if (
             limit is not None
             and rss_mb > limit
-            and not (self.in_process or self._closing or worker.replacing)
+            and not (self.in_process or self._closing or worker.retiring)
         ):
-            # Drained, not killed: its rooms save their sessions and restart on a fresh worker.
-            logger.error("room worker over worker_memory_limit_mb; replacing it", extra=extra)
-            worker.ready, worker.replacing = False, True
+            logger.warning(
+                "room worker over worker_memory_limit_mb; retiring it once its rooms end",
+                extra=extra,
+            )
+            worker.retiring = True
             self._notify()
-            await worker.send_quietly(Shutdown(self.config.supervisor.drain_timeout_s))
+            if not worker.rooms:
+                await self._retire(worker)
             return
         warn = settings.worker_memory_warn_mb
         if warn is not None and rss_mb > warn and not worker.memory_warned:
             worker.memory_warned = True
             logger.warning("room host over worker_memory_warn_mb", extra=extra)
+
+    async def _retire(self, worker: Worker) -> None:
+        """A retiring worker's last room ended: it flushes and exits; ``_keep`` starts anew."""
+        worker.ready = False
+        # Bounded like a ping: a wedged worker is the heartbeat's to kill.
+        with anyio.move_on_after(self.config.supervisor.worker_heartbeat_s):
+            await worker.send_quietly(Shutdown(self.config.supervisor.drain_timeout_s))
+            if worker.link is not None:
+                await worker.link.aclose()
 
     async def _heartbeat(self, worker: Worker) -> None:
         """Ping the host every period, and kill it when its pongs stop.

@@ -233,3 +233,31 @@ async def test_a_worker_that_stops_reading_its_stdin_is_killed_within_the_heartb
             lambda: worker.ready and worker.pid != pid, deadline_s=30, what="worker restarted"
         )
         await pool.shutdown(5.0)
+
+
+async def test_a_worker_over_its_memory_limit_is_retired_and_started_afresh(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every worker is over 1 MB at once: with no room to wait for, it exits and starts anew.
+    config = parse_config(
+        {
+            "supervisor": {"workers": 1, "worker_heartbeat_s": 0.2, "worker_memory_limit_mb": 1},
+            "voice": {"enabled": False},
+            "persistence": {"data_dir": str(tmp_path / "data")},
+        },
+        environ={},
+    )
+    pool = WorkerPool(config)
+    async with anyio.create_task_group() as tg:
+        await tg.start(pool.run)
+        with anyio.fail_after(config.supervisor.worker_init_timeout_s):
+            await pool.wait_ready(1)
+        (worker,) = pool.workers
+        first = worker.pid
+        await poll_until(lambda: worker.exit_code == 0, deadline_s=30, what="retired worker exit")
+        assert pool.place("a-room") is None or worker.pid != first  # never placed while retiring
+        await poll_until(
+            lambda: worker.ready and worker.pid != first, deadline_s=30, what="a fresh worker"
+        )
+        await pool.shutdown(5.0)
+    assert any("worker_memory_limit_mb" in r.getMessage() for r in caplog.records)
