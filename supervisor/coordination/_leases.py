@@ -71,6 +71,11 @@ class LeaseTable:
         """Rooms whose lease this daemon holds."""
         return frozenset(self._held)
 
+    def renewed_at(self, room: str) -> float | None:
+        """When ``room``'s lease was last taken or renewed (this table's clock), if it is held."""
+        lease = self._held.get(room)
+        return None if lease is None else lease.renewed_at
+
     async def claim(self, room: str) -> bool:
         """Try to take ``room``'s lease once; True when this daemon now holds it.
 

@@ -31,6 +31,12 @@ def table(server: RedisServer, node: str) -> tuple[LeaseTable, RedisStore]:
     return LeaseTable(settings, store), store
 
 
+def renewed(leases: LeaseTable, room: str = "r1") -> float:
+    at = leases.renewed_at(room)
+    assert at is not None, "the lease is not held"
+    return at
+
+
 async def claimed(leases: LeaseTable, room: str) -> LeaseTable:
     """Claim ``room`` once the fresh Redis's hold-off (one TTL) has passed."""
     await poll_until(lambda: leases.claim(room), deadline_s=3, what=f"lease of {room} won")
@@ -80,8 +86,14 @@ async def test_a_kept_lease_outlives_its_ttl_and_a_taken_one_is_reported(
 
             tg.start_soon(keep)
             # Three TTLs later the lease is still node-a's: renewals keep it.
-            for _ in range(3):
-                await anyio.sleep(0.9)  # the thing under test is time passing
+            ttl = fast_settings(redis_server.url, "node-a").lease_ttl_s
+            start = renewed(a)
+            for n in range(1, 4):
+
+                def past(n: int = n) -> bool:
+                    return renewed(a) >= start + n * ttl
+
+                await poll_until(past, deadline_s=2 * ttl, what="renewals")
                 assert await store.lease_holder("r1") == "node-a"
             assert not lost
             # Someone else takes the key: the keeper notices at its next renewal.
@@ -117,8 +129,10 @@ async def test_a_short_redis_restart_keeps_the_lease_and_holds_others_off(
                 lambda: store_b.lease_holder("r1"), deadline_s=1.0, what="lease re-claimed"
             )
             assert holder == "node-a"
-            # ... and it stays node-a's.
-            await anyio.sleep(1.2)  # past node-b's hold-off: time passing is what is tested
+            # ... and it stays node-a's, renewed past node-b's hold-off (one TTL).
+            ttl = fast_settings(redis_server.url, "node-b").lease_ttl_s
+            since = renewed(a)
+            await poll_until(lambda: renewed(a) > since + ttl, deadline_s=3 * ttl, what="renewed")
             assert not await b.claim("r1")
             assert not lost
             tg.cancel_scope.cancel()
@@ -141,7 +155,8 @@ async def test_redis_down_longer_than_the_ttl_loses_the_lease_before_it_expires(
                 lost.append((reason, anyio.current_time()))
 
             tg.start_soon(keep)
-            await anyio.sleep(0.35)  # let one renewal happen
+            first = renewed(a)
+            await poll_until(lambda: renewed(a) > first, deadline_s=2.0, what="one renewal")
             redis_server.stop()
             stopped_at = anyio.current_time()
             await poll_until(lambda: lost, deadline_s=2.0, what="lease loss reported")
@@ -244,7 +259,7 @@ async def _exclusive(a: Coordinator, b: Coordinator) -> None:
         async with c.lock("room-1:floor", ttl_s=5, wait_s=5):
             overlap.append(bool(inside))
             inside.append(name)
-            await anyio.sleep(0.1)  # hold the lock a while: the other must wait
+            await anyio.wait_all_tasks_blocked()  # the other is waiting for the lock now
             inside.remove(name)
 
     async with anyio.create_task_group() as tg:
