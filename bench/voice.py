@@ -45,7 +45,14 @@ STORY = (
     "the sails and held on to the ropes. By the evening the storm had passed, and the boat "
     "came home safely with a full load of fish."
 )
-STAGES = ("end_of_turn", "stt_final", "llm_first_token", "tts_first_audio", "agent_added")
+STAGES = (
+    "end_of_turn",
+    "stt_final",
+    "llm_first_token",
+    "tts_first_audio",
+    "agent_added",
+    "voice_to_voice",
+)
 
 
 def percentile(values: list[float], q: float) -> float:
