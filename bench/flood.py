@@ -15,9 +15,7 @@ import asyncio
 import json
 import re
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -29,8 +27,8 @@ from livekit import api, rtc
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.join import percentile, rss_mb, wait_log  # noqa: E402
-from tests.harness.livekit_server import free_port, start_server  # noqa: E402
+from bench._daemon_proc import daemon_under_test  # noqa: E402
+from bench.join import percentile, rss_mb  # noqa: E402
 from tests.harness.participants import joined  # noqa: E402
 
 _METRIC = re.compile(
@@ -128,90 +126,58 @@ async def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write results here")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bench-flood-"))
-    port = free_port()
-    server = start_server(work, [f"http://127.0.0.1:{port}/webhook"])
-    config = work / "config.toml"
-    config.write_text(
-        f'[livekit]\nurl = "{server.ws_url}"\napi_key = "{server.api_key}"\n'
-        f'api_secret = "{server.api_secret}"\n[server]\nport = {port}\n'
-        f'[persistence]\ndata_dir = "{work / "data"}"\n[voice]\nenabled = false\n'
-        '[supervisor]\nreconcile_interval_s = 300\nworkers = 0\n[logging]\nformat = "json"\n'
-    )
-    daemon = subprocess.Popen(  # noqa: ASYNC220  # started once, before any measurement
-        [sys.executable, "-m", "supervisor", "run", "--config", str(config)],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=work,
-    )
-    lines: list[dict[str, object]] = []
-
-    def read_stderr() -> None:
-        assert daemon.stderr is not None
-        for raw in daemon.stderr:
-            try:
-                lines.append(json.loads(raw))
-            except ValueError:
-                continue
-
-    reader = asyncio.get_running_loop().run_in_executor(None, read_stderr)
     samples: list[float] = []
     sampling = threading.Event()
+    extra = "[voice]\nenabled = false\n[supervisor]\nreconcile_interval_s = 300\nworkers = 0\n"
+    async with daemon_under_test("bench-flood-", extra) as daemon:
+        server, port = daemon.server, daemon.port
 
-    def sample() -> None:
-        while not sampling.is_set():
-            samples.append(rss_mb(daemon.pid))
-            sampling.wait(0.05)
+        def sample() -> None:
+            while not sampling.is_set():
+                samples.append(rss_mb(daemon.pid))
+                sampling.wait(0.05)
 
-    lk = api.LiveKitAPI(server.http_url, server.api_key, server.api_secret)
-    result: dict[str, Any] = {}
-    try:
-        await wait_log(lines, "voice-supervisor listening", 1, 30)
-        await lk.room.create_room(
-            api.CreateRoomRequest(name="flood", metadata=json.dumps({"conversation_id": "c"}))
-        )
-        await wait_log(lines, "room joined", 1, 30)
-        async with joined(server, "flood", "probe") as probe:
-            warm = await ping_times(probe, args.pings)
-            before_metrics = data_metrics(port)
-            before = rss_mb(daemon.pid)
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            async with joined(server, "flood", "flooder") as attacker:
-                started = time.perf_counter()
-                sent = await flood(attacker, args)
-                flood_s = time.perf_counter() - started
-            after_pings = await ping_times(probe, args.pings)
-            sampling.set()
-            sampler.join()
-            after = rss_mb(daemon.pid)
-            metrics = data_metrics(port)
-        counts = {k: round(v - before_metrics.get(k, 0.0)) for k, v in metrics.items()}
-        result = {
-            "sent": sent,
-            "flood_s": round(flood_s, 2),
-            "results": {k: v for k, v in sorted(counts.items()) if v},
-            "refused": sum(
-                v for k, v in counts.items() if k.split(":")[1] in ("over_quota", "forbidden")
-            ),
-            "rss_mb": {
-                "before": round(before, 1),
-                "peak": round(max(samples, default=after), 1),
-                "after": round(after, 1),
-            },
-            "ping_ms": {
-                "before_p50": round(statistics.median(warm), 2),
-                "after_p50": round(statistics.median(after_pings), 2),
-                "after_p95": round(percentile(after_pings, 95), 2),
-                "after_max": round(max(after_pings), 2),
-            },
-        }
-    finally:
-        await lk.aclose()
-        daemon.terminate()
-        daemon.wait(timeout=30)
-        await reader
-        server.stop()
+        async with api.LiveKitAPI(server.http_url, server.api_key, server.api_secret) as lk:
+            await daemon.wait_log("voice-supervisor listening", 1, 30)
+            await lk.room.create_room(
+                api.CreateRoomRequest(name="flood", metadata=json.dumps({"conversation_id": "c"}))
+            )
+            await daemon.wait_log("room joined", 1, 30)
+            async with joined(server, "flood", "probe") as probe:
+                warm = await ping_times(probe, args.pings)
+                before_metrics = data_metrics(port)
+                before = rss_mb(daemon.pid)
+                sampler = threading.Thread(target=sample, daemon=True)
+                sampler.start()
+                async with joined(server, "flood", "flooder") as attacker:
+                    started = time.perf_counter()
+                    sent = await flood(attacker, args)
+                    flood_s = time.perf_counter() - started
+                after_pings = await ping_times(probe, args.pings)
+                sampling.set()
+                sampler.join()
+                after = rss_mb(daemon.pid)
+                metrics = data_metrics(port)
+    counts = {k: round(v - before_metrics.get(k, 0.0)) for k, v in metrics.items()}
+    result: dict[str, Any] = {
+        "sent": sent,
+        "flood_s": round(flood_s, 2),
+        "results": {k: v for k, v in sorted(counts.items()) if v},
+        "refused": sum(
+            v for k, v in counts.items() if k.split(":")[1] in ("over_quota", "forbidden")
+        ),
+        "rss_mb": {
+            "before": round(before, 1),
+            "peak": round(max(samples, default=after), 1),
+            "after": round(after, 1),
+        },
+        "ping_ms": {
+            "before_p50": round(statistics.median(warm), 2),
+            "after_p50": round(statistics.median(after_pings), 2),
+            "after_p95": round(percentile(after_pings, 95), 2),
+            "after_max": round(max(after_pings), 2),
+        },
+    }
 
     print(f"{'metric':<34}{'value':>12}")
     print(f"{'requests sent':<34}{result['sent']:>12}")

@@ -14,10 +14,7 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 from livekit import api
@@ -25,7 +22,7 @@ from livekit import api
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.harness.livekit_server import free_port, start_server  # noqa: E402
+from bench._daemon_proc import daemon_under_test  # noqa: E402
 
 
 def _children(pid: int) -> list[int]:
@@ -51,68 +48,31 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def wait_log(lines: list[dict[str, object]], msg: str, count: int, deadline_s: float) -> None:
-    end = time.monotonic() + deadline_s
-    while sum(1 for line in lines if line.get("msg") == msg) < count:
-        if time.monotonic() > end:
-            raise TimeoutError(f"waited {deadline_s}s for {count} '{msg}' log lines")
-        await asyncio.sleep(0.01)
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rooms", type=int, default=20)
     parser.add_argument("--json", type=Path, default=None, help="write results here")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bench-join-"))
-    port = free_port()
-    server = start_server(work, [f"http://127.0.0.1:{port}/webhook"])
-    config = work / "config.toml"
-    config.write_text(
-        f'[livekit]\nurl = "{server.ws_url}"\napi_key = "{server.api_key}"\n'
-        f'api_secret = "{server.api_secret}"\n[server]\nport = {port}\n'
-        f'[persistence]\ndata_dir = "{work / "data"}"\n'
-        '[supervisor]\nreconcile_interval_s = 300\n[logging]\nformat = "json"\n'
-    )
-    daemon = subprocess.Popen(  # noqa: ASYNC220  # started once, before any measurement
-        [sys.executable, "-m", "supervisor", "run", "--config", str(config)],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=work,
-    )
-    lines: list[dict[str, object]] = []
-
-    def read_stderr() -> None:
-        assert daemon.stderr is not None
-        for raw in daemon.stderr:
-            try:
-                lines.append(json.loads(raw))
-            except ValueError:
-                continue
-
-    reader = asyncio.get_running_loop().run_in_executor(None, read_stderr)
-    lk = api.LiveKitAPI(server.http_url, server.api_key, server.api_secret)
-    try:
-        await wait_log(lines, "voice-supervisor listening", 1, 30)
-        await asyncio.sleep(1.0)  # let the idle daemon settle before measuring its memory
-        idle = rss_mb(daemon.pid)
-        for i in range(args.rooms):
-            await lk.room.create_room(
-                api.CreateRoomRequest(
-                    name=f"bench-join-{i}", metadata=json.dumps({"conversation_id": f"c{i}"})
+    extra = "[supervisor]\nreconcile_interval_s = 300\n"
+    async with daemon_under_test("bench-join-", extra) as daemon:
+        server = daemon.server
+        async with api.LiveKitAPI(server.http_url, server.api_key, server.api_secret) as lk:
+            await daemon.wait_log("voice-supervisor listening", 1, 30)
+            await asyncio.sleep(1.0)  # let the idle daemon settle before measuring its memory
+            idle = rss_mb(daemon.pid)
+            for i in range(args.rooms):
+                await lk.room.create_room(
+                    api.CreateRoomRequest(
+                        name=f"bench-join-{i}", metadata=json.dumps({"conversation_id": f"c{i}"})
+                    )
                 )
-            )
-            await wait_log(lines, "room joined", i + 1, 30)
-        await asyncio.sleep(1.0)
-        loaded = rss_mb(daemon.pid)
-        joins = [float(str(line["join_ms"])) for line in lines if line.get("msg") == "room joined"]
-    finally:
-        await lk.aclose()
-        daemon.terminate()
-        daemon.wait(timeout=30)
-        await reader
-        server.stop()
+                await daemon.wait_log("room joined", i + 1, 30)
+            await asyncio.sleep(1.0)
+            loaded = rss_mb(daemon.pid)
+        joins = [
+            float(str(line["join_ms"])) for line in daemon.lines if line.get("msg") == "room joined"
+        ]
 
     result = {
         "rooms": args.rooms,

@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -30,10 +28,9 @@ from livekit import api
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.join import wait_log  # noqa: E402
+from bench._daemon_proc import daemon_under_test  # noqa: E402
 from bench.latency import tone  # noqa: E402
 from tests.harness.caller import caller  # noqa: E402
-from tests.harness.livekit_server import free_port, start_server  # noqa: E402
 
 
 def children(pid: int) -> list[int]:
@@ -107,64 +104,31 @@ async def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="write results here")
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bench-soak-"))
-    port = free_port()
-    server = start_server(work, [f"http://127.0.0.1:{port}/webhook"])
     workers = "" if args.workers is None else f"workers = {args.workers}\n"
     voice = (
         '[voice]\nproviders_factory = "tests.fakes.instant:providers"\n'
         if args.providers == "fake"
         else ""
     )
-    config = work / "config.toml"
-    config.write_text(
-        f'[livekit]\nurl = "{server.ws_url}"\napi_key = "{server.api_key}"\n'
-        f'api_secret = "{server.api_secret}"\n[server]\nport = {port}\n'
-        f'[persistence]\ndata_dir = "{work / "data"}"\n'
-        f"[supervisor]\nreconcile_interval_s = 300\n{workers}{voice}"
-        '[logging]\nformat = "json"\n'
-    )
-    daemon = subprocess.Popen(  # noqa: ASYNC220  # started once, before any measurement
-        [sys.executable, "-m", "supervisor", "run", "--config", str(config)],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    lines: list[dict[str, object]] = []
-
-    def read_stderr() -> None:
-        assert daemon.stderr is not None
-        for raw in daemon.stderr:
-            try:
-                lines.append(json.loads(raw))
-            except ValueError:
-                continue
-
-    reader = asyncio.get_running_loop().run_in_executor(None, read_stderr)
-    lk = api.LiveKitAPI(server.http_url, server.api_key, server.api_secret)
+    extra = f"[supervisor]\nreconcile_interval_s = 300\n{workers}{voice}"
     samples: list[tuple[int, float]] = []
     started = time.monotonic()
-    try:
-        await wait_log(lines, "voice-supervisor listening", 1, 120)
-        idle = pss_mb(daemon.pid)
-        done = 0
-        wave = 0
-        while done < args.rooms:
-            names = [f"soak-{wave}-{i}" for i in range(args.parallel)]
-            await asyncio.gather(*(one_room(server, lk, name) for name in names))
-            done += len(names)
-            wave += 1
-            deadline = time.monotonic() + 30
-            while daemon_rooms(port) and time.monotonic() < deadline:  # noqa: ASYNC110  # polls another process
-                await asyncio.sleep(0.1)
-            samples.append((done, pss_mb(daemon.pid)))
-            print(f"{done:>6} rooms  PSS {samples[-1][1]:8.1f} MB", flush=True)
-    finally:
-        await lk.aclose()
-        daemon.terminate()
-        daemon.wait(timeout=60)
-        await reader
-        server.stop()
+    async with daemon_under_test("bench-soak-", extra, cwd=ROOT) as daemon:
+        server = daemon.server
+        async with api.LiveKitAPI(server.http_url, server.api_key, server.api_secret) as lk:
+            await daemon.wait_log("voice-supervisor listening", 1, 120)
+            idle = pss_mb(daemon.pid)
+            done = wave = 0
+            while done < args.rooms:
+                names = [f"soak-{wave}-{i}" for i in range(args.parallel)]
+                await asyncio.gather(*(one_room(server, lk, name) for name in names))
+                done += len(names)
+                wave += 1
+                deadline = time.monotonic() + 30
+                while daemon_rooms(daemon.port) and time.monotonic() < deadline:  # noqa: ASYNC110  # polls another process
+                    await asyncio.sleep(0.1)
+                samples.append((done, pss_mb(daemon.pid)))
+                print(f"{done:>6} rooms  PSS {samples[-1][1]:8.1f} MB", flush=True)
 
     after_warmup = samples[args.warmup_waves :] or samples or [(0, idle)]
     points = [(float(r), p) for r, p in after_warmup]

@@ -94,7 +94,7 @@ class RoomHost:
         """Every room's scope, from its start to its end (``_handles``: once joined)."""
         self._rooms_tg: TaskGroup | None = None
         self._warm_up: Callable[[], Awaitable[None]] | None = None
-        """Loads the models; run once, when the first room starts."""
+        """Loads the models; run once, when the first room has joined."""
         self._done = anyio.Event()
         self._room_ended = anyio.Event()
 
@@ -155,10 +155,6 @@ class RoomHost:
         match message:
             case StartRoom():
                 assert self._rooms_tg is not None
-                if self._warm_up is not None:
-                    # Beside the first room's join (which takes a few hundred ms anyway).
-                    self._rooms_tg.start_soon(self._warm, self._warm_up, name="host:warm-up")
-                    self._warm_up = None
                 spec = RoomSpec(message.room, message.url, message.token, message.attempt)
                 self._rooms_tg.start_soon(self._room, spec, name=f"room:{spec.room}")
             case StopRoom(room=room, reason=reason):
@@ -246,6 +242,11 @@ class RoomHost:
                     handle = await tg.start(actor.run, name=f"room:{spec.room}:actor")
                     self._handles[spec.room] = handle
                     await self._send(RoomStarted(spec.room, handle.conversation_id))
+                    if self._warm_up is not None and self._rooms_tg is not None:
+                        # After the first join, which loading would slow (it competes for the
+                        # CPU); what the greeting needs first loads on demand meanwhile.
+                        self._rooms_tg.start_soon(self._warm, self._warm_up, name="host:warm-up")
+                        self._warm_up = None
             if scope.cancelled_caught:
                 kind = RoomEndKind.CANCELLED
         except Exception as exc:  # reported to the supervisor, which decides on a restart

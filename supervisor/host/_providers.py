@@ -1,8 +1,8 @@
 """The providers a room host opens once and shares among its rooms.
 
-Building them is cheap; their models load when warmed up, which a host does when its first room
-starts (beside that room's join), not at start-up: an idle worker then holds no model, and
-each model loads only in a process that has a room to use it.
+Building them is cheap; their models load when warmed up, which a host does once its first room
+has joined, not at start-up: an idle worker then holds no model, and each model loads only in
+a process that has a room to use it.
 """
 
 from __future__ import annotations
