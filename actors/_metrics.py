@@ -9,6 +9,7 @@ __all__ = (
     "BARGE_INS",
     "DATA_MESSAGES",
     "FALSE_INTERRUPTIONS",
+    "PREEMPTIVE_GENERATIONS",
     "REPLIES",
     "TURN_LATENCY",
 )
@@ -35,6 +36,12 @@ FALSE_INTERRUPTIONS = Counter(
     "then resumed where they stopped.",
 )
 REPLIES = Counter("voice_supervisor_replies_total", "Agent replies by outcome.", ["outcome"])
+PREEMPTIVE_GENERATIONS = Counter(
+    "voice_supervisor_preemptive_generations_total",
+    "LLM calls started on a likely-final transcript, by outcome: used (the final said the "
+    "same words) or discarded.",
+    ["outcome"],
+)
 DATA_MESSAGES = Counter(
     "voice_supervisor_data_messages_total",
     "Data messages and streams by topic and result.",

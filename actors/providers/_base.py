@@ -35,6 +35,9 @@ class SpeechEventKind(Enum):
     """The speaker started talking (VAD or the vendor's speech-started); drives barge-in."""
     INTERIM = "interim"
     """A partial transcript of the current utterance (may change)."""
+    PREFLIGHT = "preflight"
+    """The recogniser's likely final transcript, before the FINAL (which may still differ):
+    the reply's LLM call may start on it and is thrown away if the FINAL says otherwise."""
     FINAL = "final"
     """The final transcript of an utterance: this is a user turn."""
     END_OF_SPEECH = "end_of_speech"

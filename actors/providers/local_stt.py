@@ -196,7 +196,13 @@ class LocalStt:
                         case Probe(id=probe):
                             if decoder is not None:
                                 so_far = await self._run(decoder.hypothesis)
-                                verdict.answer(probe, likely_complete(so_far))
+                                complete = likely_complete(so_far)
+                                verdict.answer(probe, complete)
+                                if complete and so_far:
+                                    # The FINAL is one end_utt() away: the LLM may start now.
+                                    await events.send(
+                                        SpeechEvent(SpeechEventKind.PREFLIGHT, so_far)
+                                    )
                         case End() if decoder is not None:
                             text = await self._run(decoder.finish)
                             self._pool.release(decoder)

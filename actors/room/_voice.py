@@ -8,7 +8,8 @@ cancels the reply, clears queued audio and records only the text actually played
 ``min_interrupt_s`` of speech with ``min_interrupt_words`` real words in it, so a cough or an
 "uh-huh" does not stop the agent (and a backchannel over the agent is not a turn to answer).
 Speech over the agent first pauses it between two chunks (``ReplyHold``) while the words
-decide; a false interruption resumes it where it stopped.
+decide; a false interruption resumes it where it stopped. The LLM may start on the
+recogniser's likely-final words (PREFLIGHT, ``_preempt.py``) and is used if the FINAL agrees.
 
 Each reply's ``latency_ms`` says where the turn's time went: ``end_of_turn`` and ``stt_final``
 (from the recogniser's FINAL, when it knows them), ``llm_first_token``, ``tts_first_audio``,
@@ -31,7 +32,13 @@ from livekit import rtc
 
 from actors._clock import Clock
 from actors._exceptions import ProviderError
-from actors._metrics import AUDIO_FRAMES_DROPPED, BARGE_INS, REPLIES, TURN_LATENCY
+from actors._metrics import (
+    AUDIO_FRAMES_DROPPED,
+    BARGE_INS,
+    PREEMPTIVE_GENERATIONS,
+    REPLIES,
+    TURN_LATENCY,
+)
 from actors.pipeline import (
     ReplyHold,
     SentenceChunker,
@@ -51,6 +58,7 @@ from actors.providers import (
 )
 from actors.room._audio_out import AudioOut
 from actors.room._captions import AgentCaption, Captions, UserCaption
+from actors.room._preempt import Preemption
 from actors.room._settings import VoiceSettings
 from actors.room._state import ConversationHistory, SessionInfo
 
@@ -97,6 +105,7 @@ class _Reply:
     id: str
     trigger_at: float | None
     hold: ReplyHold
+    preempted: Preemption | None = None  # the LLM call started on the likely-final words
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     timeline: SpokenText = field(default_factory=SpokenText)
     started_at: float = 0.0
@@ -152,6 +161,7 @@ class VoicePipeline:
         self._segments: dict[str, str] = {}
         self._reply: _Reply | None = None
         self._pending_trigger: tuple[float, dict[str, float]] | None = None
+        self._preempt: Preemption | None = None
         self.muted = False
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -265,6 +275,9 @@ class VoicePipeline:
                 self._tg.start_soon(reply.hold.expire, name=f"hold:{reply.id}")
         elif kind is SpeechEventKind.END_OF_SPEECH and reply is not None:
             reply.hold.release()  # they stopped without a barge-in: a false interruption
+        elif kind is SpeechEventKind.PREFLIGHT:
+            self._preflight(identity, event.text.strip())
+            return
         if kind not in (SpeechEventKind.INTERIM, SpeechEventKind.FINAL) or not event.text.strip():
             return
         final = kind is SpeechEventKind.FINAL
@@ -277,14 +290,24 @@ class VoicePipeline:
             else:
                 logger.debug("user turn", extra={"pii.text": event.text, "pii.speaker": identity})
                 # The reply is scheduled before the caption so that it runs first.
-                self.user_turn(identity, event.text.strip(), latency_ms=_stt_latency(event))
+                self.user_turn(
+                    identity,
+                    event.text.strip(),
+                    latency_ms=_stt_latency(event),
+                    preempted=self._take_preempt(identity, event.text),
+                )
         if self._captions is not None:
             self._captions.post(UserCaption(identity, track_sid, segment, event.text, final))
 
     # -- turns --------------------------------------------------------------------------------
 
     def user_turn(
-        self, speaker: str, text: str, *, latency_ms: dict[str, float] | None = None
+        self,
+        speaker: str,
+        text: str,
+        *,
+        latency_ms: dict[str, float] | None = None,
+        preempted: Preemption | None = None,
     ) -> None:
         """A participant said or typed ``text``: record it and answer.
 
@@ -293,14 +316,48 @@ class VoicePipeline:
             text: what they said.
             latency_ms: the recogniser's stages of this turn (``end_of_turn``, ``stt_final``),
                 carried into the reply's timings.
+            preempted: the generation already started on these words, adopted by the reply.
         """
         trigger = self._clock.monotonic()
+        if preempted is None:
+            self._discard_preempt()  # its history no longer holds (a chat turn came between)
         self._record_turn("user", text, speaker, False, {})
         if self._reply is not None:
             # Talking over the agent without a barge-in (too short): answer after this reply.
+            if preempted is not None:
+                preempted.cancel()
             self._pending_trigger = (trigger, dict(latency_ms or {}))
             return
-        self._start_reply(trigger, latency_ms=latency_ms)
+        self._start_reply(trigger, latency_ms=latency_ms, preempted=preempted)
+
+    def _preflight(self, speaker: str, text: str) -> None:
+        """The recogniser's likely-final words: start the LLM on them while it finalises."""
+        self._discard_preempt()
+        if self._tg is None or self._reply is not None or not text:
+            return
+        messages = [ChatMessage(m.role, m.content, m.speaker) for m in self._history.messages]
+        instructions = self._session().instructions or self._p.instructions
+        preempt = Preemption(speaker, text)
+        preempt.start(self._tg, self._p.llm, messages, instructions or None)
+        self._preempt = preempt
+
+    def _take_preempt(self, speaker: str, final: str) -> Preemption | None:
+        """The preemptive generation if it was for these very words; else it is thrown away."""
+        preempt, self._preempt = self._preempt, None
+        if preempt is None:
+            return None
+        if preempt.matches(speaker, final):
+            PREEMPTIVE_GENERATIONS.labels(outcome="used").inc()
+            return preempt
+        preempt.cancel()
+        PREEMPTIVE_GENERATIONS.labels(outcome="discarded").inc()
+        return None
+
+    def _discard_preempt(self) -> None:
+        preempt, self._preempt = self._preempt, None
+        if preempt is not None:
+            preempt.cancel()
+            PREEMPTIVE_GENERATIONS.labels(outcome="discarded").inc()
 
     def _listening_noise(self, event: SpeechEvent) -> bool:
         """A FINAL said over the agent that did not interrupt it: a backchannel, or speech too
@@ -342,13 +399,17 @@ class VoicePipeline:
         fixed_text: str | None = None,
         *,
         latency_ms: dict[str, float] | None = None,
+        preempted: Preemption | None = None,
     ) -> None:
         if self._tg is None:
+            if preempted is not None:
+                preempted.cancel()
             return
         reply = _Reply(
             "RE_" + uuid.uuid4().hex[:12],
             trigger_at,
             ReplyHold(self._clock, self._settings.false_interruption_timeout_s),
+            preempted,
             started_at=self._clock.monotonic(),
             latency_ms=dict(latency_ms or {}),
         )
@@ -402,9 +463,12 @@ class VoicePipeline:
             for sentence in chunker.push(fixed_text) + chunker.flush():
                 yield sentence
             return
-        messages = [ChatMessage(m.role, m.content, m.speaker) for m in self._history.messages]
-        instructions = self._session().instructions or self._p.instructions
-        deltas = self._p.llm.complete(messages, instructions=instructions or None)
+        if reply.preempted is not None:
+            deltas = reply.preempted.deltas()  # already generating, maybe already written
+        else:
+            messages = [ChatMessage(m.role, m.content, m.speaker) for m in self._history.messages]
+            instructions = self._session().instructions or self._p.instructions
+            deltas = self._p.llm.complete(messages, instructions=instructions or None)
         try:
             async for delta in deltas:
                 # "" is a reasoning model thinking (alive, nothing to say): not a first token.
@@ -490,6 +554,8 @@ class VoicePipeline:
             return
         reply.recorded = True
         reply.hold.release(resume=False)
+        if reply.preempted is not None:
+            reply.preempted.cancel()
         if self._reply is reply:
             self._reply = None
         REPLIES.labels(outcome="interrupted" if interrupted else "complete").inc()

@@ -36,7 +36,8 @@ async def recognise(stt: LocalStt, audio: bytes, *, chunk: int = 640) -> list[Sp
 
 
 def kinds(events: list[SpeechEvent]) -> list[SpeechEventKind]:
-    return [event.kind for event in events if event.kind is not SpeechEventKind.INTERIM]
+    skipped = (SpeechEventKind.INTERIM, SpeechEventKind.PREFLIGHT)
+    return [event.kind for event in events if event.kind not in skipped]
 
 
 def overlap(expected: str, got: str) -> float:
@@ -166,3 +167,11 @@ async def test_webrtcvad_is_kept_as_a_fallback() -> None:
 
 async def test_a_noise_burst_starts_no_turn(stt: LocalStt) -> None:
     assert await recognise(stt, silence(0.5) + noise_burst() + silence(1.0)) == []
+
+
+async def test_a_complete_pause_announces_the_likely_final_before_the_final(stt: LocalStt) -> None:
+    events = await recognise(stt, silence(0.3) + speech(QUESTION) + silence(0.8))
+    preflight = [i for i, e in enumerate(events) if e.kind is SpeechEventKind.PREFLIGHT]
+    final = [i for i, e in enumerate(events) if e.kind is SpeechEventKind.FINAL]
+    assert len(preflight) == 1 and len(final) == 1 and preflight[0] < final[0]
+    assert events[preflight[0]].text == events[final[0]].text
