@@ -53,3 +53,6 @@ bench: setup
 	$(BIN)/python bench/webhooks.py --requests 20000 --json bench/results/webhooks.json
 	$(BIN)/python bench/failover.py --json bench/results/failover.json
 	$(BIN)/python bench/rooms.py --json bench/results/rooms.json
+	$(BIN)/python bench/flood.py --json bench/results/flood.json
+	$(BIN)/python bench/soak.py --rooms 480 --json bench/results/soak.json
+	$(BIN)/python bench/soak.py --rooms 0 --providers local --json bench/results/idle.json
