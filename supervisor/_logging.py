@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 from supervisor._config import LoggingSettings
 
@@ -48,15 +48,18 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class _OurHandler(logging.StreamHandler[TextIO]):
+    """The root handler this module installs (its type tells it from anyone else's)."""
+
+
 def configure_logging(settings: LoggingSettings) -> None:
     """Install the root handler (idempotent: SIGHUP calls it again with new settings)."""
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, "_voice_supervisor", False):
+        if isinstance(handler, _OurHandler):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _OurHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
-    handler._voice_supervisor = True  # type: ignore[attr-defined]  # marks our own handler
     root.addHandler(handler)
     root.setLevel(settings.level)
     # The SDKs are chatty at INFO; their warnings still come through.

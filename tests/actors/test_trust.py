@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, get_args
 
 import anyio
@@ -18,6 +18,7 @@ from actors.room._messages import CommandReceived, DataRefused, RoomMessage, Str
 from actors.room._quota import Admission, TokenBucket
 from actors.room._wiring import wire_room
 from supervisor import parse_config
+from tests.fakes.room import FakeReader, FakeRoom
 
 
 class ManualClock:
@@ -144,42 +145,10 @@ def test_the_room_file_budget_counts_files_and_bytes() -> None:
 
 
 @dataclass
-class FakeReader:
-    stream_id: str = "s1"
-    closed: bool = False
-
-    @property
-    def info(self) -> Any:
-        return self
-
-    def close(self) -> None:
-        self.closed = True
-
-
-@dataclass
 class FakePacket:
     data: bytes
     topic: str = "agent.command"
     participant: Any = None
-
-
-@dataclass
-class FakeRoom:
-    handlers: dict[str, Callable[..., None]] = field(default_factory=dict)
-    streams: dict[str, Callable[[Any, str], None]] = field(default_factory=dict)
-
-    def on(self, event: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-        def register(fn: Callable[..., None]) -> Callable[..., None]:
-            self.handlers[event] = fn
-            return fn
-
-        return register
-
-    def register_text_stream_handler(self, topic: str, fn: Callable[[Any, str], None]) -> None:
-        self.streams[topic] = fn
-
-    def register_byte_stream_handler(self, topic: str, fn: Callable[[Any, str], None]) -> None:
-        self.streams[topic] = fn
 
 
 @contextmanager
@@ -194,7 +163,7 @@ def wired(settings: DataSettings, inbox_size: int) -> Iterator[tuple[FakeRoom, A
 
 def test_a_stream_that_cannot_be_queued_is_closed_and_gives_back_its_slot() -> None:
     with wired(DataSettings(), inbox_size=1) as (room, inbox, admission):
-        first, second = FakeReader("s1"), FakeReader("s2")
+        first, second = FakeReader("", "s1"), FakeReader("", "s2")
         room.streams["agent.file"](first, "alice")
         room.streams["agent.file"](second, "alice")  # the mailbox is full
         assert not first.closed and second.closed
@@ -204,7 +173,7 @@ def test_a_stream_that_cannot_be_queued_is_closed_and_gives_back_its_slot() -> N
 
 def test_a_refused_stream_is_closed_unread_and_answered_once() -> None:
     with wired(DataSettings(max_open_streams=1), inbox_size=16) as (room, inbox, admission):
-        readers = [FakeReader(f"s{i}") for i in range(4)]
+        readers = [FakeReader("", f"s{i}") for i in range(4)]
         for reader in readers:
             room.streams["agent.command"](reader, "alice")
         assert [r.closed for r in readers] == [False, True, True, True]
