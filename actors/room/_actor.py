@@ -22,14 +22,12 @@ from actors._events import Event
 from actors._exceptions import ActorCrashed, ActorStartError, OutboxFullError
 from actors._payloads import (
     AgentJoined,
-    ParticipantConnected,
-    ParticipantDisconnected,
     Payload,
     SessionData,
     TurnData,
     payload_json,
 )
-from actors.room._data import TOPIC_COMMAND, TOPIC_FILE, DataTopics
+from actors.room._data import DataTopics
 from actors.room._messages import (
     ChatReceived,
     CommandReceived,
@@ -45,6 +43,7 @@ from actors.room._messages import (
     TrackSubscribed,
     TrackUnsubscribed,
 )
+from actors.room._people import People
 from actors.room._ports import Persistence
 from actors.room._quota import Admission
 from actors.room._replies import ReplySender
@@ -131,7 +130,7 @@ class RoomActor:
         self._room_factory = room_factory
         self._track_audio = track_audio
         self.lifecycle = RoomLifecycle.CREATED
-        self.participants: dict[str, ParticipantState] = {}
+        self.people = People()
         self.history = ConversationHistory()
         self.session = SessionInfo(conversation_id=None, user_id=None)
         self._instructions: str | None = None
@@ -253,7 +252,8 @@ class RoomActor:
                     if self.voice is not None:
                         self.voice.track_unsubscribed(sid)
                 case StreamOpened(topic=topic, identity=identity, reader=reader):
-                    self._open_stream(tg, topic, identity, reader)
+                    assert self._data is not None  # made before the mailbox is served
+                    self._data.read(tg, topic, identity, reader, name=f"room:{self.spec.room}")
                 case CommandReceived(identity=identity, payload=payload):
                     if self._data is not None:
                         self._data.command(identity, payload)
@@ -295,20 +295,6 @@ class RoomActor:
         if self._providers.greeting and not self.history.restored:
             self.voice.say(self._providers.greeting)
 
-    def _open_stream(self, tg: TaskGroup, topic: str, identity: str, reader: Any) -> None:
-        # Admission bounded how many of these run at once ([data] room_max_open_streams).
-        name = f"room:{self.spec.room}:{topic}"
-        data = self._data
-        if data is None:
-            reader.close()
-            self._admission.stream_closed(identity)
-        elif topic == TOPIC_FILE:
-            tg.start_soon(data.read_file, identity, reader, name=name)
-        elif topic == TOPIC_COMMAND:
-            tg.start_soon(data.read_command, identity, reader, name=name)
-        else:
-            tg.start_soon(data.read_chat, identity, reader, name=name)
-
     def _chat(self, identity: str, text: str) -> None:
         if self.voice is not None:
             self.voice.user_turn(identity, text)
@@ -343,7 +329,7 @@ class RoomActor:
         self._instructions = text
 
     def participant(self, identity: str) -> ParticipantState | None:
-        return self.participants.get(identity)
+        return self.people.get(identity)
 
     def reset_history(self) -> None:
         self.history.clear()
@@ -354,20 +340,6 @@ class RoomActor:
             self._inbox_send.send_nowait(StopRequested(reason))
         except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._stop.set()
-
-    def status(self, *, whole_room: bool, identity: str, role: str) -> dict[str, Any]:
-        """The ``status`` answer; without ``whole_room``, only what concerns the sender."""
-        state = "speaking" if self.voice is not None and self.voice.speaking else "listening"
-        own = {"state": state, "you": {"identity": identity, "role": role}}
-        if not whole_room:
-            return own
-        return {
-            **own,
-            "conversation_id": self.conversation_id,
-            "participants": sorted(i for i, p in self.participants.items() if p.left_at is None),
-            "messages": len(self.history.messages),
-            "muted": self.voice is not None and self.voice.muted,
-        }
 
     def emit(self, payload: Payload) -> None:
         self._emit(payload)
@@ -381,62 +353,22 @@ class RoomActor:
         tg.cancel_scope.cancel("stop requested and mailbox did not drain")
 
     def _participant_joined(self, m: ParticipantJoined) -> None:
-        if m.identity in self.participants and self.participants[m.identity].left_at is None:
-            return
-        state = ParticipantState(
-            m.identity,
-            m.name,
-            m.at,
-            m.metadata,
-            m.attributes,
-            may_set_attributes=m.may_set_attributes,
-        )
-        self.participants[m.identity] = state
-        self._emit(
-            ParticipantConnected(
-                identity=m.identity,
-                name=m.name,
-                metadata=m.metadata,
-                attributes=m.attributes,
-                kind=m.kind,
-                user_id=self.session.user_id,
-            ),
-            ts=m.at,
-        )
+        arrival = self.people.joined(m, self.session.user_id)
+        if arrival is not None:
+            self._emit(arrival, ts=m.at)
 
     def _participant_left(self, identity: str, reason: str, at: float) -> None:
-        state = self.participants.get(identity)
-        if state is None or state.left_at is not None:
-            return
-        state.left_at = at
-        self._admission.forget(identity)
-        self._emit(
-            ParticipantDisconnected(
-                identity=identity,
-                name=state.name,
-                reason=reason,
-                duration_s=round(at - state.joined_at, 3),
-                user_id=self.session.user_id,
-            ),
-            ts=at,
-        )
+        departure = self.people.left(identity, reason, at, self.session.user_id)
+        if departure is not None:
+            self._admission.forget(identity)
+            self._emit(departure, ts=at)
 
     def _metadata_changed(self, m: MetadataChanged) -> None:
         if not m.identity:
             if m.metadata is not None:
                 self.session = parse_room_metadata(m.metadata)
             return
-        state = self.participants.get(m.identity)
-        if state is None:
-            return
-        if m.metadata is not None:
-            state.metadata = m.metadata
-        if m.name is not None:
-            state.name = m.name
-        if m.attributes is not None:
-            state.attributes = m.attributes
-        if m.may_set_attributes is not None:
-            state.may_set_attributes = m.may_set_attributes
+        self.people.changed(m)
 
     async def _shutdown(self, room: rtc.Room) -> None:
         """The last rung: record the session and leave, each under a deadline."""
@@ -446,7 +378,7 @@ class RoomActor:
         _close_readers(self._inbox)
         self._inbox.close()
         ended_at = self._clock.now()
-        for identity, state in self.participants.items():
+        for identity, state in self.people.states.items():
             if state.left_at is None:
                 self._participant_left(identity, "agent_left", ended_at)
         self._emit(self._session_summary(ended_at), ts=ended_at)
@@ -467,7 +399,7 @@ class RoomActor:
             ended_at=ended_at,
             duration_s=round(ended_at - self.started_at, 3),
             end_reason=self.stop_reason or "unknown",
-            participants=[p.to_json() for p in self.participants.values()],
+            participants=[p.to_json() for p in self.people.states.values()],
             message_count=len(messages),
             messages=[m.to_json() for m in messages],
         )

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from anyio.abc import TaskGroup
 from livekit import rtc
 
 from actors._metrics import DATA_MESSAGES
@@ -33,10 +34,11 @@ from actors.room._commands import (
     parse_command,
 )
 from actors.room._messages import ChatReceived, CommandReceived, RoomMessage
+from actors.room._people import People
 from actors.room._quota import Admission
 from actors.room._replies import ReplySender
 from actors.room._settings import DataSettings
-from actors.room._state import ParticipantState
+from actors.room._state import ConversationHistory, ParticipantState
 from actors.room._voice import VoicePipeline
 
 __all__ = ("CHAT_MAX_CHARS", "TOPIC_CHAT", "TOPIC_COMMAND", "TOPIC_FILE", "DataHost", "DataTopics")
@@ -55,12 +57,14 @@ class DataHost(Protocol):
     """What commands may do to the room actor that owns this object (in its own task)."""
 
     voice: VoicePipeline | None
+    conversation_id: str
+    people: People
+    history: ConversationHistory
 
     def participant(self, identity: str) -> ParticipantState | None: ...
     def reset_history(self) -> None: ...
     def set_instructions(self, text: str) -> None: ...
     def request_stop(self, reason: str) -> None: ...
-    def status(self, *, whole_room: bool, identity: str, role: str) -> dict[str, Any]: ...
     def emit(self, payload: Payload) -> None: ...
 
 
@@ -91,6 +95,16 @@ class DataTopics:
         self._access = AccessPolicy(settings)
 
     # -- streams: read what was admitted, and always close the reader -------------------------
+
+    def read(self, tg: TaskGroup, topic: str, identity: str, reader: Any, *, name: str) -> None:
+        """Read an admitted stream in a task of ``tg`` (admission bounded how many run)."""
+        task = f"{name}:{topic}"
+        if topic == TOPIC_FILE:
+            tg.start_soon(self.read_file, identity, reader, name=task)
+        elif topic == TOPIC_COMMAND:
+            tg.start_soon(self.read_command, identity, reader, name=task)
+        else:
+            tg.start_soon(self.read_chat, identity, reader, name=task)
 
     async def read_command(self, sender: str, reader: rtc.TextStreamReader) -> None:
         """A command sent as a text stream (its sender is known)."""
@@ -228,15 +242,28 @@ class DataTopics:
             case Instructions(text=text):
                 self._host.set_instructions(text)
             case Status():
-                extra = self._host.status(
-                    whole_room=self._access.sees_room(role), identity=sender, role=role
-                )
+                extra = self._status(sender, role)
             case Ping():
                 pass
             case End():
                 self._host.request_stop("ended by command")
         DATA_MESSAGES.labels(topic=TOPIC_COMMAND, result="ok").inc()
         self._replies.reply(sender, {"id": cmd.id, "ok": True, "error": None, **extra})
+
+    def _status(self, identity: str, role: str) -> dict[str, Any]:
+        """The ``status`` answer: the whole room for an operator, else only the sender's part."""
+        voice = self._host.voice
+        state = "speaking" if voice is not None and voice.speaking else "listening"
+        own = {"state": state, "you": {"identity": identity, "role": role}}
+        if not self._access.sees_room(role):
+            return own
+        return {
+            **own,
+            "conversation_id": self._host.conversation_id,
+            "participants": self._host.people.present(),
+            "messages": len(self._host.history.messages),
+            "muted": voice is not None and voice.muted,
+        }
 
     def _fail(self, topic: str, sender: str, item_id: str, error: str) -> None:
         DATA_MESSAGES.labels(topic=topic, result="refused").inc()
