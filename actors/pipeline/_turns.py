@@ -39,7 +39,7 @@ _UNFINISHED = frozenset(
     # subject pronouns and contractions that need a verb or an object
     "i we they he she i'm we're they're it's there's what's let's i'd i'll "
     # fillers
-    "um uh er erm uhm hmm mm".split()
+    "um umm uh uhh ah eh er erm uhm hm hmm mm".split()
 )
 
 _BACKCHANNEL = frozenset(

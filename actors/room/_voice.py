@@ -266,12 +266,12 @@ class VoicePipeline:
     def _on_speech(self, identity: str, track_sid: str, event: SpeechEvent) -> None:
         kind = event.kind
         reply = self._reply
-        if kind in (SpeechEventKind.START_OF_SPEECH, SpeechEventKind.INTERIM) and reply:
+        speech = kind in (SpeechEventKind.START_OF_SPEECH, SpeechEventKind.INTERIM)
+        if speech and reply is not None and self._tg is not None:
             if self._barges_in(event):
                 self.interrupt(reason="barge-in")
             elif kind is SpeechEventKind.START_OF_SPEECH and reply.hold.hold():
                 # Quiet while the words decide; resumed if they were not an interruption.
-                assert self._tg is not None
                 self._tg.start_soon(reply.hold.expire, name=f"hold:{reply.id}")
         elif kind is SpeechEventKind.END_OF_SPEECH and reply is not None:
             reply.hold.release()  # they stopped without a barge-in: a false interruption

@@ -14,6 +14,7 @@ from actors.pipeline import is_backchannel, likely_complete, meaningful_words
         "i am looking for a restaurant that",
         "what is the best way to",
         "so um",
+        "what is the best way to ah",  # a recogniser's filler at the pause
         "I'm",
     ],
 )
