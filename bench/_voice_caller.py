@@ -83,6 +83,17 @@ def seconds(pcm: np.ndarray) -> float:
     return len(pcm) / RATE
 
 
+def trailing_s(pcm: np.ndarray) -> float:
+    """The near-silence (below -50 dBFS) after the last word: hibari pads ~0.4 s.
+
+    Voice to voice is timed from the end of the voice, not of the padded buffer (that would
+    hide the padding from the figure); the 100 ms the caller's AudioSource queues ahead is not
+    taken off, so the figure errs on the slow side by up to that.
+    """
+    loud = np.nonzero(np.abs(pcm) > 100)[0]
+    return (len(pcm) - int(loud[-1])) / RATE if len(loud) else 0.0
+
+
 def voice_after(bot: Caller, t: float) -> float | None:
     return next((v for v in bot.voiced_at if v >= t), None)
 
@@ -126,7 +137,8 @@ def user_finals(bot: Caller) -> int:
 async def question(bot: Caller, pcm: np.ndarray, kind: str, text: str) -> dict[str, Any]:
     finals_before = user_finals(bot)
     await bot.say(pcm.tobytes(), RATE)
-    end = anyio.current_time()
+    sent = anyio.current_time()
+    end = sent - trailing_s(pcm)
     heard = await wait_voice(bot, end)
     await wait_quiet(bot)
     return {
@@ -143,8 +155,9 @@ async def paused(
     head, tail = voice(first), voice(second)
     finals_before = user_finals(bot)
     await bot.say(np.concatenate([head, silence(pause), tail]).tobytes(), RATE)
-    end = anyio.current_time()
-    head_end = end - seconds(tail) - pause
+    sent = anyio.current_time()
+    end = sent - trailing_s(tail)
+    head_end = sent - seconds(tail) - pause - trailing_s(head)
     heard = await wait_voice(bot, end)
     await wait_quiet(bot)
     # Cut off: the agent spoke into the pause or over the second half, or took the first half
