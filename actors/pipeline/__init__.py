@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from actors.pipeline._chunker import SentenceChunker
 from actors.pipeline._pause import ReplyHold
+from actors.pipeline._silence import leading_silence_bytes
 from actors.pipeline._spoken import SpokenText
 from actors.pipeline._turns import is_backchannel, likely_complete, meaningful_words
 
@@ -13,6 +14,7 @@ __all__ = (
     "SentenceChunker",
     "SpokenText",
     "is_backchannel",
+    "leading_silence_bytes",
     "likely_complete",
     "meaningful_words",
 )

@@ -44,6 +44,7 @@ from actors.pipeline import (
     SentenceChunker,
     SpokenText,
     is_backchannel,
+    leading_silence_bytes,
     meaningful_words,
 )
 from actors.pipeline._ring import AudioRing
@@ -67,6 +68,9 @@ __all__ = ("Providers", "TurnRecorder", "VoicePipeline")
 logger = logging.getLogger(__name__)
 
 _STT_RETRY_S = 1.0
+# Most of a TTS's padding dropped from the front of a reply (a voice that starts with a longer
+# silence on purpose keeps the rest).
+_LEAD_TRIM_MAX_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +116,7 @@ class _Reply:
     latency_ms: dict[str, float] = field(default_factory=dict)
     recorded: bool = False
     captioned: bool = False
+    lead_trimmed_s: float = 0.0
     done: anyio.Event = field(default_factory=anyio.Event)
 
 
@@ -499,6 +504,12 @@ class VoicePipeline:
                     self._latency(reply, "tts_first_audio", synth_started)
                 buffer += pcm
                 first = "agent_added" not in reply.latency_ms
+                if first and reply.lead_trimmed_s < _LEAD_TRIM_MAX_S:
+                    # The caller hears the first word, not the first frame: drop the padding.
+                    budget = int((_LEAD_TRIM_MAX_S - reply.lead_trimmed_s) * tts.sample_rate) * 2
+                    cut = min(leading_silence_bytes(buffer, tts.sample_rate), budget)
+                    reply.lead_trimmed_s += cut / 2 / tts.sample_rate
+                    buffer = buffer[cut:]
                 while len(buffer) >= chunk_bytes or (first and len(buffer) >= 2):
                     cut = min(len(buffer) - len(buffer) % 2, chunk_bytes)
                     await self._capture(reply, sentence, buffer[:cut])

@@ -84,3 +84,17 @@ def test_the_first_chunk_is_cut_after_enough_words_without_a_boundary() -> None:
 def test_early_first_chunks_can_be_turned_off() -> None:
     chunker = SentenceChunker(first_clause_words=0, first_max_words=0)
     assert chunker.push("Sure thing, " + "word " * 20) == []
+
+
+def test_the_padding_before_the_first_word_is_found() -> None:
+    import numpy as np
+
+    from actors.pipeline import leading_silence_bytes
+
+    rate = 24_000
+    quiet = np.zeros(int(0.3 * rate), dtype=np.int16)
+    word = np.full(rate // 10, 5000, dtype=np.int16)
+    pcm = np.concatenate([quiet, word]).tobytes()
+    assert leading_silence_bytes(pcm, rate) == (len(quiet) - rate // 100) * 2  # 10 ms kept
+    assert leading_silence_bytes(quiet.tobytes(), rate) == len(quiet) * 2  # all, so far
+    assert leading_silence_bytes(word.tobytes(), rate) == 0
