@@ -1,13 +1,19 @@
 """The ``voice-supervisor`` command line.
 
 voice-supervisor run [--config PATH] [--playground]   run the daemon until SIGTERM/SIGINT
-voice-supervisor check-config PATH             validate a config file (exit 2 on errors)
+voice-supervisor check-config PATH             validate a config file and what run would do with
+                                               it: provider keys, URLs, data_dir (exit 2 on errors)
 voice-supervisor check-providers [--config PATH]   one tiny real request to each provider
 voice-supervisor sessions [--config PATH] [--json]
 voice-supervisor messages CONVERSATION_ID [--config PATH] [--json]
 voice-supervisor dead-letters [--config PATH] [--json]      list every outbox's dead letters
 voice-supervisor dead-letters replay [ID ...] [--config PATH]   put them back (all without ids)
 voice-supervisor backend --db PATH --port N [--host H] [--token T]   serve the reference backend
+voice-supervisor config-docs                   print the configuration reference (Markdown)
+
+Exit status: 0 on success, 2 for a configuration error (an invalid file, a provider without its
+key, a room host that cannot start for a configuration reason: service managers should not
+restart on it), 1 for anything else (a failed check-providers, a dead letter not found).
 """
 
 from __future__ import annotations
@@ -98,7 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(render_config_reference())
                 return 0
             case "check-config":
-                load_config(args.path)
+                from supervisor._preflight import config_problems
+
+                problems = config_problems(load_config(args.path))
+                for problem in problems:
+                    print(f"error: {problem}", file=sys.stderr)
+                if problems:
+                    return 2
                 print(f"{args.path}: OK")
                 return 0
             case "check-providers":
@@ -131,8 +143,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 async def _run_daemon(daemon: Daemon) -> None:
     try:
         await daemon.run(handle_signals=True)
+    except BaseExceptionGroup as group:
+        # A room host that cannot start for a configuration reason ends the start-up inside
+        # task groups: the reason leaves as itself, for the exit status 2.
+        config_errors, _ = group.split(ConfigError)
+        if config_errors is None:
+            raise
+        raise _first(config_errors) from group
     finally:
         dispose_rtc()
+
+
+def _first(group: BaseExceptionGroup[ConfigError]) -> ConfigError:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    assert isinstance(exc, ConfigError)
+    return exc
 
 
 def _path(given: Path | None) -> Path | None:

@@ -343,6 +343,13 @@ class Daemon:
             details["reason"] = "draining"
         elif waiting:
             details["reason"] = "max_rooms reached; rooms are waiting"
+        livekit_ok = True
+        if self.supervisor is not None:
+            livekit_ok, details["livekit"] = self.supervisor.livekit_health()
+            if not livekit_ok and "reason" not in details:
+                details["reason"] = (
+                    "LiveKit unreachable: the room service has not answered; check [livekit] url"
+                )
         redis_ok = True
         if self.coordination is not None:
             redis_ok, details["redis"] = self.coordination.health()
@@ -352,7 +359,8 @@ class Daemon:
         if refusing:
             details["outbox"] = refusing
             details.setdefault("reason", next(iter(refusing.values())))
-        return (not self.draining and waiting == 0 and redis_ok and not refusing), details
+        ready = not self.draining and waiting == 0 and livekit_ok and redis_ok and not refusing
+        return ready, details
 
     def _outbox_refusals(self) -> dict[str, str]:
         """Outboxes that refuse events now (outbox_max_mb reached, disk full), by outbox name,

@@ -9,6 +9,7 @@ __all__ = (
     "ACTOR_GIVE_UPS",
     "ACTOR_RESTARTS",
     "JOIN_SECONDS",
+    "LIVEKIT_UP",
     "RECONCILE_RUNS",
     "ROOMS_ACTIVE",
     "ROOMS_WAITING",
@@ -38,6 +39,10 @@ JOIN_SECONDS = Histogram(
     "voice_supervisor_join_seconds",
     "From the webhook (or reconcile) that asked for a room to the agent joined.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+LIVEKIT_UP = Gauge(
+    "voice_supervisor_livekit_up",
+    "1 while the last room-list call to LiveKit (each reconcile) worked, 0 after a failure.",
 )
 RECONCILE_RUNS = Counter(
     "voice_supervisor_reconcile_total", "Reconcile passes by result.", ["result"]

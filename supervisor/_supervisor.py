@@ -7,6 +7,9 @@ interval. It never talks to an actor except through the registry.
 Rooms are told apart by sid as well as name: a room created again under a finished room's name
 is a new room (joined as usual), while late or retried events of the finished one neither
 start an agent (that would create the room again) nor stop the new room's agent.
+
+Each listing is also the daemon's probe of LiveKit: ``livekit_health()`` says how the last one
+went and since when the server has not answered, which readyz reports.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from livekit import api
 from actors import SYSTEM_CLOCK, Clock
 from supervisor._config import AgentSettings, SupervisorSettings
 from supervisor._messages import ParticipantJoined, RoomFinished, RoomStarted, SupervisorMessage
-from supervisor._metrics import RECONCILE_RUNS
+from supervisor._metrics import LIVEKIT_UP, RECONCILE_RUNS
 from supervisor._registry import RoomRegistry
 
 __all__ = ("Supervisor",)
@@ -30,6 +33,10 @@ __all__ = ("Supervisor",)
 logger = logging.getLogger(__name__)
 
 _FINISHED_SIDS_KEPT = 4096
+_UNREACHABLE_INTERVALS = 2
+"""Reconcile intervals without a listing after which LiveKit counts as unreachable."""
+_UNREACHABLE_MIN_S = 5.0
+"""...and at least this long: one failed call (a server restarting) is no outage."""
 
 
 class Supervisor:
@@ -66,6 +73,32 @@ class Supervisor:
         self._finished: OrderedDict[str, None] = OrderedDict()
         self.reconciled = anyio.Event()
         self._reconcile_now = anyio.Event()
+        self._since = clock.monotonic()
+        """The last listing that worked (until there is one: when this supervisor began)."""
+        self._listed = False
+        self._last_error: str | None = None
+        """The error type of the last listing, None when it worked."""
+        self._last_at: float | None = None
+
+    def livekit_health(self) -> tuple[bool, dict[str, object]]:
+        """Whether LiveKit's room service answers, and the facts behind it.
+
+        It counts as unreachable once no listing has worked for two reconcile intervals (at
+        least ``_UNREACHABLE_MIN_S``), counted from the last one that did or, before the first,
+        from the start: then the daemon cannot see rooms, and agents it starts could not join.
+        """
+        now = self._clock.monotonic()
+        silent_s = now - self._since
+        limit_s = max(
+            _UNREACHABLE_INTERVALS * self._settings.reconcile_interval_s, _UNREACHABLE_MIN_S
+        )
+        details: dict[str, object] = {
+            "reachable": silent_s <= limit_s,
+            "last_call": None if self._last_at is None else self._last_error or "ok",
+            "last_call_age_s": None if self._last_at is None else round(now - self._last_at, 1),
+            "last_ok_age_s": round(silent_s, 1) if self._listed else None,
+        }
+        return silent_s <= limit_s, details
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Serve the mailbox and reconcile periodically until cancelled."""
@@ -125,10 +158,15 @@ class Supervisor:
                 listed = (await self._lkapi.room.list_rooms(api.ListRoomsRequest())).rooms
         except Exception as exc:  # the server may be down: keep the actors, try next interval
             RECONCILE_RUNS.labels(result="error").inc()
+            self._last_error, self._last_at = type(exc).__name__, self._clock.monotonic()
+            LIVEKIT_UP.set(0)
             logger.warning(
                 "reconcile could not list rooms; will retry", extra={"error": type(exc).__name__}
             )
             return
+        self._listed, self._last_error = True, None
+        self._since = self._last_at = self._clock.monotonic()
+        LIVEKIT_UP.set(1)
         present = frozenset(r.name for r in listed)
         self._registry.forget_missing(present)
         for room in listed:

@@ -24,7 +24,7 @@ from dataclasses import replace
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
-from actors import SYSTEM_CLOCK, ActorStartError, Clock
+from actors import SYSTEM_CLOCK, ActorStartError, Clock, ConfigError
 from actors.persistence import EmbeddedStore, PersistenceActor
 from actors.room import Providers, RoomActor, RoomHandle, RoomSpec
 from supervisor._config import Config, parse_config
@@ -34,6 +34,7 @@ from supervisor.host._link import HostLink
 from supervisor.host._metrics_wire import snapshot
 from supervisor.host._protocol import (
     CancelRoom,
+    InitFailed,
     Message,
     Ping,
     Pong,
@@ -105,7 +106,15 @@ class RoomHost:
         cfg = self.config
         self._link = link
         if self._providers is None and cfg.voice.enabled:
-            opened = open_providers(cfg)
+            try:
+                opened = open_providers(cfg)
+            except ConfigError as exc:
+                # Restarting would fail the same way: the supervisor stops and `run` exits 2.
+                with anyio.move_on_after(_CLOSE_BACKSTOP_S, shield=True):
+                    await link.send(InitFailed(self.host_id, str(exc)))
+                    await link.aclose()
+                task_status.started()
+                return
             self._providers, self._warm_up = opened.providers, opened.warm_up
         redis_store = RedisStore(cfg.redis) if cfg.redis.enabled else None
         if redis_store is not None:

@@ -17,6 +17,7 @@ __all__ = (
     "PROTOCOL_VERSION",
     "CancelRoom",
     "Hello",
+    "InitFailed",
     "Message",
     "Ping",
     "Pong",
@@ -54,6 +55,15 @@ class Ready:
 
     worker_id: int
     pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class InitFailed:
+    """Worker → supervisor, instead of ``Ready``: the configuration cannot work (a provider's
+    key is missing, say); ``error`` names the setting. A restart would fail the same way."""
+
+    worker_id: int
+    error: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +158,7 @@ class Shutdown:
 Message = (
     Hello
     | Ready
+    | InitFailed
     | StartRoom
     | StopRoom
     | CancelRoom
@@ -162,6 +173,7 @@ Message = (
 _TYPES: dict[str, type[Any]] = {
     "hello": Hello,
     "ready": Ready,
+    "init_failed": InitFailed,
     "start_room": StartRoom,
     "stop_room": StopRoom,
     "cancel_room": CancelRoom,

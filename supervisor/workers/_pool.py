@@ -30,12 +30,13 @@ import anyio
 from anyio.abc import Process, TaskGroup, TaskStatus
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from actors import SYSTEM_CLOCK, Clock
+from actors import SYSTEM_CLOCK, Clock, ConfigError
 from actors.room import Providers, RoomSpec
 from supervisor._config import Config, config_to_wire
 from supervisor.host import (
     Hello,
     HostLink,
+    InitFailed,
     Message,
     Ping,
     Pong,
@@ -154,6 +155,8 @@ class WorkerPool:
         self._exit_grace_s = _EXIT_GRACE_S
         self._seq = 0
         self._changed = anyio.Event()
+        self.config_error: str | None = None
+        """Why a host could not start for a configuration reason (it is not restarted)."""
 
     # -- placement ----------------------------------------------------------------------------
 
@@ -171,8 +174,14 @@ class WorkerPool:
         return sum(1 for w in self.workers if w.ready)
 
     async def wait_ready(self, count: int) -> None:
-        """Until ``count`` hosts are ready (no deadline: the caller sets one)."""
+        """Until ``count`` hosts are ready (no deadline: the caller sets one).
+
+        Raises:
+            ConfigError: a host reported that the configuration cannot work.
+        """
         while self.ready_count < count:
+            if self.config_error is not None:
+                raise ConfigError(self.config_error)
             await self._changed.wait()
 
     def _notify(self) -> None:
@@ -242,6 +251,16 @@ class WorkerPool:
                 else:
                     await self._run_process(worker)
             except Exception as exc:  # a host's failure is contained here; rooms restart
+                config_error = _config_error(exc)
+                if config_error is not None:
+                    # It would fail the same way at every restart: stop, and let the daemon
+                    # exit with the reason (a restart loop would hide it).
+                    self.config_error = str(config_error)
+                    logger.error(
+                        "room host cannot start: configuration error; not restarting it",
+                        extra={"worker": worker.worker_id, "error": self.config_error},
+                    )
+                    return
                 logger.error(
                     "room host failed",
                     extra={"worker": worker.worker_id, "error": type(exc).__name__},
@@ -307,6 +326,8 @@ class WorkerPool:
     async def _serve(self, worker: Worker, link: HostLink) -> None:
         with anyio.fail_after(self.config.supervisor.worker_init_timeout_s):
             ready = await link.receive()
+        if isinstance(ready, InitFailed):
+            raise ConfigError(ready.error)
         if not isinstance(ready, Ready):
             raise ProtocolError("a room host's first message must be ready")
         worker.link, worker.ready, worker.pid = link, True, ready.pid
@@ -425,6 +446,13 @@ class WorkerPool:
                     worker.kill()
                 return
             await self._clock.sleep(timeout - silent_s)
+
+
+def _config_error(exc: BaseException) -> ConfigError | None:
+    """The ConfigError ``exc`` is, or is alone inside task-group groups of."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, ConfigError) else None
 
 
 class _ProcessLink:
