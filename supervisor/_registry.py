@@ -226,7 +226,7 @@ class RoomRegistry:
             STALE_ROOM_FINISHED.inc()
             logger.debug(
                 "stop for another room of the same name ignored",
-                extra={"pii.room": room, "room_sid": slot.sid, "stale_sid": sid},
+                extra={"room": room, "room_sid": slot.sid, "stale_sid": sid},
             )
             return
         slot.stopping = reason

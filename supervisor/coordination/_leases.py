@@ -89,7 +89,7 @@ class LeaseTable:
             LEASE_CLAIMS.labels(result="error").inc()
             logger.warning(
                 "could not claim a room lease; will retry at the next reconcile",
-                extra={"pii.room": room, "error": type(exc.__cause__).__name__},
+                extra={"room": room, "error": type(exc.__cause__).__name__},
             )
             return False
         if status == 1:
@@ -133,7 +133,7 @@ class LeaseTable:
             if result == 0:
                 return self._lost(room, "taken")
             if result == 2:
-                logger.info("room lease re-claimed after Redis lost it", extra={"pii.room": room})
+                logger.info("room lease re-claimed after Redis lost it", extra={"room": room})
             lease.renewed_at = sent
             lease.valid_until = sent + self._settings.lease_ttl_s - self._margin_s
             next_at = sent + interval
@@ -146,13 +146,13 @@ class LeaseTable:
         try:
             await self._store.release_lease(room, self._settings.node_id)
         except CoordinationError:
-            logger.info("could not release a room lease; it will expire", extra={"pii.room": room})
+            logger.info("could not release a room lease; it will expire", extra={"room": room})
 
     def _lost(self, room: str, reason: str) -> str:
         self._held.pop(room, None)
         LEASES_HELD.set(len(self._held))
         LEASE_LOSSES.labels(reason=reason).inc()
         logger.warning(
-            "room lease lost; stopping the room's agent", extra={"pii.room": room, "reason": reason}
+            "room lease lost; stopping the room's agent", extra={"room": room, "reason": reason}
         )
         return reason

@@ -69,7 +69,7 @@ class UserLimits:
                     USER_LIMIT_REFUSALS.labels(limit="turns").inc()
                     return self._settings.turn_limit_message
         except CoordinationError:
-            logger.warning("per-user limits unavailable; answering", extra={"pii.room": room})
+            logger.warning("per-user limits unavailable; answering", extra={"room": room})
         return None
 
     async def refresh(self, room: str) -> None:
