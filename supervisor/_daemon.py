@@ -33,6 +33,7 @@ from livekit import api
 
 from actors import SYSTEM_CLOCK, Clock, ConfigError
 from actors.persistence import EmbeddedStore, PersistenceActor
+from actors.providers import merge_health
 from actors.room import Providers, RoomSpec
 from supervisor._config import Config, ConfigOverrides, load_config
 from supervisor._exposure import note_dev_keys
@@ -355,12 +356,20 @@ class Daemon:
             redis_ok, details["redis"] = self.coordination.health()
             if not redis_ok and "reason" not in details:
                 details["reason"] = "Redis unreachable; no new rooms are taken"
+        providers = self._provider_health()
+        if providers:  # informational: a chain's fallbacks answer while a provider fails
+            details["providers"] = providers
         refusing = self._outbox_refusals()
         if refusing:
             details["outbox"] = refusing
             details.setdefault("reason", next(iter(refusing.values())))
         ready = not self.draining and waiting == 0 and livekit_ok and redis_ok and not refusing
         return ready, details
+
+    def _provider_health(self) -> dict[str, dict[str, object]]:
+        """Each provider any room host has used, from the hosts' last pongs."""
+        workers = () if self.pool is None else self.pool.workers
+        return merge_health(worker.providers for worker in workers)
 
     def _outbox_refusals(self) -> dict[str, str]:
         """Outboxes that refuse events now (outbox_max_mb reached, disk full), by outbox name,

@@ -22,6 +22,7 @@ import anyio
 
 from actors._exceptions import ProviderError, ProviderTimeoutError
 from actors.providers._base import ChatMessage, LlmProvider, SttProvider, SttStream, TtsProvider
+from actors.providers._health import note_failure, note_ok
 from actors.providers._metrics import (
     PROVIDER_ERRORS,
     PROVIDER_FALLBACKS,
@@ -49,6 +50,7 @@ def _chain_name(providers: Sequence[_Named]) -> str:
 def _record(stage: str, vendor: str, error: ProviderError, *, next_vendor: str | None) -> None:
     """Count and log one provider failure (static message; details in ``extra``)."""
     PROVIDER_ERRORS.labels(vendor=vendor, stage=stage).inc()
+    note_failure(stage, vendor, type(error).__name__)
     extra = {
         "vendor": vendor,
         "stage": stage,
@@ -102,6 +104,7 @@ async def _stream_chain(
         PROVIDER_FIRST_OUTPUT_SECONDS.labels(vendor=vendor, stage=stage).observe(
             anyio.current_time() - began
         )
+        note_ok(stage, vendor)
         try:
             yield first
             while True:
@@ -243,6 +246,7 @@ class FallbackStt:
                         PROVIDER_FIRST_OUTPUT_SECONDS.labels(
                             vendor=provider.name, stage="stt"
                         ).observe(anyio.current_time() - began)
+                        note_ok("stt", provider.name)
                         try:
                             yield stream
                         except BaseException as exc:

@@ -26,6 +26,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from actors import SYSTEM_CLOCK, ActorStartError, Clock, ConfigError
 from actors.persistence import EmbeddedStore, PersistenceActor
+from actors.providers import provider_health
 from actors.room import Providers, RoomActor, RoomHandle, RoomSpec
 from supervisor._config import Config, parse_config
 from supervisor._logging import configure_logging
@@ -179,7 +180,7 @@ class RoomHost:
                 persistence = self._persistence
                 refusal = None if persistence is None else persistence.refusal
                 metrics = snapshot() if self._report_metrics else []
-                await self._send(Pong(seq, _rss_mb(), metrics, refusal))
+                await self._send(Pong(seq, _rss_mb(), metrics, refusal, provider_health()))
             case Reload(config=data):
                 self._reload(parse_config(data, environ={}))
             case Shutdown(deadline_s=deadline_s):

@@ -139,13 +139,15 @@ class Ping:
 @dataclass(frozen=True, slots=True)
 class Pong:
     """Heartbeat answer with the host's memory, a snapshot of its metrics (empty for a host in
-    the supervisor's process), and why its outbox refuses events (``PersistenceActor.refusal``:
-    outbox_max_mb reached, disk full), if it does: the supervisor's readyz reports it."""
+    the supervisor's process), why its outbox refuses events (``PersistenceActor.refusal``:
+    outbox_max_mb reached, disk full), if it does, and what it has seen of each provider
+    (``actors.providers.provider_health``): the supervisor's readyz reports both."""
 
     seq: int
     rss_mb: float
     metrics: list[dict[str, Any]] = field(default_factory=list)
     outbox_refusal: str | None = None
+    providers: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)

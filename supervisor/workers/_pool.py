@@ -106,6 +106,8 @@ class Worker:
     rooms: dict[str, RoomWaiter] = field(default_factory=dict)
     metrics: list[dict[str, Any]] = field(default_factory=list)
     outbox_refusal: str | None = None  # from its last pong: why its outbox refuses events
+    providers: list[dict[str, Any]] = field(default_factory=list)
+    """From its last pong: what it has seen of each provider (``provider_health``)."""
     last_pong: float = 0.0
     memory_warned: bool = False
     retiring: bool = False
@@ -269,6 +271,7 @@ class WorkerPool:
                 worker.running = worker.ready = False
                 worker.link = worker.kill = None
                 worker.outbox_refusal = None  # its next incarnation reports afresh
+                worker.providers = []
                 worker.memory_warned = worker.retiring = False
                 worker.fail_rooms("room host exited")
                 self._notify()
@@ -369,6 +372,7 @@ class WorkerPool:
                         await self._retire(worker)
                 case Pong(rss_mb=rss_mb, metrics=metrics, outbox_refusal=refusal):
                     worker.metrics, worker.outbox_refusal = metrics, refusal
+                    worker.providers = message.providers
                     worker.last_pong = self._clock.monotonic()
                     await self._check_memory(worker, rss_mb)
                 case _:
