@@ -288,11 +288,16 @@ class RoomActor:
             self._greet()
 
     def _greet(self) -> None:
-        # Greet the first person who can hear it, once per session, and not on a resume.
+        # Greet the first person who can hear it, once per session, and not on a resume. A
+        # resumed conversation that ends with a user's turn lost its answer with the previous
+        # actor (it died while answering): answer it now, once, instead.
         if self._greeted or self.voice is None or self._providers is None:
             return
         self._greeted = True
-        if self._providers.greeting and not self.history.restored:
+        messages = self.history.messages
+        if self.history.restored and messages and messages[-1].role == "user":
+            self.voice.answer_history()
+        elif self._providers.greeting and not self.history.restored:
             self.voice.say(self._providers.greeting)
 
     def _chat(self, identity: str, text: str) -> None:

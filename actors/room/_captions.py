@@ -82,7 +82,7 @@ class Captions:
         self._send.close()
 
     async def run(self) -> None:
-        async with self._receive:
+        with self._send, self._receive:  # a cancelled run (a crashed room) closes both ends
             async for job in self._receive:
                 try:
                     await self._publish(job)

@@ -376,6 +376,11 @@ class VoicePipeline:
             return False
         return meaningful_words(event.text) >= settings.min_interrupt_words
 
+    def answer_history(self) -> None:
+        """Answer the conversation as it stands (its last turn is a user's nobody answered)."""
+        if self._reply is None:
+            self._start_reply(self._clock.monotonic())
+
     def say(self, text: str) -> None:
         """Speak ``text`` as the agent (greeting, commands), after any current reply."""
         if self._tg is not None:

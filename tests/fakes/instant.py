@@ -123,11 +123,16 @@ class EchoLlm:
 
     def __init__(self) -> None:
         self.calls: list[list[ChatMessage]] = []
+        self.crash_next = False
+        """Raise a bug (not a provider error) on the next call: the room actor crashes."""
 
     async def complete(
         self, messages: Sequence[ChatMessage], *, instructions: str | None = None
     ) -> AsyncGenerator[str]:
         self.calls.append(list(messages))
+        if self.crash_next:
+            self.crash_next = False
+            raise RuntimeError("a bug in the middle of an answer")
         last = next((m.content for m in reversed(messages) if m.role == "user"), "")
         for i, word in enumerate(f"You said: {last.rstrip('.')}.".split(" ")):
             yield word if i == 0 else " " + word

@@ -50,8 +50,9 @@ class ManualClock:
 class Store:
     """The persistence port: keeps every event, and tells who waits for one."""
 
-    def __init__(self) -> None:
+    def __init__(self, history: list[dict[str, Any]] | None = None) -> None:
         self.events: list[Event] = []
+        self.history = history or []
         self._changed = anyio.Event()
 
     def emit(self, event: Event) -> None:
@@ -63,7 +64,7 @@ class Store:
         return "c-from-backend"
 
     async def recent_messages(self, conversation_id: str, limit: int) -> list[dict[str, Any]]:
-        return []
+        return self.history[-limit:]
 
     def of(self, type_: EventType) -> list[dict[str, Any]]:
         return [e.data for e in self.events if e.type is type_]
@@ -133,12 +134,13 @@ async def running(
     people: list[FakeParticipant] | None = None,
     voice: bool = True,
     tts: GatedTts | None = None,
+    history: list[dict[str, Any]] | None = None,
 ) -> AsyncIterator[Rig]:
     room = FakeRoom(
         metadata=json.dumps({"conversation_id": "c-1", "user_id": "u-1"} | (metadata or {})),
         people=people,
     )
-    store, llm, gated, clock = Store(), RecordingLlm(), tts or GatedTts(), ManualClock()
+    store, llm, gated, clock = Store(history), RecordingLlm(), tts or GatedTts(), ManualClock()
     actor = RoomActor(
         RoomSpec("r-1", "ws://unused", "token"),
         RoomSettings(close_timeout_s=2),
@@ -244,3 +246,32 @@ async def test_unstorable_metadata_is_ignored_and_the_backend_names_the_conversa
     async with running(metadata={"conversation_id": "\ud800"}, voice=False) as rig:
         joined = rig.store.of(EventType.AGENT_JOINED)
     assert joined[0]["metadata"] == {} and rig.store.events[0].conversation_id == "c-from-backend"
+
+
+def said(role: str, content: str, ts: float) -> dict[str, Any]:
+    return {"role": role, "content": content, "ts": ts, "speaker": "alice", "interrupted": False}
+
+
+async def test_an_unanswered_resumed_turn_is_answered_once_instead_of_a_greeting() -> None:
+    # The previous actor stored alice's turn and died before its answer.
+    history = [said("assistant", "Hi.", 1.0), said("user", "what time is it", 2.0)]
+    async with running(people=[FakeParticipant("alice")], history=history) as rig:
+        answer = (await rig.store.wait_for(EventType.TURN))[0]
+        rig.room.join(FakeParticipant("bob"))
+        await rig.store.wait_for(EventType.PARTICIPANT_CONNECTED, 2)
+    turns = rig.store.of(EventType.TURN)
+    assert [(t["role"], t["content"]) for t in turns] == [
+        ("assistant", "You said: what time is it.")
+    ]
+    assert answer["interrupted"] is False and len(rig.tts.voices) == 1  # one reply spoken
+
+
+async def test_a_resumed_conversation_that_was_answered_is_not_answered_again() -> None:
+    history = [said("user", "hello", 1.0), said("assistant", "You said: hello.", 2.0)]
+    async with running(people=[FakeParticipant("alice")], history=history) as rig:
+        rig.room.send_text("lk.chat", "alice", "and now")
+        turns = await rig.store.wait_for(EventType.TURN, 2)
+    assert [(t["role"], t["content"]) for t in turns] == [
+        ("user", "and now"),
+        ("assistant", "You said: and now."),
+    ]
