@@ -8,13 +8,13 @@ loop, never touches another room, and never logs user text or identities in a me
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectSendStream
 from livekit import rtc
 
 from actors._clock import SYSTEM_CLOCK, Clock
@@ -58,7 +58,7 @@ from actors.room._state import (
     parse_room_metadata,
 )
 from actors.room._voice import Providers, TrackAudio, VoicePipeline, track_pcm
-from actors.room._wiring import joined_message, wire_room
+from actors.room._wiring import close_queued_readers, joined_message, wire_room
 
 __all__ = ("RoomActor", "RoomHandle")
 
@@ -180,10 +180,7 @@ class RoomActor:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._watch_stop, tg, name=f"room:{self.spec.room}:stop")
                 replies = ReplySender(room)
-                replies_done = anyio.Event()
-                tg.start_soon(
-                    _run_then_set, replies.run, replies_done, name=f"room:{self.spec.room}:replies"
-                )
+                tg.start_soon(replies.run, name=f"room:{self.spec.room}:replies")
                 self._data = DataTopics(
                     self._data_settings, self, replies, self._admission, self._inbox_send.send
                 )
@@ -195,7 +192,7 @@ class RoomActor:
                 # The last answers (an "end" command's among them) leave before the agent.
                 replies.close()
                 with anyio.move_on_after(self._settings.close_timeout_s):
-                    await replies_done.wait()
+                    await replies.done.wait()
                 tg.cancel_scope.cancel("room actor finished")
         except Exception as exc:
             self.stop_reason = self.stop_reason or "crashed"
@@ -380,7 +377,7 @@ class RoomActor:
         if self.lifecycle is RoomLifecycle.RUNNING:
             self.lifecycle = self.lifecycle.to(RoomLifecycle.DRAINING)
         self._inbox_send.close()
-        _close_readers(self._inbox)
+        close_queued_readers(self._inbox)
         self._inbox.close()
         ended_at = self._clock.now()
         for identity, state in self.people.states.items():
@@ -434,21 +431,3 @@ class RoomActor:
             "conversation_id": self.conversation_id,
             "state": self.lifecycle.value,
         }
-
-
-def _close_readers(inbox: MemoryObjectReceiveStream[RoomMessage]) -> None:
-    """Close the stream readers still queued: each holds an SDK subscription otherwise."""
-    while True:
-        try:
-            message = inbox.receive_nowait()
-        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-            return
-        if isinstance(message, StreamOpened):
-            message.reader.close()
-
-
-async def _run_then_set(fn: Callable[[], Awaitable[None]], done: anyio.Event) -> None:
-    try:
-        await fn()
-    finally:
-        done.set()

@@ -29,6 +29,8 @@ class ReplySender:
     def __init__(self, room: rtc.Room, capacity: int = 64) -> None:
         self._room = room
         self._send, self._receive = anyio.create_memory_object_stream[tuple[str, str]](capacity)
+        self.done = anyio.Event()
+        """Set when ``run`` has returned (every queued reply sent, or it was cancelled)."""
 
     def reply(self, identity: str, payload: dict[str, Any]) -> None:
         """Queue ``payload`` for ``identity`` (``""``: everyone); never blocks."""
@@ -44,6 +46,12 @@ class ReplySender:
         self._send.close()
 
     async def run(self) -> None:
+        try:
+            await self._send_all()
+        finally:
+            self.done.set()
+
+    async def _send_all(self) -> None:
         with self._send, self._receive:  # a cancelled run closes both ends
             async for identity, text in self._receive:
                 try:

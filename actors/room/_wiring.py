@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import anyio
-from anyio.streams.memory import MemoryObjectSendStream
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from livekit import rtc
 
 from actors._clock import Clock
@@ -30,7 +30,7 @@ from actors.room._messages import (
 )
 from actors.room._quota import Admission, Refusal
 
-__all__ = ("joined_message", "wire_room")
+__all__ = ("close_queued_readers", "joined_message", "wire_room")
 
 logger = logging.getLogger(__name__)
 
@@ -185,3 +185,14 @@ def _reason(value: rtc.DisconnectReason.ValueType | None) -> str:
         return str(rtc.DisconnectReason.Name(value)).lower()
     except ValueError:
         return "unknown"
+
+
+def close_queued_readers(inbox: MemoryObjectReceiveStream[RoomMessage]) -> None:
+    """Close the stream readers still queued: each holds an SDK subscription otherwise."""
+    while True:
+        try:
+            message = inbox.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+            return
+        if isinstance(message, StreamOpened):
+            message.reader.close()

@@ -3,7 +3,8 @@ pool that keeps them alive, and the one runner the registry supervises rooms thr
 
 from __future__ import annotations
 
-from supervisor.workers._pool import RoomWaiter, Worker, WorkerPool
+from supervisor.workers._hosts import RoomWaiter, Worker
+from supervisor.workers._pool import WorkerPool
 from supervisor.workers._runner import RoomRunner
 
 __all__ = (

@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import anyio
-from anyio.abc import Process, TaskGroup, TaskStatus
-from anyio.streams.buffered import BufferedByteReceiveStream
+from anyio.abc import TaskGroup, TaskStatus
 
 from actors import SYSTEM_CLOCK, Clock, ConfigError
 from actors.room import Providers, RoomSpec
@@ -37,24 +35,21 @@ from supervisor.host import (
     Hello,
     HostLink,
     InitFailed,
-    Message,
     Ping,
     Pong,
     ProtocolError,
     Ready,
     Reload,
     RoomEnded,
-    RoomEndKind,
     RoomHost,
     RoomStarted,
     Shutdown,
     StartRoom,
-    decode,
-    encode,
     memory_links,
 )
+from supervisor.workers._hosts import ProcessLink, RoomWaiter, Worker
 
-__all__ = ("RoomWaiter", "Worker", "WorkerPool")
+__all__ = ("WorkerPool",)
 
 logger = logging.getLogger(__name__)
 
@@ -64,73 +59,8 @@ _RESTART_BACKOFF_S = (0.5, 30.0)
 """First and longest delay before a host that ended unasked is started again."""
 _STEADY_S = 60.0
 """A host that ran this long before it ended restarts with the first delay again."""
-_MAX_LINE = 16 * 1024 * 1024
-"""Longest protocol line a worker may send (a pong with every metric family)."""
 _EXIT_GRACE_S = 2.0
 """How long a host whose output ended gets to exit before it is killed."""
-
-
-@dataclass(slots=True)
-class RoomWaiter:
-    """A room's news from its host: started (with its conversation), then ended."""
-
-    settled: anyio.Event = field(default_factory=anyio.Event)
-    """Set when it started or ended, whichever came first."""
-    done: anyio.Event = field(default_factory=anyio.Event)
-    conversation_id: str | None = None
-    ended: RoomEnded | None = None
-
-    def started(self, conversation_id: str) -> None:
-        self.conversation_id = conversation_id
-        self.settled.set()
-
-    def finish(self, ended: RoomEnded) -> None:
-        if self.ended is None:
-            self.ended = ended
-        self.settled.set()
-        self.done.set()
-
-
-@dataclass(slots=True)
-class Worker:
-    """One room host as the pool sees it (a process, or the host in this process)."""
-
-    worker_id: int
-    link: HostLink | None = None
-    kill: Callable[[], None] | None = None
-    ready: bool = False
-    running: bool = False
-    pid: int = 0
-    exit_code: int | None = None
-    """How its last process ended (None while one runs, and for a host in this process)."""
-    rooms: dict[str, RoomWaiter] = field(default_factory=dict)
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    outbox_refusal: str | None = None  # from its last pong: why its outbox refuses events
-    providers: list[dict[str, Any]] = field(default_factory=list)
-    """From its last pong: what it has seen of each provider (``provider_health``)."""
-    last_pong: float = 0.0
-    memory_warned: bool = False
-    retiring: bool = False
-    """Over ``worker_memory_limit_mb``: no new rooms; it exits once its last room has ended."""
-    _lock: anyio.Lock = field(default_factory=anyio.Lock)
-
-    async def send(self, message: Message) -> None:
-        if self.link is None:
-            raise anyio.BrokenResourceError("room host is not running")
-        async with self._lock:  # one line at a time on a pipe
-            await self.link.send(message)
-
-    async def send_quietly(self, message: Message) -> None:
-        """``send``, for messages that no longer matter once the host is gone."""
-        try:
-            await self.send(message)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            pass
-
-    def fail_rooms(self, detail: str) -> None:
-        for room, waiter in self.rooms.items():
-            waiter.finish(RoomEnded(room, RoomEndKind.HOST_GONE.value, detail))
-        self.rooms.clear()
 
 
 class WorkerPool:
@@ -289,7 +219,7 @@ class WorkerPool:
         command = [sys.executable, "-m", "supervisor.workers"]
         async with await anyio.open_process(command, stderr=None) as process:
             worker.exit_code = None
-            link = _ProcessLink(process)
+            link = ProcessLink(process)
             worker.kill = process.kill
             try:
                 with anyio.fail_after(self.config.supervisor.worker_init_timeout_s):
@@ -457,21 +387,3 @@ def _config_error(exc: BaseException) -> ConfigError | None:
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc if isinstance(exc, ConfigError) else None
-
-
-class _ProcessLink:
-    """The pool's end of a worker process: lines to its stdin, lines from its stdout."""
-
-    def __init__(self, process: Process) -> None:
-        assert process.stdin is not None and process.stdout is not None
-        self._stdin = process.stdin
-        self._lines = BufferedByteReceiveStream(process.stdout)
-
-    async def receive(self) -> Message:
-        return decode(await self._lines.receive_until(b"\n", _MAX_LINE))
-
-    async def send(self, message: Message) -> None:
-        await self._stdin.send(encode(message))
-
-    async def aclose(self) -> None:
-        await self._stdin.aclose()

@@ -19,7 +19,8 @@ from anyio.abc import TaskStatus
 from actors import ActorCrashed, ActorStartError
 from actors.room import RoomSpec
 from supervisor.host import CancelRoom, RoomEndKind, StopRoom
-from supervisor.workers._pool import Worker, WorkerPool
+from supervisor.workers._hosts import Worker
+from supervisor.workers._pool import WorkerPool
 
 __all__ = ("RoomRunner",)
 
