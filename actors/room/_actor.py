@@ -28,6 +28,7 @@ from actors._payloads import (
     payload_json,
 )
 from actors.room._data import DataTopics
+from actors.room._listening import TrackAudio, track_pcm
 from actors.room._messages import (
     ChatReceived,
     CommandReceived,
@@ -57,7 +58,7 @@ from actors.room._state import (
     SessionInfo,
     parse_room_metadata,
 )
-from actors.room._voice import Providers, TrackAudio, VoicePipeline, track_pcm
+from actors.room._voice import Providers, VoicePipeline
 from actors.room._wiring import close_queued_readers, joined_message, wire_room
 
 __all__ = ("RoomActor", "RoomHandle")

@@ -33,7 +33,6 @@ from livekit import rtc
 from actors._clock import Clock
 from actors._exceptions import ProviderError
 from actors._metrics import (
-    AUDIO_FRAMES_DROPPED,
     BARGE_INS,
     PREEMPTIVE_GENERATIONS,
     REPLIES,
@@ -47,9 +46,7 @@ from actors.pipeline import (
     leading_silence_bytes,
     meaningful_words,
 )
-from actors.pipeline._ring import AudioRing
 from actors.providers import (
-    STT_SAMPLE_RATE,
     ChatMessage,
     LlmProvider,
     SpeechEvent,
@@ -59,6 +56,7 @@ from actors.providers import (
 )
 from actors.room._audio_out import AudioOut
 from actors.room._captions import AgentCaption, Captions, UserCaption
+from actors.room._listening import Listeners, TrackAudio, track_pcm
 from actors.room._preempt import Preemption
 from actors.room._settings import VoiceSettings
 from actors.room._state import ConversationHistory, SessionInfo
@@ -67,7 +65,6 @@ __all__ = ("Providers", "TurnRecorder", "VoicePipeline")
 
 logger = logging.getLogger(__name__)
 
-_STT_RETRY_S = 1.0
 # Most of a TTS's padding dropped from the front of a reply (a voice that starts with a longer
 # silence on purpose keeps the rest).
 _LEAD_TRIM_MAX_S = 0.5
@@ -86,22 +83,6 @@ class Providers:
 
 TurnRecorder = Callable[[str, str, "str | None", bool, dict[str, float]], None]
 """record_turn(role, content, speaker, interrupted, latency_ms)."""
-
-TrackAudio = Callable[[rtc.Track, int, int], AsyncGenerator[bytes]]
-"""track_audio(track, sample_rate, frame_ms): a subscribed track's PCM (16-bit mono) frames."""
-
-
-async def track_pcm(track: rtc.Track, sample_rate: int, frame_ms: int) -> AsyncGenerator[bytes]:
-    """A track's audio through the SDK's ``AudioStream``, closed when the caller stops."""
-    stream = rtc.AudioStream.from_track(
-        track=track, sample_rate=sample_rate, num_channels=1, frame_size_ms=frame_ms
-    )
-    try:
-        async for event in stream:
-            yield event.frame.data.tobytes()
-    finally:
-        with anyio.move_on_after(1, shield=True):
-            await stream.aclose()
 
 
 @dataclass(slots=True)
@@ -153,7 +134,14 @@ class VoicePipeline:
         self._history = history
         self._record_turn = record_turn
         self._clock = clock
-        self._track_audio = track_audio
+        self._listeners = Listeners(
+            providers.stt,
+            settings,
+            lambda: self._session().language,
+            self._on_speech,
+            clock,
+            track_audio,
+        )
         self._audio = AudioOut(
             providers.tts.sample_rate,
             queue_ms=settings.audio_out_queue_ms,
@@ -162,7 +150,6 @@ class VoicePipeline:
         )
         self._captions: Captions | None = None
         self._tg: TaskGroup | None = None
-        self._listeners: dict[str, anyio.CancelScope] = {}
         self._segments: dict[str, str] = {}
         self._reply: _Reply | None = None
         self._pending_trigger: tuple[float, dict[str, float]] | None = None
@@ -174,6 +161,7 @@ class VoicePipeline:
     async def start(self, tg: TaskGroup) -> None:
         """Publish the agent's audio track and start the caption publisher in ``tg``."""
         self._tg = tg
+        self._listeners.start(tg)
         track = rtc.LocalAudioTrack.create_audio_track("agent-voice", self._audio.source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         publication = await self._room.local_participant.publish_track(track, options)
@@ -184,8 +172,7 @@ class VoicePipeline:
     async def aclose(self) -> None:
         """Stop speaking (recording what was said) and stop listening."""
         self.interrupt(reason="room closing")
-        for scope in self._listeners.values():
-            scope.cancel("room closing")
+        self._listeners.close("room closing")
         if self._captions is not None:
             self._captions.close()
         with anyio.move_on_after(1, shield=True):
@@ -198,75 +185,10 @@ class VoicePipeline:
     # -- audio in -----------------------------------------------------------------------------
 
     def track_subscribed(self, identity: str, track_sid: str, track: rtc.Track) -> None:
-        if self._tg is None or track_sid in self._listeners:
-            return
-        scope = anyio.CancelScope()
-        self._listeners[track_sid] = scope
-        self._tg.start_soon(
-            self._listen, identity, track_sid, track, scope, name=f"listen:{track_sid}"
-        )
+        self._listeners.subscribed(identity, track_sid, track)
 
     def track_unsubscribed(self, track_sid: str) -> None:
-        scope = self._listeners.pop(track_sid, None)
-        if scope is not None:
-            scope.cancel("track unsubscribed")
-
-    async def _listen(
-        self, identity: str, track_sid: str, track: rtc.Track, scope: anyio.CancelScope
-    ) -> None:
-        frames = self._track_audio(track, STT_SAMPLE_RATE, self._settings.audio_in_frame_ms)
-        ring = AudioRing(self._settings.ring_capacity)
-        try:
-            with scope:
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._pull, frames, ring, name=f"pull:{track_sid}")
-                    await self._recognize(identity, track_sid, ring)
-                    tg.cancel_scope.cancel()
-        finally:
-            self._listeners.pop(track_sid, None)
-            await frames.aclose()
-
-    @staticmethod
-    async def _pull(frames: AsyncGenerator[bytes], ring: AudioRing) -> None:
-        try:
-            async for pcm in frames:
-                dropped = ring.dropped
-                ring.push(pcm)
-                if ring.dropped != dropped:
-                    AUDIO_FRAMES_DROPPED.inc()
-        finally:
-            ring.close()
-
-    async def _recognize(self, identity: str, track_sid: str, ring: AudioRing) -> None:
-        while True:
-            try:
-                async with self._p.stt.stream(language=self._session().language) as stt:
-                    async with anyio.create_task_group() as tg:
-
-                        async def feed() -> None:
-                            while (pcm := await ring.pop()) is not None:
-                                await stt.send(pcm)
-                            await stt.end_input()
-
-                        tg.start_soon(feed, name=f"stt-feed:{track_sid}")
-                        async for event in stt.events():
-                            self._on_speech(identity, track_sid, event)
-                return
-            except ProviderError as exc:
-                if not exc.retryable:
-                    # Every provider refused for good (a bad key, a language the model does
-                    # not have): reopening would be refused again, once a second, forever.
-                    logger.error(
-                        "speech recognition refused; not listening to this track",
-                        extra={"vendor": exc.vendor, "error": type(exc).__name__},
-                    )
-                    return
-                # A broken STT stream costs this participant a moment, not the room.
-                logger.warning(
-                    "speech recognition failed; reopening",
-                    extra={"vendor": exc.vendor, "error": type(exc).__name__},
-                )
-                await self._clock.sleep(_STT_RETRY_S)
+        self._listeners.unsubscribed(track_sid)
 
     def _on_speech(self, identity: str, track_sid: str, event: SpeechEvent) -> None:
         kind = event.kind
