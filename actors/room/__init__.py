@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from actors.room._actor import RoomActor, RoomHandle
 from actors.room._messages import RoomSpec
-from actors.room._ports import Persistence
+from actors.room._ports import Persistence, Providers
 from actors.room._rtc import dispose_rtc
 from actors.room._settings import (
     DEFAULT_COMMAND_ROLES,
@@ -13,7 +13,7 @@ from actors.room._settings import (
     VoiceSettings,
 )
 from actors.room._state import ConversationHistory, Message, ParticipantState, RoomLifecycle
-from actors.room._voice import Providers, VoicePipeline
+from actors.room._voice import VoicePipeline
 
 __all__ = (
     "DEFAULT_COMMAND_ROLES",

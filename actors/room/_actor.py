@@ -45,7 +45,7 @@ from actors.room._messages import (
     TrackUnsubscribed,
 )
 from actors.room._people import People
-from actors.room._ports import Persistence
+from actors.room._ports import Persistence, Providers
 from actors.room._quota import Admission
 from actors.room._replies import ReplySender
 from actors.room._rtc import connect_room
@@ -58,7 +58,7 @@ from actors.room._state import (
     SessionInfo,
     parse_room_metadata,
 )
-from actors.room._voice import Providers, VoicePipeline
+from actors.room._voice import VoicePipeline
 from actors.room._wiring import close_queued_readers, joined_message, wire_room
 
 __all__ = ("RoomActor", "RoomHandle")

@@ -17,12 +17,21 @@ from livekit import rtc
 
 from actors._clock import Clock
 from actors._exceptions import ProviderError
-from actors._metrics import AUDIO_FRAMES_DROPPED
+from actors._metrics import AUDIO_FRAMES_DROPPED, TURN_LATENCY
+from actors.pipeline import is_backchannel, meaningful_words
 from actors.pipeline._ring import AudioRing
 from actors.providers import STT_SAMPLE_RATE, SpeechEvent, SttProvider
 from actors.room._settings import VoiceSettings
 
-__all__ = ("Listeners", "SpeechHandler", "TrackAudio", "track_pcm")
+__all__ = (
+    "Listeners",
+    "SpeechHandler",
+    "TrackAudio",
+    "barges_in",
+    "is_listening_noise",
+    "stt_latency",
+    "track_pcm",
+)
 
 logger = logging.getLogger(__name__)
 
@@ -156,3 +165,26 @@ async def _pull(frames: AsyncGenerator[bytes], ring: AudioRing) -> None:
                 AUDIO_FRAMES_DROPPED.inc()
     finally:
         ring.close()
+
+
+def stt_latency(event: SpeechEvent) -> dict[str, float]:
+    """The recogniser's stages of a FINAL, observed once here (the reply carries them on)."""
+    stages = {"end_of_turn": event.end_of_turn_ms, "stt_final": event.stt_final_ms}
+    known = {stage: ms for stage, ms in stages.items() if ms is not None}
+    for stage, ms in known.items():
+        TURN_LATENCY.labels(stage=stage).observe(ms / 1000)
+    return known
+
+
+def is_listening_noise(event: SpeechEvent, settings: VoiceSettings) -> bool:
+    """A FINAL said over the agent that did not interrupt it: a backchannel, or speech too
+    short to be one (a recogniser turns "mm-hm" into "and", "uh-huh" into "ahead")."""
+    short = 0 < event.speech_duration_s < settings.min_interrupt_s
+    return short or is_backchannel(event.text)
+
+
+def barges_in(event: SpeechEvent, settings: VoiceSettings) -> bool:
+    """Speech over the agent long enough, with enough real words, to cut its reply."""
+    if event.speech_duration_s < settings.min_interrupt_s:
+        return False
+    return meaningful_words(event.text) >= settings.min_interrupt_words

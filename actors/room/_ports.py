@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from actors._events import Event
+from actors.providers import LlmProvider, SttProvider, TtsProvider
 
-__all__ = ("Persistence",)
+__all__ = ("Persistence", "Providers", "TurnRecorder")
+
+
+@dataclass(frozen=True, slots=True)
+class Providers:
+    """The providers a room actor speaks with (shared by the rooms of a process)."""
+
+    stt: SttProvider
+    llm: LlmProvider
+    tts: TtsProvider
+    greeting: str = ""
+    instructions: str = ""
+
+
+TurnRecorder = Callable[[str, str, "str | None", bool, dict[str, float]], None]
+"""record_turn(role, content, speaker, interrupted, latency_ms)."""
 
 
 class Persistence(Protocol):

@@ -19,9 +19,10 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from actors._exceptions import ProviderError
+from actors._metrics import PREEMPTIVE_GENERATIONS
 from actors.providers import ChatMessage, LlmProvider
 
-__all__ = ("Preemption", "same_words")
+__all__ = ("PendingPreemption", "Preemption", "same_words")
 
 logger = logging.getLogger(__name__)
 
@@ -101,3 +102,32 @@ class Preemption:
                 finally:
                     with anyio.move_on_after(1, shield=True):
                         await deltas.aclose()
+
+
+class PendingPreemption:
+    """At most one preemptive generation in flight; each one's outcome counted once."""
+
+    def __init__(self) -> None:
+        self._current: Preemption | None = None
+
+    def begin(self, preempt: Preemption) -> None:
+        self.discard()
+        self._current = preempt
+
+    def take(self, speaker: str, final: str) -> Preemption | None:
+        """The generation if it was for these very words; else it is thrown away."""
+        preempt, self._current = self._current, None
+        if preempt is None:
+            return None
+        if preempt.matches(speaker, final):
+            PREEMPTIVE_GENERATIONS.labels(outcome="used").inc()
+            return preempt
+        preempt.cancel()
+        PREEMPTIVE_GENERATIONS.labels(outcome="discarded").inc()
+        return None
+
+    def discard(self) -> None:
+        preempt, self._current = self._current, None
+        if preempt is not None:
+            preempt.cancel()
+            PREEMPTIVE_GENERATIONS.labels(outcome="discarded").inc()

@@ -11,10 +11,7 @@ Speech over the agent first pauses it between two chunks (``ReplyHold``) while t
 decide; a false interruption resumes it where it stopped. The LLM may start on the
 recogniser's likely-final words (PREFLIGHT, ``_preempt.py``) and is used if the FINAL agrees.
 
-Each reply's ``latency_ms`` says where the turn's time went: ``end_of_turn`` and ``stt_final``
-(from the recogniser's FINAL, when it knows them), ``llm_first_token``, ``tts_first_audio``,
-``agent_added`` (final transcript → first audio captured) and ``voice_to_voice`` (last speech
-heard → first audio captured, as far as the agent can see it).
+Each reply's ``latency_ms`` says where the turn's time went (README, "Turn-taking").
 
 Everything here runs in the room actor's task group; the actor owns the state it touches.
 """
@@ -32,57 +29,31 @@ from livekit import rtc
 
 from actors._clock import Clock
 from actors._exceptions import ProviderError
-from actors._metrics import (
-    BARGE_INS,
-    PREEMPTIVE_GENERATIONS,
-    REPLIES,
-    TURN_LATENCY,
-)
-from actors.pipeline import (
-    ReplyHold,
-    SentenceChunker,
-    SpokenText,
-    is_backchannel,
-    leading_silence_bytes,
-    meaningful_words,
-)
-from actors.providers import (
-    ChatMessage,
-    LlmProvider,
-    SpeechEvent,
-    SpeechEventKind,
-    SttProvider,
-    TtsProvider,
-)
+from actors._metrics import BARGE_INS, REPLIES, TURN_LATENCY
+from actors.pipeline import ReplyHold, SentenceChunker, SpokenText, leading_silence_bytes
+from actors.providers import ChatMessage, SpeechEvent, SpeechEventKind
 from actors.room._audio_out import AudioOut
 from actors.room._captions import AgentCaption, Captions, UserCaption
-from actors.room._listening import Listeners, TrackAudio, track_pcm
-from actors.room._preempt import Preemption
+from actors.room._listening import (
+    Listeners,
+    TrackAudio,
+    barges_in,
+    is_listening_noise,
+    stt_latency,
+    track_pcm,
+)
+from actors.room._ports import Providers, TurnRecorder
+from actors.room._preempt import PendingPreemption, Preemption
 from actors.room._settings import VoiceSettings
 from actors.room._state import ConversationHistory, SessionInfo
 
-__all__ = ("Providers", "TurnRecorder", "VoicePipeline")
+__all__ = ("VoicePipeline",)
 
 logger = logging.getLogger(__name__)
 
 # Most of a TTS's padding dropped from the front of a reply (a voice that starts with a longer
 # silence on purpose keeps the rest).
 _LEAD_TRIM_MAX_S = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class Providers:
-    """The providers a room actor speaks with (shared by the rooms of a process)."""
-
-    stt: SttProvider
-    llm: LlmProvider
-    tts: TtsProvider
-    greeting: str = ""
-    instructions: str = ""
-
-
-TurnRecorder = Callable[[str, str, "str | None", bool, dict[str, float]], None]
-"""record_turn(role, content, speaker, interrupted, latency_ms)."""
 
 
 @dataclass(slots=True)
@@ -153,7 +124,7 @@ class VoicePipeline:
         self._segments: dict[str, str] = {}
         self._reply: _Reply | None = None
         self._pending_trigger: tuple[float, dict[str, float]] | None = None
-        self._preempt: Preemption | None = None
+        self._preempts = PendingPreemption()
         self.muted = False
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -195,7 +166,7 @@ class VoicePipeline:
         reply = self._reply
         speech = kind in (SpeechEventKind.START_OF_SPEECH, SpeechEventKind.INTERIM)
         if speech and reply is not None and self._tg is not None:
-            if self._barges_in(event):
+            if barges_in(event, self._settings):
                 self.interrupt(reason="barge-in")
             elif kind is SpeechEventKind.START_OF_SPEECH and reply.hold.hold():
                 # Quiet while the words decide; resumed if they were not an interruption.
@@ -211,7 +182,7 @@ class VoicePipeline:
         segment = self._segments.setdefault(identity, "SG_" + uuid.uuid4().hex[:12])
         if final:
             del self._segments[identity]
-            if self._reply is not None and self._listening_noise(event):
+            if self._reply is not None and is_listening_noise(event, self._settings):
                 # "Uh-huh" over the agent: the caller is listening, not asking for an answer.
                 logger.debug("backchannel", extra={"pii.text": event.text})
             else:
@@ -220,8 +191,8 @@ class VoicePipeline:
                 self.user_turn(
                     identity,
                     event.text.strip(),
-                    latency_ms=_stt_latency(event),
-                    preempted=self._take_preempt(identity, event.text),
+                    latency_ms=stt_latency(event),
+                    preempted=self._preempts.take(identity, event.text),
                 )
         if self._captions is not None:
             self._captions.post(UserCaption(identity, track_sid, segment, event.text, final))
@@ -247,7 +218,7 @@ class VoicePipeline:
         """
         trigger = self._clock.monotonic()
         if preempted is None:
-            self._discard_preempt()  # its history no longer holds (a chat turn came between)
+            self._preempts.discard()  # its history no longer holds (a chat turn came between)
         self._record_turn("user", text, speaker, False, {})
         if self._reply is not None:
             # Talking over the agent without a barge-in (too short): answer after this reply.
@@ -259,44 +230,14 @@ class VoicePipeline:
 
     def _preflight(self, speaker: str, text: str) -> None:
         """The recogniser's likely-final words: start the LLM on them while it finalises."""
-        self._discard_preempt()
+        self._preempts.discard()
         if self._tg is None or self._reply is not None or not text:
             return
         messages = [ChatMessage(m.role, m.content, m.speaker) for m in self._history.messages]
         instructions = self._session().instructions or self._p.instructions
         preempt = Preemption(speaker, text)
         preempt.start(self._tg, self._p.llm, messages, instructions or None)
-        self._preempt = preempt
-
-    def _take_preempt(self, speaker: str, final: str) -> Preemption | None:
-        """The preemptive generation if it was for these very words; else it is thrown away."""
-        preempt, self._preempt = self._preempt, None
-        if preempt is None:
-            return None
-        if preempt.matches(speaker, final):
-            PREEMPTIVE_GENERATIONS.labels(outcome="used").inc()
-            return preempt
-        preempt.cancel()
-        PREEMPTIVE_GENERATIONS.labels(outcome="discarded").inc()
-        return None
-
-    def _discard_preempt(self) -> None:
-        preempt, self._preempt = self._preempt, None
-        if preempt is not None:
-            preempt.cancel()
-            PREEMPTIVE_GENERATIONS.labels(outcome="discarded").inc()
-
-    def _listening_noise(self, event: SpeechEvent) -> bool:
-        """A FINAL said over the agent that did not interrupt it: a backchannel, or speech too
-        short to be one (a recogniser turns "mm-hm" into "and", "uh-huh" into "ahead")."""
-        short = 0 < event.speech_duration_s < self._settings.min_interrupt_s
-        return short or is_backchannel(event.text)
-
-    def _barges_in(self, event: SpeechEvent) -> bool:
-        settings = self._settings
-        if event.speech_duration_s < settings.min_interrupt_s:
-            return False
-        return meaningful_words(event.text) >= settings.min_interrupt_words
+        self._preempts.begin(preempt)
 
     def answer_history(self) -> None:
         """Answer the conversation as it stands (its last turn is a user's nobody answered)."""
@@ -499,12 +440,3 @@ class VoicePipeline:
         REPLIES.labels(outcome="interrupted" if interrupted else "complete").inc()
         if text or not interrupted:
             self._record_turn("assistant", text, None, interrupted, dict(reply.latency_ms))
-
-
-def _stt_latency(event: SpeechEvent) -> dict[str, float]:
-    """The recogniser's stages of a FINAL, observed once here (the reply carries them on)."""
-    stages = {"end_of_turn": event.end_of_turn_ms, "stt_final": event.stt_final_ms}
-    known = {stage: ms for stage, ms in stages.items() if ms is not None}
-    for stage, ms in known.items():
-        TURN_LATENCY.labels(stage=stage).observe(ms / 1000)
-    return known
