@@ -7,11 +7,13 @@ import json
 import os
 import signal
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 import httpx
 import pytest
+from anyio.abc import TaskGroup
 from livekit import api
 
 from actors.persistence import EmbeddedStore
@@ -188,6 +190,28 @@ async def test_drain_reaches_every_worker_and_saves_every_session(
     assert {s["end_reason"] for s in sessions} == {"daemon shutting down"}
 
 
+@asynccontextmanager
+async def one_worker(
+    tmp_path: Path, **supervisor: float
+) -> AsyncIterator[tuple[TaskGroup, WorkerPool, Worker]]:
+    """A pool of one worker process (no voice), ready; the caller shuts the pool down."""
+    config = parse_config(
+        {
+            "supervisor": {"workers": 1, **supervisor},
+            "voice": {"enabled": False},
+            "persistence": {"data_dir": str(tmp_path / "data")},
+        },
+        environ={},
+    )
+    pool = WorkerPool(config)
+    async with anyio.create_task_group() as tg:
+        await tg.start(pool.run)
+        with anyio.fail_after(config.supervisor.worker_init_timeout_s):
+            await pool.wait_ready(1)
+        (worker,) = pool.workers
+        yield tg, pool, worker
+
+
 async def send_quietly(worker: Worker, message: Message) -> None:
     try:
         await worker.send(message)
@@ -201,20 +225,7 @@ async def test_a_worker_that_stops_reading_its_stdin_is_killed_within_the_heartb
 ) -> None:
     period = 0.2
     timeout = period * 5  # the pool's five missed pongs
-    config = parse_config(
-        {
-            "supervisor": {"workers": 1, "worker_heartbeat_s": period},
-            "voice": {"enabled": False},
-            "persistence": {"data_dir": str(tmp_path / "data")},
-        },
-        environ={},
-    )
-    pool = WorkerPool(config)
-    async with anyio.create_task_group() as tg:
-        await tg.start(pool.run)
-        with anyio.fail_after(config.supervisor.worker_init_timeout_s):
-            await pool.wait_ready(1)
-        (worker,) = pool.workers
+    async with one_worker(tmp_path, worker_heartbeat_s=period) as (tg, pool, worker):
         pid = worker.pid
         # Wedged: it reads nothing more, and a message bigger than the pipe fills it. The send
         # waits for room in the pipe holding the worker's send lock, as a StartRoom or StopRoom
@@ -239,20 +250,8 @@ async def test_a_worker_over_its_memory_limit_is_retired_and_started_afresh(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Every worker is over 1 MB at once: with no room to wait for, it exits and starts anew.
-    config = parse_config(
-        {
-            "supervisor": {"workers": 1, "worker_heartbeat_s": 0.2, "worker_memory_limit_mb": 1},
-            "voice": {"enabled": False},
-            "persistence": {"data_dir": str(tmp_path / "data")},
-        },
-        environ={},
-    )
-    pool = WorkerPool(config)
-    async with anyio.create_task_group() as tg:
-        await tg.start(pool.run)
-        with anyio.fail_after(config.supervisor.worker_init_timeout_s):
-            await pool.wait_ready(1)
-        (worker,) = pool.workers
+    limits = {"worker_heartbeat_s": 0.2, "worker_memory_limit_mb": 1}
+    async with one_worker(tmp_path, **limits) as (_tg, pool, worker):
         first = worker.pid
         await poll_until(lambda: worker.exit_code == 0, deadline_s=30, what="retired worker exit")
         assert pool.place("a-room") is None or worker.pid != first  # never placed while retiring
