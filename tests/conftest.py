@@ -13,6 +13,7 @@ from livekit import api
 
 from supervisor import Config, Daemon, parse_config
 from tests.harness.livekit_server import LiveKitServer, free_port, start_server
+from tests.harness.waits import poll_until
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts"
 
@@ -66,19 +67,34 @@ async def lkapi(livekit_server: LiveKitServer) -> AsyncIterator[api.LiveKitAPI]:
         livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret
     )
     try:
+        # The server is shared by the session: start from no rooms, not from what an
+        # earlier test (or a webhook LiveKit delivered late, which makes a daemon join and
+        # so re-create a room) left behind.
+        await delete_all_rooms(client)
         yield client
     finally:
+        await delete_all_rooms(client)
+        await client.aclose()
+
+
+async def delete_all_rooms(client: api.LiveKitAPI) -> None:
+    """Delete every room on the server and wait until a listing comes back empty."""
+
+    async def none_left() -> bool:
         rooms = (await client.room.list_rooms(api.ListRoomsRequest())).rooms
         for room in rooms:
             await client.room.delete_room(api.DeleteRoomRequest(room=room.name))
-        await client.aclose()
+        return not rooms
+
+    await poll_until(none_left, deadline_s=10, what="no rooms left on the server")
 
 
 @pytest.fixture
 async def daemon(
-    livekit_server: LiveKitServer, webhook_port: int, tmp_path: Path
+    livekit_server: LiveKitServer, lkapi: api.LiveKitAPI, webhook_port: int, tmp_path: Path
 ) -> AsyncIterator[Daemon]:
-    """The daemon, in this process, on the port the server sends webhooks to."""
+    """The daemon, in this process, on the port the server sends webhooks to (started
+    after ``lkapi`` cleared the server, stopped before it clears it again)."""
     config = daemon_config(livekit_server, webhook_port, tmp_path / "data")
     daemon = Daemon(config)
     async with anyio.create_task_group() as tg:

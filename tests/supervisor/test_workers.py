@@ -60,7 +60,7 @@ def test_protocol_round_trip_and_refusals() -> None:
 
 @pytest.fixture
 async def daemon_with_workers(
-    livekit_server: LiveKitServer, webhook_port: int, tmp_path: Path
+    livekit_server: LiveKitServer, lkapi: api.LiveKitAPI, webhook_port: int, tmp_path: Path
 ) -> AsyncIterator[Daemon]:
     config = daemon_config(
         livekit_server,
