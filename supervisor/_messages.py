@@ -2,7 +2,9 @@
 
 Each names the room by ``room`` (its name, what an agent joins) and ``sid`` (the webhook's
 ``room.sid``: which room of that name, since a room created again under a finished room's name
-gets a new sid; "" when the event carried none).
+gets a new sid; "" when the event carried none). ``created_at`` is when LiveKit made the
+event (its ``createdAt``, unix seconds; None when absent): LiveKit retries a webhook it could not
+deliver, so one may arrive long after its room ended.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ class RoomStarted:
     room: str
     sid: str
     received_at: float
+    created_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,7 @@ class ParticipantJoined:
     sid: str
     identity: str
     received_at: float
+    created_at: float | None = None
 
 
 SupervisorMessage = RoomStarted | RoomFinished | ParticipantJoined

@@ -6,7 +6,10 @@ interval. It never talks to an actor except through the registry.
 
 Rooms are told apart by sid as well as name: a room created again under a finished room's name
 is a new room (joined as usual), while late or retried events of the finished one neither
-start an agent (that would create the room again) nor stop the new room's agent.
+start an agent (that would create the room again) nor stop the new room's agent. A start
+event older than ``_STALE_EVENT_S`` (LiveKit retried it while the daemon was down or busy)
+is not trusted either: the room may have ended since, so it asks for a reconcile, whose listing
+says whether the room is still there.
 
 Each listing is also the daemon's probe of LiveKit: ``livekit_health()`` says how the last one
 went and since when the server has not answered, which readyz reports.
@@ -37,6 +40,9 @@ _UNREACHABLE_INTERVALS = 2
 """Reconcile intervals without a listing after which LiveKit counts as unreachable."""
 _UNREACHABLE_MIN_S = 5.0
 """...and at least this long: one failed call (a server restarting) is no outage."""
+_STALE_EVENT_S = 10.0
+"""A start event older than this (by LiveKit's clock) goes through a listing first. Fresh ones
+are joined at once; a clock skew above this only costs one listing per join."""
 
 
 class Supervisor:
@@ -124,16 +130,18 @@ class Supervisor:
 
     def _dispatch(self, message: SupervisorMessage) -> None:
         match message:
-            case RoomStarted(room=room, sid=sid, received_at=at):
+            case RoomStarted(room=room, sid=sid, received_at=at, created_at=created):
                 if sid not in self._finished and self.agent.wants(room):
-                    self._registry.ensure(room, at, sid=sid)
-            case ParticipantJoined(room=room, sid=sid, identity=identity, received_at=at):
+                    self._start(room, sid, at, created)
+            case ParticipantJoined(
+                room=room, sid=sid, identity=identity, received_at=at, created_at=created
+            ):
                 if (
                     identity != self.agent.identity
                     and sid not in self._finished
                     and self.agent.wants(room)
                 ):
-                    self._registry.ensure(room, at, sid=sid)
+                    self._start(room, sid, at, created)
             case RoomFinished(room=room, sid=sid):
                 if sid:
                     self._finished[sid] = None
@@ -142,6 +150,15 @@ class Supervisor:
                 # With its sid, only that room's agent stops: a retried room_finished of an
                 # earlier room with the same name leaves the current one alone.
                 self._registry.stop(room, "room finished", sid=sid)
+
+    def _start(self, room: str, sid: str, received_at: float, created_at: float | None) -> None:
+        if created_at is not None and self._clock.now() - created_at > _STALE_EVENT_S:
+            # Joining a room that has ended would create it again, with an agent alone in
+            # it and a session the backend never asked for.
+            logger.info("late webhook; checking the room list first", extra={"room": room})
+            self.request_reconcile()
+            return
+        self._registry.ensure(room, received_at, sid=sid)
 
     async def _reconcile_loop(self) -> None:
         while True:

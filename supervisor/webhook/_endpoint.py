@@ -225,6 +225,8 @@ class _Event:
     sid: str
     identity: str | None
     """None when the event carries no participant."""
+    created_at: float | None
+    """``createdAt`` in unix seconds; None if absent or not an integer."""
 
 
 def _parse(raw: bytes) -> _Event:
@@ -245,7 +247,20 @@ def _parse(raw: bytes) -> _Event:
         room=_text(room, "name"),
         sid=_text(room, "sid"),
         identity=None if participant is None else _text(participant, "identity"),
+        created_at=_seconds(data, "createdAt"),
     )
+
+
+def _seconds(data: dict[str, Any], key: str) -> float | None:
+    """An integer field (protobuf JSON writes int64 as a string); None when absent or not
+    one, since only the event's age is judged from it and an unknown age is a fresh one."""
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        return None
+    try:
+        return float(int(value))
+    except ValueError:
+        return None
 
 
 def _object(data: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -269,11 +284,13 @@ def _to_message(event: _Event, received_at: float) -> SupervisorMessage | None:
         return None
     match event.kind:
         case "room_started":
-            return RoomStarted(event.room, event.sid, received_at)
+            return RoomStarted(event.room, event.sid, received_at, event.created_at)
         case "room_finished":
             return RoomFinished(event.room, event.sid)
         case "participant_joined" if event.identity is not None:
-            return ParticipantJoined(event.room, event.sid, event.identity, received_at)
+            return ParticipantJoined(
+                event.room, event.sid, event.identity, received_at, event.created_at
+            )
         case _:
             return None
 

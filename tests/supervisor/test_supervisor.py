@@ -4,6 +4,7 @@ and late events of the finished room neither rejoin it nor stop the new room's a
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -42,8 +43,10 @@ class RoomList:
     """What ``list_rooms`` answers: the room service as the supervisor uses it."""
 
     rooms: list[api.Room] = field(default_factory=list)
+    calls: int = 0
 
     async def list_rooms(self, _request: api.ListRoomsRequest) -> api.ListRoomsResponse:
+        self.calls += 1
         return api.ListRoomsResponse(rooms=self.rooms)
 
 
@@ -147,3 +150,24 @@ async def test_a_room_finished_without_a_sid_stops_the_room_by_name(harness: Har
     await settle(lambda: registry.joined == {"r"})
     await harness.send(RoomFinished("r", ""))
     await settle(lambda: "r" not in registry.rooms)
+
+
+async def test_a_late_start_event_is_checked_against_the_room_list_before_joining(
+    harness: Harness,
+) -> None:
+    registry, listing = harness.registry, harness.listing
+    await settle(lambda: listing.calls == 1)  # the start-up reconcile
+    late = time.time() - 60  # LiveKit retried it for a minute while the daemon was away
+    # The room ended meanwhile: joining would create it again, so nothing starts.
+    await harness.send(RoomStarted("gone", "RM_g", 1.0, created_at=late))
+    await settle(lambda: listing.calls == 2)
+    await anyio.wait_all_tasks_blocked()
+    assert "gone" not in registry.rooms and harness.log == []
+    # A late event of a room that is still there: the listing finds it and it is joined.
+    listing.rooms = [api.Room(name="here", sid="RM_h")]
+    await harness.send(ParticipantJoined("here", "RM_h", "ann", 2.0, created_at=late))
+    await settle(lambda: registry.joined == {"here"} and registry.sid("here") == "RM_h")
+    # A fresh event is joined at once, without a listing.
+    await harness.send(RoomStarted("new", "RM_n", 3.0, created_at=time.time()))
+    await settle(lambda: registry.joined == {"here", "new"})
+    assert listing.calls == 3

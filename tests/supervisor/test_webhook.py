@@ -116,8 +116,8 @@ async def test_valid_events_become_supervisor_messages(endpoint: Endpoint) -> No
         body, headers = signed(event)
         assert (await post(endpoint, body, headers)).status_code == 200
     assert endpoint.drained() == [
-        RoomStarted("r1", "RM_r1", 1.0),
-        ParticipantJoined("r1", "RM_r1", "alice", 1.0),
+        RoomStarted("r1", "RM_r1", 1.0, created_at=1_700_000_000),
+        ParticipantJoined("r1", "RM_r1", "alice", 1.0, created_at=1_700_000_000),
         RoomFinished("r1", "RM_r1"),
     ]
 

@@ -343,15 +343,25 @@ def expected(event: dict[str, Any]) -> tuple[int, SupervisorMessage | None]:
     name, sid = (room or {}).get("name") or "", (room or {}).get("sid") or ""
     if not name:
         return 200, None
+    created = _created_at(event.get("createdAt"))
     match event.get("event"):
         case "room_started":
-            return 200, RoomStarted(name, sid, 0.0)
+            return 200, RoomStarted(name, sid, 0.0, created)
         case "room_finished":
             return 200, RoomFinished(name, sid)
         case "participant_joined" if participant is not None:
             identity = participant.get("identity") or ""
-            return 200, ParticipantJoined(name, sid, identity, 0.0)
+            return 200, ParticipantJoined(name, sid, identity, 0.0, created)
     return 200, None
+
+
+def _created_at(value: object) -> float | None:
+    """The event's age is judged from ``createdAt`` when it is an integer (or its digits)."""
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return float(int(value))
+    return None
 
 
 @FUZZ
