@@ -34,7 +34,7 @@ from actors.providers import (
 )
 from supervisor._config import Config
 
-__all__ = ("CheckResult", "check_providers", "run_check_providers")
+__all__ = ("REMOTE_VENDORS", "CheckResult", "check_providers", "run_check_providers")
 
 _SILENCE_S = 1.0
 _CHUNK_S = 0.02
@@ -42,6 +42,8 @@ _PING = "ping"
 _WORD = "Hello."
 _TOTAL_S = 30.0  # no single check may hang the command for longer than this
 _URL_SETTING = {"deepgram": "deepgram_url", "openai": "base_url", "cartesia": "cartesia_url"}
+REMOTE_VENDORS = frozenset(_URL_SETTING)
+"""The providers reached over the network (the others run in the room host)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +153,14 @@ async def _check(stage: str, vendor: str, run: Callable[[], Any], deadline_s: fl
     return CheckResult(stage, vendor, True, first, time.perf_counter() - began, detail)
 
 
-async def check_providers(config: Config) -> list[CheckResult]:
+async def check_providers(config: Config, *, remote_only: bool = False) -> list[CheckResult]:
     """Check every provider of every stage's chain, one after the other.
+
+    Args:
+        config: the configuration whose chains are checked.
+        remote_only: only the vendors reached over the network (``REMOTE_VENDORS``), as
+            ``check-config --connect`` does: the local ones need no connection, and building
+            them (which ``check-config`` always does) is their check.
 
     Returns:
         One result per provider, in stage order (stt, llm, tts), primary first.
@@ -165,6 +173,8 @@ async def check_providers(config: Config) -> list[CheckResult]:
     ]
     for stage, settings, request in stages:
         for index, vendor in enumerate(settings.chain):
+            if remote_only and vendor not in REMOTE_VENDORS:
+                continue
             alone = _alone(settings, vendor, index)
             deadline = min(_TOTAL_S, settings.timeout_s + _SILENCE_S + 5.0)
             results.append(await _check(stage, vendor, partial(request, alone), deadline))

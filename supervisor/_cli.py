@@ -1,8 +1,12 @@
 """The ``voice-supervisor`` command line.
 
 voice-supervisor run [--config PATH] [--playground]   run the daemon until SIGTERM/SIGINT
-voice-supervisor check-config PATH             validate a config file and what run would do with
-                                               it: provider keys, URLs, data_dir (exit 2 on errors)
+voice-supervisor check-config PATH [--bind-check] [--connect]
+                                               validate a config file and what run would do with
+                                               it: provider keys, URLs, data_dir; with --bind-check
+                                               the port is free; with --connect LiveKit, the
+                                               backend, Redis and the network providers answer
+                                               (exit 2 on any error)
 voice-supervisor check-providers [--config PATH]   one tiny real request to each provider
 voice-supervisor sessions [--config PATH] [--json]
 voice-supervisor messages CONVERSATION_ID [--config PATH] [--json]
@@ -24,6 +28,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +71,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     check = sub.add_parser("check-config", help="validate a config file")
     check.add_argument("path", type=Path)
+    check.add_argument(
+        "--bind-check",
+        action="store_true",
+        help="also check that [server] host:port is free to listen on",
+    )
+    check.add_argument(
+        "--connect",
+        action="store_true",
+        help="also try LiveKit, the backend, Redis and the network providers with the config",
+    )
     sub.add_parser("config-docs", help="print the configuration reference (Markdown)")
     providers = sub.add_parser(
         "check-providers", help="one tiny real request to each configured provider"
@@ -104,15 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(render_config_reference())
                 return 0
             case "check-config":
-                from supervisor._preflight import config_problems
-
-                problems = config_problems(load_config(args.path))
-                for problem in problems:
-                    print(f"error: {problem}", file=sys.stderr)
-                if problems:
-                    return 2
-                print(f"{args.path}: OK")
-                return 0
+                return _check_config(args.path, bind=args.bind_check, connect=args.connect)
             case "check-providers":
                 from supervisor._check_providers import run_check_providers
 
@@ -138,6 +145,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 1
+
+
+def _check_config(path: Path, *, bind: bool, connect: bool) -> int:
+    from supervisor._connect import connect_checks
+    from supervisor._preflight import bind_problem, config_problems, provider_problems
+
+    config = load_config(path)
+    building = provider_problems(config)
+    problems = building + config_problems(config, providers=False)
+    if bind:
+        problem = bind_problem(config.server)
+        problems += [problem] if problem else []
+        if problem is None and config.server.port:
+            print(f"ok: [server] {config.server.host}:{config.server.port} is free to listen on")
+    if connect:
+        # Provider chains that cannot even be built were named above; not twice.
+        for probe in anyio.run(partial(connect_checks, config, providers=not building)):
+            if probe.ok:
+                print(f"ok: {probe.setting}: {probe.detail} ({probe.took_s * 1000:.0f} ms)")
+            else:
+                problems.append(probe.detail)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        return 2
+    print(f"{path}: OK")
+    return 0
 
 
 async def _run_daemon(daemon: Daemon) -> None:

@@ -3,13 +3,18 @@
 The model validates each value on its own; this module tries what the daemon will do with
 them, without starting anything: it builds every provider chain as a room host does (so a
 vendor without its key, a missing SDK or a missing local model is found; no model is loaded and
-nothing is sent), parses every URL, and checks that ``data_dir`` can be written. It never
-prints a secret: provider errors name the setting and the environment variable.
+nothing is sent), parses every URL, and checks that ``data_dir`` can be written. With
+``--bind-check``, ``bind_problem`` also binds ``[server] host:port`` for a moment, as ``run``
+will. It never prints a secret: provider errors name the setting and the environment variable.
+(``--connect``, which talks to LiveKit, the backend, Redis and the providers, is
+``supervisor._connect``.)
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,19 +24,24 @@ import anyio
 
 from actors import ConfigError
 from actors.providers import build_llm, build_stt, build_tts
-from supervisor._config import Config
+from supervisor._config import Config, ServerSettings
 from supervisor.host import close_providers, open_providers
 
-__all__ = ("config_problems",)
+__all__ = ("bind_problem", "config_problems", "provider_problems")
 
 _WEB = ("http", "https")
 _SOCKETS = ("ws", "wss", "http", "https")
 _REDIS = ("redis", "rediss", "unix")
 
 
-def config_problems(config: Config) -> list[str]:
-    """Every problem found, each one sentence naming the setting to fix (empty: none)."""
-    problems = _provider_problems(config)
+def config_problems(config: Config, *, providers: bool = True) -> list[str]:
+    """Every problem found, each one sentence naming the setting to fix (empty: none).
+
+    Args:
+        config: the configuration to check.
+        providers: include ``provider_problems`` (False: the caller has them already).
+    """
+    problems = provider_problems(config) if providers else []
     urls: list[tuple[str, str | None, tuple[str, ...]]] = [
         ("[livekit] url", config.livekit.url, _SOCKETS),
         ("[persistence] backend_url", config.persistence.backend_url, _WEB),
@@ -45,7 +55,8 @@ def config_problems(config: Config) -> list[str]:
     return problems + ([data_dir] if data_dir else [])
 
 
-def _provider_problems(config: Config) -> list[str]:
+def provider_problems(config: Config) -> list[str]:
+    """What building the provider chains, as a room host does, refuses (each names its key)."""
     if not config.voice.enabled:
         return []
     if config.voice.providers_factory:
@@ -107,3 +118,42 @@ def _data_dir_problem(data_dir: Path) -> str | None:
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"[persistence] data_dir = '{data_dir}': {existing} is not writable by this user"
     return None
+
+
+def bind_problem(server: ServerSettings) -> str | None:
+    """Whether ``run`` could listen on ``[server] host:port`` now (bound and released at once).
+
+    Port 0 (any free port) always can. Like aiohttp, the socket is bound with ``SO_REUSEADDR``:
+    a port another process listens on is refused, one left in TIME_WAIT by a daemon that just
+    stopped is not.
+    """
+    if server.port == 0:
+        return None
+    where = f"[server] host = {server.host!r}, port = {server.port}"
+    try:
+        addresses = socket.getaddrinfo(
+            server.host, server.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror:
+        return f"{where}: the host does not resolve to an address of this machine"
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                return f"{where}: {_bind_advice(exc, server.port)}"
+    return None
+
+
+def _bind_advice(exc: OSError, port: int) -> str:
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            "the port is in use by another process (another daemon? each one on a host needs "
+            "its own [server] port and [persistence] data_dir); stop it or pick a free port"
+        )
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "the host is not an address of this machine; use one of its addresses or 0.0.0.0"
+    if exc.errno == errno.EACCES and port < 1024:
+        return "ports below 1024 need privileges the service does not have; use a higher port"
+    return f"cannot listen there ({exc.strerror or type(exc).__name__})"

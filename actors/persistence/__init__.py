@@ -5,6 +5,7 @@ the backend client, and the reference backend serving the contract (docs/backend
 from __future__ import annotations
 
 from actors.persistence._actor import PersistenceActor
+from actors.persistence._client import probe_backend
 from actors.persistence._dead_letters import DeadLetter, read_dead_letters, replay_dead_letters
 from actors.persistence._errors import (
     BackendUnavailable,
@@ -24,6 +25,7 @@ __all__ = (
     "PersistenceActor",
     "PersistenceSettings",
     "build_backend_app",
+    "probe_backend",
     "read_dead_letters",
     "replay_dead_letters",
     "run_backend",

@@ -22,7 +22,7 @@ from actors._exceptions import BackendRejected
 from actors.persistence._errors import BackendUnavailable, EventRejected
 from actors.persistence._settings import PersistenceSettings
 
-__all__ = ("BackendClient", "BatchResult", "build_http_client")
+__all__ = ("BackendClient", "BatchResult", "build_http_client", "probe_backend")
 
 # Statuses a later attempt may not meet again: overload and conflicts, plus deployment problems
 # (a wrong token or URL). Dead-lettering on those would empty the outbox into the dead-letter
@@ -148,6 +148,31 @@ class BackendClient:
             }
             for m in messages
         ]
+
+
+async def probe_backend(settings: PersistenceSettings) -> None:
+    """Send the backend an empty batch (``{"events": []}``), as ``check-config --connect``
+    does: the URL, the token and the batch route are tried, and nothing is stored.
+
+    Raises:
+        PersistenceError: it did not answer ``200 {"accepted": 0}``; the message names the
+            setting to check.
+    """
+    what = "an empty batch of events"
+    async with build_http_client(settings) as http:
+        with _translate(what):
+            response = await http.post(
+                _BATCH_PATH, content=b'{"events": []}', headers={"content-type": "application/json"}
+            )
+    _check(response, what, None)
+    payload = _json(response)
+    if not isinstance(payload, dict) or not isinstance(payload.get("accepted"), int):
+        raise BackendRejected(
+            f'{what}: the answer is not the contract\'s {{"accepted": n}} (is '
+            "[persistence] backend_url the backend, and not a proxy's page?)",
+            status=response.status_code,
+            reason="accepted missing",
+        )
 
 
 @contextmanager

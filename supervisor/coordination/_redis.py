@@ -174,11 +174,25 @@ def _translate(op: str) -> Iterator[None]:
     """Map redis-py (and socket/timeout) errors to ``CoordinationError``, counted by ``op``."""
     try:
         yield
+    except redis_errors.AuthenticationError as exc:  # a ConnectionError to redis-py: first
+        REDIS_ERRORS.labels(op=op).inc()
+        raise CoordinationError(
+            f"Redis {op} failed: the server refused the credentials; check the user and "
+            "password in [redis] url (REDIS_URL)",
+            retryable=True,
+        ) from exc
     except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError) as exc:
         REDIS_ERRORS.labels(op=op).inc()
         raise CoordinationError(
             f"Redis {op} failed: unreachable or too slow; check [redis] url and timeout_s",
             retryable=True,
+        ) from exc
+    except redis_errors.NoPermissionError as exc:
+        REDIS_ERRORS.labels(op=op).inc()
+        raise CoordinationError(
+            f"Redis {op} failed: the Redis user lacks a permission (NOPERM); it needs "
+            "scripts (EVALSHA, EVAL) and the keys under [redis] key_prefix",
+            retryable=False,
         ) from exc
     except redis_errors.RedisError as exc:
         REDIS_ERRORS.labels(op=op).inc()
