@@ -54,20 +54,22 @@ class SttSettings(Settings):
     """How long opening a recognition stream may take before the next provider is tried."""
 
     endpointing_ms: int = Field(default=500, ge=10, le=5000)
-    """Silence that ends a turn: Deepgram's ``endpointing``; local only with
-    ``turn_detection = "silence"`` (else ``min_endpointing_ms``/``max_endpointing_ms``)."""
+    """With ``turn_detection = "silence"``: the silence that ends every turn (Deepgram's
+    ``endpointing``); with ``text``, ``min_endpointing_ms``/``max_endpointing_ms`` apply."""
 
     turn_detection: Literal["text", "silence"] = "text"
-    """Local: how a pause is judged. ``text``: after ``min_endpointing_ms`` of silence the words
-    so far are read; a turn that ends on a word a sentence does not end with (``and``, ``the``,
-    ``to``, ``um``…) waits up to ``max_endpointing_ms`` for more. ``silence``: a fixed
-    ``endpointing_ms`` ends every turn."""
+    """How a pause is judged (local and Deepgram). ``text``: after ``min_endpointing_ms`` of
+    silence the words so far are read; a turn that ends on a word a sentence does not end with
+    (``and``, ``the``, ``to``, ``um``…) waits up to ``max_endpointing_ms`` for more. Deepgram's
+    ``endpointing`` is then ``min_endpointing_ms`` and its UtteranceEnd comes at
+    ``max_endpointing_ms`` (at least 1,000). ``silence``: a fixed ``endpointing_ms`` ends every
+    turn."""
 
     min_endpointing_ms: int = Field(default=200, ge=60, le=5000)
-    """Local, ``turn_detection = "text"``: silence that ends a turn that reads complete."""
+    """``turn_detection = "text"``: silence that ends a turn that reads complete."""
 
     max_endpointing_ms: int = Field(default=2000, ge=60, le=10_000)
-    """Local, ``turn_detection = "text"``: silence that ends a turn that reads unfinished (the
+    """``turn_detection = "text"``: silence that ends a turn that reads unfinished (the
     speaker paused to think); at least ``min_endpointing_ms``."""
 
     min_speech_s: float = Field(default=0.2, ge=0, le=5)
@@ -106,7 +108,8 @@ class SttSettings(Settings):
     """Send a KeepAlive after this long without audio (Deepgram closes idle streams at 10 s)."""
 
     deepgram_utterance_end_ms: int = Field(default=1000, ge=1000, le=5000)
-    """Deepgram ``utterance_end_ms``: word gap after which an UtteranceEnd (END_OF_SPEECH) comes."""
+    """Deepgram ``utterance_end_ms`` with ``turn_detection = "silence"``: word gap after which an
+    UtteranceEnd (END_OF_SPEECH) comes (with ``text``: ``max_endpointing_ms``)."""
 
     api_key: SecretStr | None = None
     """Deepgram API key; set it with the DEEPGRAM_API_KEY environment variable."""

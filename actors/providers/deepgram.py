@@ -12,6 +12,15 @@ when endpointing never fires; a result's ``duration`` spans the audio since the 
 silence included, so how long someone has been talking comes from ``SpeechStarted.timestamp``
 and the words' ``start``/``end``. A 4xx at the handshake is final (a language or model Deepgram
 does not have is a 400): the stream is not reopened on it.
+
+End of turn, ``turn_detection = "text"`` (the default), the same rule as the local recogniser:
+Deepgram's ``endpointing`` is ``min_endpointing_ms``, and at its ``speech_final`` the words so
+far are read (``actors.pipeline.likely_complete``). A complete turn ends there; one that ends
+on a word a sentence does not end with ("send the report to …") is held: more words join it,
+and it ends at the next complete ``speech_final``, at the ``UtteranceEnd`` (asked for at
+``max_endpointing_ms`` of word gap, at least Deepgram's 1,000 ms), or, should that never come,
+``max_endpointing_ms`` after the pause began by our own clock. ``turn_detection = "silence"``:
+every ``speech_final`` (after ``endpointing_ms``) ends the turn.
 """
 
 from __future__ import annotations
@@ -21,7 +30,8 @@ import logging
 import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import websockets.exceptions
@@ -43,6 +53,7 @@ from actors._exceptions import (
     ProviderStatusError,
     ProviderTimeoutError,
 )
+from actors.pipeline import likely_complete
 from actors.providers._base import STT_SAMPLE_RATE, SpeechEvent, SpeechEventKind, SttStream
 from actors.providers._settings import SttSettings
 from actors.providers._tasks import task_group
@@ -57,6 +68,7 @@ logger = logging.getLogger(__name__)
 VENDOR = "deepgram"
 _EVENT_BUFFER = 256
 _CLOSE_TIMEOUT_S = 2.0  # closing a socket never holds up the caller for longer than this
+_MIN_UTTERANCE_END_MS = 1000  # Deepgram refuses a shorter utterance_end_ms
 
 
 def _preload_sdk() -> None:
@@ -126,8 +138,13 @@ class DeepgramStt:
         api_key: the Deepgram API key.
         model: e.g. ``nova-3``.
         language: default language (BCP-47).
-        endpointing_ms: silence after which Deepgram marks ``speech_final``.
-        utterance_end_ms: word gap after which Deepgram sends UtteranceEnd.
+        endpointing_ms: with ``turn_detection = "silence"``, the silence after which Deepgram
+            marks ``speech_final`` (and the turn ends).
+        utterance_end_ms: with ``turn_detection = "silence"``, the word gap after which
+            Deepgram sends UtteranceEnd.
+        turn_detection: ``text`` (a rule on the words at each pause) or ``silence``.
+        min_endpointing_ms: ``text``: silence that ends a turn that reads complete.
+        max_endpointing_ms: ``text``: silence that ends a turn that reads unfinished.
         keepalive_s: a KeepAlive goes out when no audio was sent for this long.
         base_url: override of Deepgram's URL (``http://`` or ``ws://``), e.g. a local fake.
     """
@@ -142,6 +159,9 @@ class DeepgramStt:
         language: str = "en-US",
         endpointing_ms: int = 500,
         utterance_end_ms: int = 1000,
+        turn_detection: Literal["text", "silence"] = "text",
+        min_endpointing_ms: int = 200,
+        max_endpointing_ms: int = 2000,
         keepalive_s: float = 4.0,
         base_url: str | None = None,
     ) -> None:
@@ -151,8 +171,16 @@ class DeepgramStt:
         self._client = AsyncDeepgramClient(api_key=api_key, environment=environment)
         self._model = model
         self._language = language
-        self._endpointing_ms = endpointing_ms
-        self._utterance_end_ms = utterance_end_ms
+        self._detect_turns = turn_detection == "text"
+        if self._detect_turns:
+            self._endpointing_ms = min_endpointing_ms
+            self._utterance_end_ms = max(_MIN_UTTERANCE_END_MS, max_endpointing_ms)
+            # speech_final comes after min_endpointing_ms of silence: the rest is ours to wait.
+            self._hold_s = max(0, max_endpointing_ms - min_endpointing_ms) / 1000
+        else:
+            self._endpointing_ms = endpointing_ms
+            self._utterance_end_ms = utterance_end_ms
+            self._hold_s = 0.0
         self._keepalive_s = keepalive_s
 
     @classmethod
@@ -163,6 +191,9 @@ class DeepgramStt:
             language=settings.language,
             endpointing_ms=settings.endpointing_ms,
             utterance_end_ms=settings.deepgram_utterance_end_ms,
+            turn_detection=settings.turn_detection,
+            min_endpointing_ms=settings.min_endpointing_ms,
+            max_endpointing_ms=settings.max_endpointing_ms,
             keepalive_s=settings.deepgram_keepalive_s,
             base_url=settings.deepgram_url,
         )
@@ -208,11 +239,19 @@ class DeepgramStt:
             events_send, events_receive = anyio.create_memory_object_stream[SpeechEvent](
                 _EVENT_BUFFER
             )
-            stream = _DeepgramStream(socket, events_send, events_receive, self._keepalive_s)
+            stream = _DeepgramStream(
+                socket,
+                events_send,
+                events_receive,
+                self._keepalive_s,
+                _Endpointing(self._detect_turns, self._endpointing_ms / 1000, self._hold_s),
+            )
             # Both ends closed here too: a reader cancelled before it ran never closes its end.
             async with task_group() as tg, events_receive, events_send:
                 tg.start_soon(stream.read, name="stt:deepgram:read")
                 tg.start_soon(stream.keep_alive, name="stt:deepgram:keepalive")
+                if self._detect_turns:
+                    tg.start_soon(stream.expire_holds, name="stt:deepgram:hold")
                 try:
                     yield stream
                 finally:
@@ -229,8 +268,16 @@ class DeepgramStt:
         """Nothing to release: each stream owns its socket."""
 
 
+@dataclass(frozen=True, slots=True)
+class _Endpointing:
+    detect_turns: bool
+    endpointing_s: float  # the silence Deepgram waits before speech_final
+    hold_s: float  # how much longer an unfinished-sounding turn waits for more words
+
+
 class _DeepgramStream:
-    """One socket: ``send()`` from the caller, results from the reader task."""
+    """One socket: ``send()`` from the caller, results from the reader task; an unfinished
+    turn's deadline from the hold task."""
 
     def __init__(
         self,
@@ -238,14 +285,18 @@ class _DeepgramStream:
         events_send: ObjectSendStream[SpeechEvent],
         events_receive: ObjectReceiveStream[SpeechEvent],
         keepalive_s: float,
+        endpointing: _Endpointing,
     ) -> None:
         self._socket = socket
         self._events_send = events_send
         self._events_receive = events_receive
         self._keepalive_s = keepalive_s
+        self._endpointing = endpointing
         self._last_sent = anyio.current_time()
         self._final_parts: list[str] = []
         self._speech_start: float | None = None  # audio time the current speech run began
+        self._paused_at: float | None = None  # when an unfinished turn's speech_final came
+        self._held = anyio.Event()  # set while a turn is held
         self._ended = False
 
     async def send(self, pcm: bytes) -> None:
@@ -291,11 +342,33 @@ class _DeepgramStream:
                 await self._socket.send_keep_alive()
             self._last_sent = anyio.current_time()
 
+    async def expire_holds(self) -> None:
+        """The hold task: ends a held turn when no words came for ``max_endpointing_ms``.
+
+        UtteranceEnd normally ends it first (measured on the audio); this is for when that never
+        comes (the docs allow it).
+        """
+        while True:
+            await self._held.wait()
+            paused_at = self._paused_at
+            if paused_at is None:  # words came: the turn goes on
+                self._held = anyio.Event()
+                continue
+            await anyio.sleep_until(paused_at + self._endpointing.hold_s)
+            if self._paused_at == paused_at:
+                await self._flush_final(timed=True)
+
+    def _hold(self) -> None:
+        self._paused_at = anyio.current_time()
+        self._held.set()
+
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, ListenV1Results):
             alternatives = message.channel.alternatives
             text = alternatives[0].transcript.strip() if alternatives else ""
             spoken = self._speech_s(alternatives[0], message) if alternatives and text else 0.0
+            if text:
+                self._paused_at = None  # more words: a held turn goes on
             if not message.is_final:
                 if text:
                     interim = " ".join([*self._final_parts, text])
@@ -303,8 +376,14 @@ class _DeepgramStream:
                 return
             if text:
                 self._final_parts.append(text)
-            if message.speech_final or message.from_finalize:
+            if message.from_finalize:
                 await self._flush_final()
+            elif message.speech_final:
+                detect = self._endpointing.detect_turns
+                if detect and self._final_parts and not likely_complete(self._text()):
+                    self._hold()  # "send the report to …": wait for the rest
+                else:
+                    await self._flush_final(timed=True)
         elif isinstance(message, ListenV1SpeechStarted):
             # Each run of speech after a pause starts here: barge-in measures from it.
             self._speech_start = message.timestamp
@@ -332,13 +411,25 @@ class _DeepgramStream:
         end = words[-1].end if words else message.start + message.duration
         return max(0.0, end - self._speech_start) if self._speech_start is not None else 0.0
 
-    async def _flush_final(self) -> None:
+    def _text(self) -> str:
+        return " ".join(self._final_parts)
+
+    async def _flush_final(self, *, timed: bool = False) -> None:
+        """End the turn; ``timed``: at a pause Deepgram measured (so its length is known)."""
         self._speech_start = None
+        paused_at, self._paused_at = self._paused_at, None
         if self._final_parts:
-            text = " ".join(self._final_parts)
+            text = self._text()
             self._final_parts = []
             logger.debug("deepgram final transcript", extra={"pii.text": text})
-            await self._emit(SpeechEvent(SpeechEventKind.FINAL, text))
+            end_of_turn_ms = None
+            if timed or paused_at is not None:
+                # From the last word to this decision: Deepgram's endpointing, and any hold.
+                held_s = anyio.current_time() - paused_at if paused_at is not None else 0.0
+                end_of_turn_ms = round((self._endpointing.endpointing_s + held_s) * 1000, 1)
+            await self._emit(
+                SpeechEvent(SpeechEventKind.FINAL, text, end_of_turn_ms=end_of_turn_ms)
+            )
 
     async def _emit(self, event: SpeechEvent) -> None:
         await self._events_send.send(event)

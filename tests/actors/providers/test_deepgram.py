@@ -30,6 +30,7 @@ def provider(
         api_key=fake.api_key,
         base_url=fake.url,
         endpointing_ms=300,
+        turn_detection="silence",  # every speech_final ends the turn (see test_deepgram_turns)
         keepalive_s=keepalive_s,
         model=model,
         language=language,
