@@ -18,6 +18,7 @@ from actors._exceptions import (
     ProviderError,
     ProviderStatusError,
     ProviderTimeoutError,
+    ToolError,
     VoiceSupervisorError,
 )
 from actors._settings import Settings
@@ -42,6 +43,7 @@ __all__ = (
     "ProviderTimeoutError",
     "Settings",
     "SystemClock",
+    "ToolError",
     "VoiceSupervisorError",
     "new_event_id",
 )

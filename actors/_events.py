@@ -25,6 +25,9 @@ class EventType(StrEnum):
     SESSION = "session"
     FILE = "file"
     ERROR = "error"
+    TOOL_CALL = "tool_call"
+    TOOL_RESULT = "tool_result"
+    TOOL_ERROR = "tool_error"
 
 
 def new_event_id() -> str:

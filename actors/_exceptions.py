@@ -12,7 +12,8 @@
     ├── PersistenceError
     │   ├── OutboxFullError         the durable outbox refused an event
     │   └── BackendRejected         the backend answered with a final 4xx
-    └── CoordinationError           Redis (leases, limits, locks) failed (``retryable``: may retry)
+    ├── CoordinationError           Redis (leases, limits, locks) failed (``retryable``: may retry)
+    └── ToolError                   a tool call failed (``code``; ``retryable``: may retry)
 
 Misuse of an object (wrong lifecycle transition) raises ``IllegalTransition``, a ``RuntimeError``.
 Messages say what was attempted; they never carry user text, tokens or secrets.
@@ -34,6 +35,7 @@ __all__ = (
     "ProviderError",
     "ProviderStatusError",
     "ProviderTimeoutError",
+    "ToolError",
     "VoiceSupervisorError",
 )
 
@@ -131,6 +133,22 @@ class CoordinationError(VoiceSupervisorError):
 
     def __init__(self, message: str, *, retryable: bool) -> None:
         super().__init__(message)
+        self.retryable = retryable
+
+
+class ToolError(VoiceSupervisorError):
+    """A tool call failed: its endpoint refused, timed out or was unreachable, its arguments
+    broke its schema, or its result was too large.
+
+    Attributes:
+        code: a short machine-readable reason (``timeout``, ``unavailable``, ``refused``,
+            ``invalid_arguments``, ``too_large``, ``unknown_tool``).
+        retryable: True when the same call may succeed if tried again.
+    """
+
+    def __init__(self, message: str, *, code: str, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.code = code
         self.retryable = retryable
 
 

@@ -24,6 +24,9 @@ __all__ = (
     "ParticipantDisconnected",
     "Payload",
     "SessionData",
+    "ToolCallData",
+    "ToolErrorData",
+    "ToolResultData",
     "TurnData",
     "json_fields",
     "payload_json",
@@ -85,6 +88,10 @@ class SessionData:
     participants: list[dict[str, Any]] = field(default_factory=list)
     message_count: int = 0
     messages: list[dict[str, Any]] = field(default_factory=list)
+    agent: str | None = None
+    """The profile of the agent that wrote it (None: the default agent)."""
+    agents: list[str] = field(default_factory=list)
+    """Every agent the room asked for ("default" for ``[agent]``), in the room's order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +108,58 @@ class FileData:
 
 @dataclass(frozen=True, slots=True)
 class ErrorData:
+    """A room left without its agent, for a while or for good (``supervisor._incidents``):
+    ``code`` says which (``room_start_failed``, ``room_crashed``, ``room_given_up``),
+    ``message`` is a fixed sentence, ``error_type`` the failure's exception type."""
+
     type: ClassVar[EventType] = EventType.ERROR
     code: str | None = None
     message: str | None = None
+    user_id: str | None = None
+    room_sid: str | None = None
+    agent: str | None = None
+    attempt: int = 0
+    restarts: int = 0
+    error_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallData:
+    """The model asked for a tool call (its arguments as it wrote them, JSON text)."""
+
+    type: ClassVar[EventType] = EventType.TOOL_CALL
+    call_id: str
+    name: str
+    arguments: str
+    source: str | None = None
+    speaker: str | None = None
+    user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResultData:
+    """A tool call answered: ``content`` is what the model was given."""
+
+    type: ClassVar[EventType] = EventType.TOOL_RESULT
+    call_id: str
+    name: str
+    content: str
+    duration_ms: float = 0.0
+    attempts: int = 1
+    user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolErrorData:
+    """A tool call failed (``code`` says how); ``content`` is the note the model was given."""
+
+    type: ClassVar[EventType] = EventType.TOOL_ERROR
+    call_id: str
+    name: str
+    code: str
+    content: str = ""
+    duration_ms: float = 0.0
+    attempts: int = 1
     user_id: str | None = None
 
 
@@ -115,6 +171,9 @@ Payload = (
     | SessionData
     | FileData
     | ErrorData
+    | ToolCallData
+    | ToolResultData
+    | ToolErrorData
 )
 
 PAYLOADS: dict[EventType, type[Payload]] = {
@@ -127,6 +186,9 @@ PAYLOADS: dict[EventType, type[Payload]] = {
         SessionData,
         FileData,
         ErrorData,
+        ToolCallData,
+        ToolResultData,
+        ToolErrorData,
     )
 }
 """The payload class of each event type."""

@@ -23,6 +23,7 @@ from actors import ConfigError, Settings
 from actors.persistence import PersistenceSettings
 from actors.providers import LlmSettings, SttSettings, TtsSettings
 from actors.room import DataSettings, RoomSettings, VoiceSettings
+from actors.tools import McpServerSettings, ToolCallSettings, ToolSettings
 from supervisor._exposure import exposure_problems
 from supervisor.coordination import RedisSettings
 from supervisor.playground import PlaygroundSettings
@@ -164,6 +165,11 @@ class LoggingSettings(Settings):
 class Config(Settings):
     livekit: LiveKitSettings = LiveKitSettings()
     server: ServerSettings = ServerSettings()
+    tools: tuple[ToolSettings, ...] = ()
+    """Declared tools, ``[[tools]]`` (with the backend's ``GET /v1/tools`` and MCP servers')."""
+    mcp_servers: tuple[McpServerSettings, ...] = ()
+    """MCP servers whose tools are offered, ``[[mcp_servers]]`` (streamable HTTP or stdio)."""
+    tool_calls: ToolCallSettings = ToolCallSettings()
     agent: AgentSettings = AgentSettings()
     persistence: PersistenceSettings = PersistenceSettings()
     supervisor: SupervisorSettings = SupervisorSettings()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, SecretStr
 
@@ -36,14 +36,39 @@ def render_config_reference() -> str:
     config = Config()
     for section, field in Config.model_fields.items():
         model = getattr(config, section)
-        lines += [f"## [{section}]", "", "| key | default | meaning |", "|---|---|---|"]
-        for name, sub in type(model).model_fields.items():
+        heading = f"[{section}]"
+        item = _item_model(field.annotation)
+        if item is not None:  # a list of tables ([[tools]]) or named tables ([agents.NAME])
+            model, heading = item
+            heading = f"[[{section}]]" if heading == "list" else f"[{section}.NAME]"
+            intro = " ".join((field.description or "").split())
+            lines += [f"## {heading}", "", *([intro, ""] if intro else [])]
+        else:
+            lines += [f"## {heading}", ""]
+        lines += ["| key | default | meaning |", "|---|---|---|"]
+        model_cls: type[BaseModel] = model if isinstance(model, type) else type(model)
+        for name, sub in model_cls.model_fields.items():
             if name == "node_id":  # machine-specific default
                 default = "hostname-pid"
+            elif sub.is_required():
+                default = "(required)"
+            elif not isinstance(model, BaseModel):
+                default = _default(sub.get_default(call_default_factory=True))
             else:
                 default = _default(getattr(model, name))
             text = " ".join((sub.description or "").split()).replace("|", "\\|")
             lines.append(f"| `{name}` | `{default}` | {text} |")
         lines.append("")
-        _ = field
     return "\n".join(lines)
+
+
+def _item_model(annotation: Any) -> tuple[Any, str] | None:
+    """For ``tuple[Model, ...]`` or ``dict[str, Model]``: the item model (as a class, its
+    fields read from it) and ``list`` or ``dict``; else None."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is tuple and args and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+        return args[0], "list"
+    if origin is dict and len(args) == 2 and isinstance(args[1], type):
+        if issubclass(args[1], BaseModel):
+            return args[1], "dict"
+    return None

@@ -12,6 +12,7 @@ PACKAGES = (
     "actors.pipeline",
     "actors.providers",
     "actors.room",
+    "actors.tools",
     "supervisor",
     "supervisor.coordination",
     "supervisor.webhook",

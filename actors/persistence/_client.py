@@ -145,6 +145,8 @@ class BackendClient:
                 "ts": float(m.get("ts", 0.0)),
                 "speaker": m.get("speaker"),
                 "interrupted": bool(m.get("interrupted", False)),
+                # A tool call's or result's: which tool, and which call a result answers.
+                **{k: str(m[k]) for k in ("name", "tool_call_id") if m.get(k) is not None},
             }
             for m in messages
         ]

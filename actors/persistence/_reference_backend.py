@@ -7,6 +7,8 @@ benchmark use it as the real backend, and a team can start its own from it.
   transaction; ids already seen are skipped, so a retried batch is harmless.
 - ``POST /v1/rooms/{room}/agent-joined`` returns the metadata's ``conversation_id`` or a new one.
 - ``GET /v1/conversations/{id}/messages?limit=N`` returns the last N messages, oldest first.
+- ``GET /v1/tools`` lists its tools, ``POST /v1/tools/{name}:invoke`` runs one
+  (``_reference_tools.py``: the demo tool ``order_status``, and how to add one).
 
 Every answer is JSON, errors included; with a token configured every request needs
 ``Authorization: Bearer <token>``. Store calls run in one worker thread (a limiter of one), so
@@ -19,7 +21,7 @@ import hmac
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,10 +31,11 @@ from aiohttp import web
 from anyio.abc import TaskStatus
 
 from actors.persistence._contract import ContractError, parse_agent_joined, parse_batch
+from actors.persistence._reference_tools import DEMO_TOOLS, BackendTool, ToolRoutes
 from actors.persistence._shipper import SqliteThread
 from actors.persistence._store import EmbeddedStore
 
-__all__ = ("MAX_BODY_BYTES", "build_backend_app", "run_backend", "serve_backend")
+__all__ = ("MAX_BODY_BYTES", "TOOLS_KEY", "build_backend_app", "run_backend", "serve_backend")
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _STORE_KEY = web.AppKey("store", EmbeddedStore)
 _THREAD_KEY = web.AppKey("thread", SqliteThread)
+TOOLS_KEY = web.AppKey("tools", ToolRoutes)
+"""The app's tool routes (``app[TOOLS_KEY].invocations``: what ran)."""
 
 
 def build_backend_app(
@@ -54,6 +59,7 @@ def build_backend_app(
     token: str | None = None,
     middlewares: Iterable[Any] = (),
     max_body_bytes: int = MAX_BODY_BYTES,
+    tools: Sequence[BackendTool] = DEMO_TOOLS,
 ) -> web.Application:
     """The contract's routes over ``store``.
 
@@ -63,6 +69,7 @@ def build_backend_app(
         middlewares: extra aiohttp middlewares, run outside the token check (tests use them to
             inject faults).
         max_body_bytes: largest request body; a bigger one gets a 413.
+        tools: the tools ``GET /v1/tools`` lists and ``POST /v1/tools/{name}:invoke`` runs.
     """
     app = web.Application(
         client_max_size=max_body_bytes,
@@ -73,6 +80,8 @@ def build_backend_app(
     app.router.add_post("/v1/events:batch", _events_batch)
     app.router.add_post("/v1/rooms/{room}/agent-joined", _agent_joined)
     app.router.add_get("/v1/conversations/{conversation_id}/messages", _messages)
+    app[TOOLS_KEY] = ToolRoutes({tool.name: tool for tool in tools})
+    app[TOOLS_KEY].add_to(app)
     return app
 
 

@@ -31,6 +31,11 @@ _ID_CHUNK = 500
 _CACHE_KB = 32 * 1024
 _CHECKPOINT_PAGES = 10_000
 _WAL_LIMIT_BYTES = 64 * 1024 * 1024
+_TOOL_ROLES = {
+    EventType.TOOL_CALL: "tool_call",
+    EventType.TOOL_RESULT: "tool",
+    EventType.TOOL_ERROR: "tool",
+}
 
 _SCHEMA = """
 PRAGMA journal_mode=WAL;
@@ -189,14 +194,18 @@ class EmbeddedStore:
             rows.append((event.id, kind, event.ts, event.room, cid, data_json, self._seq))
             if cid not in known and cid not in conversations:
                 conversations[cid] = (cid, event.room, data.get("user_id"), event.ts)
-            if event.type is EventType.TURN:
+            if event.type is EventType.TURN or event.type in _TOOL_ROLES:
+                # Tool calls and results are messages too: the history a model sees after a
+                # restart or a takeover must hold them (each result after its call).
+                role = _TOOL_ROLES.get(event.type) or str(data.get("role", ""))
+                content = data.get("arguments" if role == "tool_call" else "content", "")
                 turns.append(
                     (
                         event.id,
                         cid,
                         event.room,
-                        str(data.get("role", "")),
-                        str(data.get("content", "")),
+                        role,
+                        str(content),
                         data.get("speaker"),
                         int(bool(data.get("interrupted", False))),
                         event.ts,
@@ -295,7 +304,7 @@ class EmbeddedStore:
         """The last ``limit`` messages of a conversation, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT role, content, ts, speaker, interrupted FROM messages"
+                "SELECT role, content, ts, speaker, interrupted, data FROM messages"
                 " WHERE conversation_id = ? ORDER BY seq DESC LIMIT ?",
                 (conversation_id, limit),
             ).fetchall()
@@ -347,13 +356,18 @@ class EmbeddedStore:
 
 
 def _message(row: tuple[Any, ...]) -> dict[str, Any]:
-    return {
+    message = {
         "role": row[0],
         "content": row[1],
         "ts": row[2],
         "speaker": row[3],
         "interrupted": bool(row[4]),
     }
+    if row[0] in ("tool_call", "tool"):
+        data = json.loads(row[5])
+        message["name"] = data.get("name")
+        message["tool_call_id"] = data.get("call_id")
+    return message
 
 
 def _without_content(event: Event) -> dict[str, Any]:

@@ -10,11 +10,15 @@ from __future__ import annotations
 from actors.providers._base import (
     STT_SAMPLE_RATE,
     ChatMessage,
+    LlmItem,
     LlmProvider,
     SpeechEvent,
     SpeechEventKind,
     SttProvider,
     SttStream,
+    ToolCall,
+    ToolCallingLlm,
+    ToolDefinition,
     TtsProvider,
 )
 from actors.providers._factory import build_llm, build_stt, build_tts
@@ -31,6 +35,7 @@ __all__ = (
     "FallbackLlm",
     "FallbackStt",
     "FallbackTts",
+    "LlmItem",
     "LlmProvider",
     "LlmSettings",
     "LocalStt",
@@ -42,6 +47,9 @@ __all__ = (
     "SttProvider",
     "SttSettings",
     "SttStream",
+    "ToolCall",
+    "ToolCallingLlm",
+    "ToolDefinition",
     "TtsProvider",
     "TtsSettings",
     "build_llm",

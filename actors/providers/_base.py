@@ -14,16 +14,20 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = (
     "STT_SAMPLE_RATE",
     "ChatMessage",
+    "LlmItem",
     "LlmProvider",
     "SpeechEvent",
     "SpeechEventKind",
     "SttProvider",
     "SttStream",
+    "ToolCall",
+    "ToolCallingLlm",
+    "ToolDefinition",
     "TtsProvider",
 )
 
@@ -96,10 +100,47 @@ class SttProvider(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A tool call the model asked for, complete (its argument deltas joined).
+
+    Attributes:
+        id: the model's id of the call (its result answers to it).
+        name: the tool's name.
+        arguments: the arguments as the model wrote them (JSON text, not yet validated).
+    """
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDefinition:
+    """A tool as the model is offered it: a name, what it does, its JSON-Schema parameters."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+LlmItem = str | ToolCall
+"""What a tool-calling completion streams: text deltas, and each tool call once complete."""
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
-    role: str  # "system" | "user" | "assistant"
+    """One message of the history a model sees.
+
+    ``role`` is ``system``, ``user``, ``assistant``, ``tool_call`` (the assistant asked for a
+    call: ``content`` is its arguments' JSON, ``name`` the tool, ``tool_call_id`` its id) or
+    ``tool`` (a call's result: ``content``, with the call's ``name`` and ``tool_call_id``).
+    """
+
+    role: str
     content: str
     speaker: str | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
 
 
 class LlmProvider(Protocol):
@@ -116,6 +157,25 @@ class LlmProvider(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class ToolCallingLlm(LlmProvider, Protocol):
+    """A model that can call tools (a plain ``LlmProvider`` is offered none)."""
+
+    def complete_with_tools(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        instructions: str | None = None,
+        tools: Sequence[ToolDefinition] = (),
+    ) -> AsyncGenerator[LlmItem]:
+        """Stream the reply's text deltas and, once each is complete, its tool calls.
+
+        Raises:
+            ProviderError: on any vendor failure.
+        """
+        ...
 
 
 class TtsProvider(Protocol):

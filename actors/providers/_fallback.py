@@ -21,7 +21,16 @@ from typing import Any, Protocol, TypeVar
 import anyio
 
 from actors._exceptions import ProviderError, ProviderTimeoutError
-from actors.providers._base import ChatMessage, LlmProvider, SttProvider, SttStream, TtsProvider
+from actors.providers._base import (
+    ChatMessage,
+    LlmItem,
+    LlmProvider,
+    SttProvider,
+    SttStream,
+    ToolCallingLlm,
+    ToolDefinition,
+    TtsProvider,
+)
 from actors.providers._health import note_failure, note_ok
 from actors.providers._metrics import (
     PROVIDER_ERRORS,
@@ -149,6 +158,30 @@ class FallbackLlm:
         """
 
         def attempt(provider: LlmProvider) -> Callable[[], AsyncGenerator[str]]:
+            return lambda: provider.complete(messages, instructions=instructions)
+
+        attempts = [(p.name, attempt(p)) for p in self.providers]
+        return _stream_chain("llm", "token", attempts, self._timeout_s)
+
+    def complete_with_tools(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        instructions: str | None = None,
+        tools: Sequence[ToolDefinition] = (),
+    ) -> AsyncGenerator[LlmItem]:
+        """``complete``, with ``tools`` offered to each provider that can call tools (one
+        that cannot answers in text alone); tool calls pass through like text.
+
+        Raises:
+            ProviderError: as ``complete``.
+        """
+
+        def attempt(provider: LlmProvider) -> Callable[[], AsyncGenerator[LlmItem]]:
+            if isinstance(provider, ToolCallingLlm):
+                return lambda: provider.complete_with_tools(
+                    messages, instructions=instructions, tools=tools
+                )
             return lambda: provider.complete(messages, instructions=instructions)
 
         attempts = [(p.name, attempt(p)) for p in self.providers]

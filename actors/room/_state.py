@@ -80,9 +80,16 @@ class Message:
     ts: float
     speaker: str | None = None
     interrupted: bool = False
+    name: str | None = None
+    """``tool_call`` and ``tool`` messages: the tool's name."""
+    tool_call_id: str | None = None
+    """``tool_call`` and ``tool`` messages: the call's id (a result answers its call)."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.name is None and self.tool_call_id is None:  # a turn: the contract's fields
+            del data["name"], data["tool_call_id"]
+        return data
 
 
 @dataclass(slots=True)
@@ -104,6 +111,8 @@ class ConversationHistory:
                 ts=float(r.get("ts", 0.0)),
                 speaker=r.get("speaker"),
                 interrupted=bool(r.get("interrupted", False)),
+                name=r.get("name"),
+                tool_call_id=r.get("tool_call_id"),
             )
             for r in rows
         ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Sequence
 
-from actors.providers import ChatMessage, LlmProvider
+from actors.providers import ChatMessage, LlmItem, LlmProvider, ToolCallingLlm, ToolDefinition
 from supervisor.coordination._limits import UserLimits
 
 __all__ = ("GatedLlm",)
@@ -53,6 +53,31 @@ class GatedLlm:
                 yield delta
         finally:
             await deltas.aclose()
+
+    async def complete_with_tools(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        instructions: str | None = None,
+        tools: Sequence[ToolDefinition] = (),
+    ) -> AsyncGenerator[LlmItem]:
+        # The round after a tool's result continues the same answer: it is not a new turn.
+        if not messages or messages[-1].role != "tool":
+            refusal = await self._limits.check_turn(self._room, self._user_of())
+            if refusal is not None:
+                yield refusal
+                return
+        llm = self._llm
+        items: AsyncGenerator[LlmItem] = (
+            llm.complete_with_tools(messages, instructions=instructions, tools=tools)
+            if isinstance(llm, ToolCallingLlm)
+            else llm.complete(messages, instructions=instructions)
+        )
+        try:
+            async for item in items:
+                yield item
+        finally:
+            await items.aclose()
 
     async def aclose(self) -> None:
         """Nothing to close: the wrapped model belongs to the process."""

@@ -26,6 +26,8 @@ import anyio
 from aiohttp import web
 
 from actors.persistence import EmbeddedStore, build_backend_app
+from actors.persistence._reference_backend import TOOLS_KEY
+from actors.persistence._reference_tools import DEMO_TOOLS, BackendTool, ToolRoutes
 
 __all__ = ("Captured", "Fault", "FaultyBackend", "running_backend")
 
@@ -79,6 +81,9 @@ class FaultyBackend:
     fail_ids: dict[str, Fault] = field(default_factory=dict)
     received: Counter[str] = field(default_factory=Counter)
     captured: list[Captured] = field(default_factory=list)
+    tools: tuple[BackendTool, ...] = DEMO_TOOLS
+    tool_routes: ToolRoutes | None = None
+    """The running app's tool routes (``invocations``: what ran)."""
     _runner: web.AppRunner | None = None
     _changed: anyio.Event = field(default_factory=anyio.Event)
 
@@ -102,7 +107,10 @@ class FaultyBackend:
     async def up(self) -> None:
         """Listen (again) on ``port`` (a free one the first time)."""
         assert self._runner is None, "the backend is already up"
-        app = build_backend_app(self.store, token=self.token, middlewares=[self._middleware])
+        app = build_backend_app(
+            self.store, token=self.token, middlewares=[self._middleware], tools=self.tools
+        )
+        self.tool_routes = app[TOOLS_KEY]
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self.port)
@@ -185,10 +193,12 @@ def _ids(body: bytes) -> list[str]:
 
 
 @asynccontextmanager
-async def running_backend(path: Path, *, token: str | None = None) -> AsyncIterator[FaultyBackend]:
+async def running_backend(
+    path: Path, *, token: str | None = None, tools: tuple[BackendTool, ...] = DEMO_TOOLS
+) -> AsyncIterator[FaultyBackend]:
     """The reference backend over ``path`` (a SQLite file), up, on a free port."""
     store = EmbeddedStore(path)
-    backend = FaultyBackend(store, token=token)
+    backend = FaultyBackend(store, token=token, tools=tools)
     await backend.up()
     try:
         yield backend

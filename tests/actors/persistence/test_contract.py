@@ -69,6 +69,8 @@ def test_the_openapi_file_is_valid_openapi_3_1() -> None:
         "/v1/events:batch",
         "/v1/rooms/{room}/agent-joined",
         "/v1/conversations/{conversation_id}/messages",
+        "/v1/tools",
+        "/v1/tools/{name}:invoke",
     }
     types = document["components"]["schemas"]["EventEnvelope"]["properties"]["type"]["enum"]
     assert types == [str(t) for t in EventType]

@@ -1,0 +1,65 @@
+"""What a tool is once its source is known, and what one call of it needs and gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from actors.providers import ToolDefinition
+
+__all__ = ("ToolContext", "ToolOutcome", "ToolSpec")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """One tool the agent may offer.
+
+    Attributes:
+        definition: what the model sees (name, description, parameters).
+        source: ``builtin``, ``config``, ``backend`` or ``mcp:<server>``.
+        idempotent: safe to retry, and to cancel on a barge-in.
+        timeout_s: how long one attempt may take.
+        url: the HTTP endpoint (config and backend tools), else None.
+    """
+
+    definition: ToolDefinition
+    source: str
+    idempotent: bool = False
+    timeout_s: float = 5.0
+    url: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """Who asks, for the tool's endpoint: the contract's invoke body carries all of it."""
+
+    conversation_id: str
+    room: str
+    caller: str | None
+    """The identity of the participant whose turn led to the call, when known."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolOutcome:
+    """How one call ended.
+
+    Attributes:
+        content: what the model is given (the result as text, or a short error note).
+        ok: the tool answered.
+        error: the failure's code when not ``ok`` (``timeout``, ``unavailable``, ``refused``,
+            ``invalid_arguments``, ``too_large``, ``unknown_tool``, ``cancelled``).
+        attempts: how many attempts were made.
+        say: what the agent says now, as it is (a built-in's words: ``end_call``'s goodbye);
+            the model is not asked to go on after it.
+        end_session: the room's session ends once ``say`` is spoken (``end_call``).
+    """
+
+    content: str
+    ok: bool = True
+    error: str | None = None
+    attempts: int = 1
+    say: str = ""
+    end_session: bool = False
