@@ -6,19 +6,26 @@ refuse what OpenAI accepts: Groq and other gateways answer 400 to ``messages[].n
 chat templates (Mistral or Gemma on vLLM, llama.cpp) refuse roles that do not alternate
 user/assistant, which a room produces all the time (the agent's greeting first, two people
 speaking in a row). This module only shapes data: no I/O, no logging.
+
+Tool calls (``tool_call`` messages) become an assistant message's ``tool_calls`` (consecutive
+ones share one message, after the text the assistant said just before them), and results
+(``tool``) ``tool`` messages. OpenAI refuses a call without its result and a result without its
+call, and a history cut at ``history_limit`` or a barge-in can leave either alone: those are
+left out. ``strict`` servers get them as text.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
-from actors.providers._base import ChatMessage
+from actors.providers._base import ChatMessage, ToolDefinition
 from actors.providers._settings import LlmCompat
 
-__all__ = ("chat_payload", "is_strict")
+__all__ = ("chat_payload", "is_strict", "tools_payload")
 
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")  # the API's pattern for a message "name"
 _NAME_MAX = 64
@@ -32,13 +39,33 @@ def chat_payload(
     messages: Sequence[ChatMessage], instructions: str, compat: LlmCompat
 ) -> list[ChatCompletionMessageParam]:
     """``messages`` after the system prompt ``instructions``, in the ``compat`` dialect."""
+    messages = _paired(messages)
     if compat == "strict":
         return _strict(messages, instructions)
     payload: list[ChatCompletionMessageParam] = []
     if instructions:
         payload.append({"role": "system", "content": instructions})
     for message in messages:
-        if message.role == "system":
+        if message.role == "tool_call":
+            call: Any = {
+                "id": message.tool_call_id,
+                "type": "function",
+                "function": {"name": message.name, "arguments": message.content or "{}"},
+            }
+            last: Any = payload[-1] if payload else None
+            if last is not None and last["role"] == "assistant":
+                last.setdefault("tool_calls", []).append(call)  # text, then its calls
+            else:
+                payload.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif message.role == "tool":
+            payload.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": message.tool_call_id or "",
+                    "content": message.content,
+                }
+            )
+        elif message.role == "system":
             payload.append({"role": "system", "content": message.content})
         elif message.role == "assistant":
             payload.append({"role": "assistant", "content": message.content})
@@ -49,6 +76,35 @@ def chat_payload(
         else:
             payload.append({"role": "user", "content": message.content})
     return payload
+
+
+def tools_payload(tools: Sequence[ToolDefinition]) -> list[ChatCompletionToolParam]:
+    """The ``tools`` of a completion request."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description,
+                "parameters": tool.parameters,
+            },
+        }
+        for tool in tools
+    ]
+
+
+def _paired(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
+    """``messages`` without tool calls that have no result and results that have no call."""
+    calls = {m.tool_call_id for m in messages if m.role == "tool_call"}
+    results = {m.tool_call_id for m in messages if m.role == "tool"}
+    kept = []
+    for message in messages:
+        if message.role == "tool_call" and message.tool_call_id not in results:
+            continue
+        if message.role == "tool" and message.tool_call_id not in calls:
+            continue
+        kept.append(message)
+    return kept
 
 
 def is_strict(payload: Sequence[ChatCompletionMessageParam]) -> bool:
@@ -70,9 +126,13 @@ def _strict(messages: Sequence[ChatMessage], instructions: str) -> list[ChatComp
         if message.role == "system":
             system.append(message.content)  # the templates take a system prompt only first
             continue
-        role = "assistant" if message.role == "assistant" else "user"
+        role = "assistant" if message.role in ("assistant", "tool_call") else "user"
         content = message.content
-        if role == "user" and message.speaker:
+        if message.role == "tool_call":
+            content = f"[I called the tool {message.name} with {message.content or '{}'}]"
+        elif message.role == "tool":
+            content = f"[The tool {message.name} answered: {message.content}]"
+        elif role == "user" and message.speaker:
             content = f"{message.speaker}: {content}"  # no ``name``: who spoke goes in the text
         if turns and turns[-1][0] == role:
             turns[-1][1].append(content)

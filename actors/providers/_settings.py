@@ -139,8 +139,16 @@ class Rule(Settings):
     keywords: tuple[str, ...] = ()
     """Words of which any one, found as a whole word (case-insensitively), selects this rule."""
 
-    reply: str = Field(min_length=1)
-    """What the agent answers; ``{text}`` is replaced by what the user said."""
+    reply: str = Field(default="", min_length=0)
+    """What the agent answers; ``{text}`` is replaced by what the user said. With ``tool``:
+    what it says once the tool answered, ``{result}`` being the result (unset: the result)."""
+
+    tool: str | None = None
+    """A tool to call instead (when the room offers it): the scripted way to show tools."""
+
+    arguments: dict[str, str] = Field(default_factory=dict)
+    """The tool's arguments; ``{text}`` and the ``match`` pattern's named groups
+    (``(?P<order_id>\\w+)`` → ``{order_id}``) are replaced by what the user said."""
 
     @field_validator("match")
     @classmethod
@@ -156,6 +164,8 @@ class Rule(Settings):
     def _one_matcher(self) -> Self:
         if (self.match is None) == (not self.keywords):
             raise ValueError("set exactly one of match or keywords")
+        if not self.reply and self.tool is None:
+            raise ValueError("set reply (or tool)")
         return self
 
 

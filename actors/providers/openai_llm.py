@@ -15,6 +15,11 @@ fallback chain's first-token and gap timeouts see a live model. A reply that end
 ``finish_reason`` ``length`` or ``content_filter`` ends there (what was said is kept) and the
 reason is logged. A 429 ``insufficient_quota`` is final. Keyless local servers get no
 ``Authorization`` header at all.
+
+Tool calls stream as ``delta.tool_calls`` fragments keyed by ``index``: the first fragment of a
+call has its ``id`` and ``function.name``, later ones only more ``function.arguments`` text
+(split anywhere, even inside a string). They are joined per index and yielded as ``ToolCall``s
+once the stream ends, in index order; each fragment yields ``""`` meanwhile (alive).
 """
 
 from __future__ import annotations
@@ -27,8 +32,12 @@ import anyio
 import httpx2
 import openai
 from openai import AsyncOpenAI, AsyncStream, Omit, omit
-from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
-from openai.types.chat.chat_completion_chunk import ChoiceDelta
+from openai.types.chat import (
+    ChatCompletionChunk,
+    ChatCompletionMessageParam,
+    ChatCompletionToolParam,
+)
+from openai.types.chat.chat_completion_chunk import ChoiceDelta, ChoiceDeltaToolCall
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from actors._exceptions import (
@@ -37,8 +46,8 @@ from actors._exceptions import (
     ProviderStatusError,
     ProviderTimeoutError,
 )
-from actors.providers._base import ChatMessage
-from actors.providers._openai_payload import chat_payload, is_strict
+from actors.providers._base import ChatMessage, LlmItem, ToolCall, ToolDefinition
+from actors.providers._openai_payload import chat_payload, is_strict, tools_payload
 from actors.providers._settings import LlmCompat, LlmSettings
 
 __all__ = ("OpenAiLlm",)
@@ -115,6 +124,20 @@ def _retry_after_s(error: BaseException) -> float | None:
     return None
 
 
+def _join_fragments(calls: dict[int, list[str]], fragments: list[ChoiceDeltaToolCall]) -> None:
+    """Add streamed tool-call fragments to the calls being written, by their index."""
+    for fragment in fragments:
+        call = calls.setdefault(fragment.index, ["", "", ""])
+        if fragment.id:
+            call[0] = fragment.id
+        function = fragment.function
+        if function is not None:
+            if function.name:
+                call[1] += function.name  # sent whole by OpenAI; some servers split it too
+            if function.arguments:
+                call[2] += function.arguments
+
+
 def _is_reasoning(delta: ChoiceDelta) -> bool:
     extra = delta.model_extra or {}
     return any(extra.get(name) for name in _REASONING_FIELDS)
@@ -185,11 +208,32 @@ class OpenAiLlm:
             ProviderTimeoutError: connecting or reading took longer than ``timeout_s``.
             ProviderConnectionError: the API is unreachable or dropped the stream.
         """
+        items = self.complete_with_tools(messages, instructions=instructions)
+        try:
+            async for item in items:
+                if isinstance(item, str):  # no tools offered: nothing else comes
+                    yield item
+        finally:
+            await items.aclose()
+
+    async def complete_with_tools(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        instructions: str | None = None,
+        tools: Sequence[ToolDefinition] = (),
+    ) -> AsyncGenerator[LlmItem]:
+        """Stream the reply's text deltas, then the tool calls it asked for (``tools``).
+
+        Raises:
+            ProviderStatusError, ProviderTimeoutError, ProviderConnectionError: as ``complete``.
+        """
         prompt = self._instructions if instructions is None else instructions
         payload = chat_payload(messages, prompt, self._compat)
         logger.debug("openai request", extra={"pii.messages": payload})
-        stream = await self._start(payload)
+        stream = await self._start(payload, tools_payload(tools) if tools else None)
         finish: str | None = None
+        calls: dict[int, list[str]] = {}  # index -> [id, name, arguments so far]
         try:
             while True:
                 chunk: ChatCompletionChunk
@@ -202,6 +246,9 @@ class OpenAiLlm:
                     continue  # the usage chunk
                 choice = chunk.choices[0]
                 finish = choice.finish_reason or finish
+                if choice.delta.tool_calls:
+                    _join_fragments(calls, choice.delta.tool_calls)
+                    yield ""  # a call is being written: alive, nothing to say
                 if content := choice.delta.content:
                     yield content
                 elif _is_reasoning(choice.delta):
@@ -216,9 +263,16 @@ class OpenAiLlm:
         if finish in _CUT:
             # Not an error: what was said stands, and the reply ends there.
             logger.warning("openai reply cut short by the model", extra={"finish_reason": finish})
+            return
+        for index in sorted(calls):
+            call_id, name, arguments = calls[index]
+            if name:
+                yield ToolCall(call_id or f"call_{index}", name, arguments)
 
     async def _start(
-        self, payload: list[ChatCompletionMessageParam]
+        self,
+        payload: list[ChatCompletionMessageParam],
+        tools: list[ChatCompletionToolParam] | None = None,
     ) -> AsyncStream[ChatCompletionChunk]:
         """Start the completion, waiting once for a short Retry-After."""
         # A refusal of what strict servers refuse points at [llm] compat.
@@ -234,7 +288,11 @@ class OpenAiLlm:
         async for attempt in retrying:
             with attempt, _vendor_errors("start a completion", strict_may_help):
                 return await self._client.chat.completions.create(
-                    model=self._model, messages=payload, stream=True, extra_headers=self._headers
+                    model=self._model,
+                    messages=payload,
+                    stream=True,
+                    tools=omit if tools is None else tools,
+                    extra_headers=self._headers,
                 )
         raise AssertionError("unreachable: tenacity reraises the last error")
 

@@ -28,6 +28,14 @@ README's "any OpenAI-compatible LLM" promises to work with (documents named):
 - ``require_key``: False serves like Ollama, vLLM or llama.cpp started without an API key: any
   ``Authorization`` (or none) is accepted.
 
+Tool calls: ``tool_calls`` holds, per response (consumed in order, before ``replies``), the
+calls to stream as OpenAI does: each call's first fragment carries its ``index``, ``id``,
+``type`` and ``function.name`` with empty arguments, the next ones only ``function.arguments``
+pieces of ``tool_argument_chunk`` characters (split anywhere, inside strings too), one call
+after the other, then ``finish_reason: "tool_calls"`` (API reference, "Streaming": tool call
+deltas). A reply text given with them (``replies``) streams first, as a model that says
+"Let me check" before calling does.
+
 Faults: ``fail_status`` answers with an HTTP error and a JSON error body; ``headers_delay_s``
 holds the response headers back; ``first_token_delay_s`` and ``token_delay_s`` slow the stream;
 ``drop_after_tokens`` cuts the connection mid-stream; ``error_after_tokens`` sends an SSE error.
@@ -80,6 +88,12 @@ class OpenAiFake:
     drop_after_tokens: int | None = None
     error_after_tokens: int | None = None
 
+    tool_calls: list[list[dict[str, str]]] = field(default_factory=list)
+    """Per response: ``[{"name": ..., "arguments": <JSON text>}, ...]``."""
+    text_with_calls: bool = False
+    """Stream the next of ``replies`` before the calls (else only the calls)."""
+    tool_argument_chunk: int = 4
+
     port: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
     auth_headers: list[str] = field(default_factory=list)
@@ -119,6 +133,8 @@ class OpenAiFake:
             return refused
         if self.headers_delay_s:
             await anyio.sleep(self.headers_delay_s)  # simulated latency
+        if self.tool_calls:
+            return await self._stream_calls(request, body, self.tool_calls.pop(0))
         reply = self.replies.pop(0) if self.replies else self._echo(body)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
@@ -146,6 +162,32 @@ class OpenAiFake:
                 await anyio.sleep(self.token_delay_s)
             await response.write(_sse(_chunk(model, {"role": "assistant", "content": token})))
         await response.write(_sse(_chunk(model, {}, finish=finish)))
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _stream_calls(
+        self, request: web.Request, body: dict[str, Any], calls: list[dict[str, str]]
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        model = body.get("model", "fake")
+        if self.text_with_calls and self.replies:
+            for token in _TOKEN.findall(self.replies.pop(0)):
+                await response.write(_sse(_chunk(model, {"role": "assistant", "content": token})))
+        for index, call in enumerate(calls):
+            first = {
+                "index": index,
+                "id": f"call_{len(self.requests)}_{index}",
+                "type": "function",
+                "function": {"name": call["name"], "arguments": ""},
+            }
+            await response.write(_sse(_chunk(model, {"role": "assistant", "tool_calls": [first]})))
+            text, step = call["arguments"], self.tool_argument_chunk
+            for start in range(0, len(text), step):
+                piece = {"index": index, "function": {"arguments": text[start : start + step]}}
+                await response.write(_sse(_chunk(model, {"tool_calls": [piece]})))
+        await response.write(_sse(_chunk(model, {}, finish="tool_calls")))
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response
