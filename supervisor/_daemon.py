@@ -38,6 +38,7 @@ from actors.room import Providers, RoomSpec
 from supervisor._config import Config, ConfigOverrides, load_config
 from supervisor._exposure import note_dev_keys
 from supervisor._http import build_app
+from supervisor._incidents import RoomIncidents
 from supervisor._logging import configure_logging
 from supervisor._messages import SupervisorMessage
 from supervisor._registry import RoomRegistry
@@ -118,8 +119,10 @@ class Daemon:
         pool = self.pool = WorkerPool(cfg, providers=self.providers, clock=self._clock)
         store = EmbeddedStore(cfg.persistence.store_path)
         # The supervisor's own outbox ("main"): the playground's lookups, and whatever the
-        # supervisor itself records; rooms persist on their hosts ("worker-N").
+        # supervisor itself records (the rooms' error events); rooms persist on their hosts
+        # ("worker-N").
         self.persistence = PersistenceActor(cfg.persistence, store, self._clock)
+        incidents = RoomIncidents(self.persistence, clock=self._clock)
         if cfg.redis.enabled:  # leases decide which daemon runs each room (see coordination)
             self.coordination = Coordinator(cfg.redis, clock=self._clock)
         send, receive = anyio.create_memory_object_stream[SupervisorMessage](
@@ -131,9 +134,10 @@ class Daemon:
         registry = self.registry = RoomRegistry(
             cfg.supervisor,
             self._room_spec,
-            lambda spec: RoomRunner(pool, spec),
+            lambda spec: incidents.watch(RoomRunner(pool, spec)),
             clock=self._clock,
             leases=self.coordination,
+            on_give_up=incidents.report,
         )
         self.supervisor = Supervisor(
             cfg.supervisor, cfg.agent, registry, receive, lkapi, clock=self._clock

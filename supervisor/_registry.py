@@ -33,6 +33,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from actors import SYSTEM_CLOCK, ActorStartError, Clock
 from actors.room import RoomSpec
 from supervisor._config import SupervisorSettings
+from supervisor._incidents import ErrorCode, RoomFailure
 from supervisor._metrics import (
     ACTOR_CRASHES,
     ACTOR_GIVE_UPS,
@@ -110,6 +111,8 @@ class RoomRegistry:
         make_actor: builds the actor for a spec.
         clock: time source (backoff sleeps use it).
         leases: room leases shared with other daemons (None: this daemon runs every room).
+        on_give_up: told when the registry gives up on a room (the daemon sends an ``error``
+            event); it must not block.
     """
 
     def __init__(
@@ -120,12 +123,14 @@ class RoomRegistry:
         *,
         clock: Clock = SYSTEM_CLOCK,
         leases: RoomLeases | None = None,
+        on_give_up: Callable[[RoomFailure], None] | None = None,
     ) -> None:
         self._settings = settings
         self._make_spec = make_spec
         self._make_actor = make_actor
         self._clock = clock
         self._leases = leases
+        self._on_give_up = on_give_up
         self._slots: dict[str, _Slot] = {}
         self._waiting: OrderedDict[str, tuple[str, float]] = OrderedDict()
         """Room name → (sid, requested_at), first come first served."""
@@ -385,6 +390,11 @@ class RoomRegistry:
         if len(slot.crashes) > self._settings.max_restarts:
             self._given_up[slot.room] = slot.sid
             ACTOR_GIVE_UPS.inc()
+            if self._on_give_up is not None:
+                restarts = len(slot.crashes) - 1
+                self._on_give_up(
+                    RoomFailure(ErrorCode.ROOM_GIVEN_UP, slot.room, slot.sid, restarts=restarts)
+                )
             logger.error(
                 "giving up on room after too many restarts; it is left alone until it "
                 "is finished and started again",

@@ -40,6 +40,8 @@ class RoomRunner:
         self._pool = pool
         self.spec = spec
         self.conversation_id = ""
+        self.failure = ""
+        """Why it failed, as its host said (the cause's type, or how it ended), once it has."""
         self._stop_reason = ""
         self._stop = anyio.Event()
 
@@ -70,6 +72,7 @@ class RoomRunner:
                 await waiter.settled.wait()
             if waiter.conversation_id is None:
                 why = "" if waiter.ended is None else waiter.ended.detail or waiter.ended.kind
+                self.failure = why
                 raise ActorStartError(f"room actor could not start on its host ({why})")
             self.conversation_id = waiter.conversation_id
             task_status.started(self)
@@ -79,6 +82,7 @@ class RoomRunner:
                 tg.cancel_scope.cancel("room ended")
             ended = waiter.ended
             if ended is not None and ended.kind in (RoomEndKind.CRASHED, RoomEndKind.HOST_GONE):
+                self.failure = ended.detail or ended.kind
                 raise ActorCrashed(f"room actor failed on its host ({ended.detail or ended.kind})")
         finally:
             if not waiter.done.is_set():
