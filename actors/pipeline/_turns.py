@@ -8,17 +8,17 @@ more words; anything else ends after the short silence. The rule errs towards "c
 a wrong "incomplete" costs a slower answer, a wrong "complete" cuts the speaker off, and the
 words that mark an unfinished sentence are the ones people pause after to think.
 
-The recogniser's best guess often drops or mishears exactly those short unstressed words ("send
-the report to" heard as "send the report ten"), so ``likely_complete`` also reads its runners-up
-(the n-best list): if one of them ends on such a word, the turn may be unfinished and waits.
-Only for turns of three words or more: a one- or two-word turn ("yeah", "no thanks") is an
-answer, and its runners-up ("yeah and", "yeah i") are noise, not a sign of a pause.
+Tried and measured on the benchmark's speech (bench/voice.py), and left out:
 
-No turn-completion model is used. smart-turn v3.2 (``smart-turn-v3.2-cpu.onnx``, 8.7 MB, inside
-the ``pipecat-ai`` wheel, BSD-2) was measured on the benchmark's speech: it called all but one
-of the unfinished halves complete (p > 0.86 for "… a pizza with", "… get to the"), so it would
-cut off more turns than this rule, for ~48 ms of CPU per decision; and the wheel pins
-``soxr~=1.0`` and pulls numba and a dozen packages a daemon does not need.
+- smart-turn v3.2 (``smart-turn-v3.2-cpu.onnx``, 8.7 MB, inside the ``pipecat-ai`` 1.14 wheel,
+  BSD-2; usable without the framework: the file read from the wheel, Whisper log-mel features in
+  numpy) called the unfinished halves complete too (p = 0.86–0.99 for "… a pizza with", "… get
+  to the", "… send the report to"; only "… cancelled and" got 0.02): it hears the falling pitch
+  of speech synthesised phrase by phrase, so it would cut off more turns than this rule, for
+  ~48 ms of CPU per decision.
+- the recogniser's runners-up (its n-best list): in the room, "please send the report to" is
+  heard as "… report ten" with no runner-up ending on "to", while complete turns get junk
+  runners-up ("… before noon" → "… before in in") that would make them wait 2 s.
 
 Backchannel: "uh-huh", "mm-hm", "yeah", "okay" said while the agent talks are listening noises,
 not a request to stop or a turn to answer.
@@ -27,7 +27,6 @@ not a request to stop or a turn to answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 __all__ = ("is_backchannel", "likely_complete", "meaningful_words")
 
@@ -62,22 +61,13 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-_MIN_WORDS_FOR_ALTERNATIVES = 3
-
-
-def likely_complete(text: str, alternatives: Iterable[str] = ()) -> bool:
+def likely_complete(text: str) -> bool:
     """Whether ``text``, the transcript so far, reads like a finished turn.
 
-    ``alternatives`` are the recogniser's runners-up for the same audio; when ``text`` has three
-    words or more, one of them ending on a word a sentence does not end with makes the turn
-    unfinished too. Nothing heard counts as complete: there is nothing to wait for.
+    Nothing heard counts as complete: there is nothing to wait for.
     """
     words = _words(text)
-    if words and words[-1] in _UNFINISHED:
-        return False
-    if len(words) < _MIN_WORDS_FOR_ALTERNATIVES:
-        return True
-    return not any((alt := _words(other)) and alt[-1] in _UNFINISHED for other in alternatives)
+    return not words or words[-1] not in _UNFINISHED
 
 
 def is_backchannel(text: str) -> bool:

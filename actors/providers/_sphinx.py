@@ -10,7 +10,6 @@ slices: the GIL is then released between slices and the event loop stays respons
 from __future__ import annotations
 
 import logging
-from itertools import islice
 from typing import Any
 
 import anyio
@@ -25,9 +24,6 @@ logger = logging.getLogger(__name__)
 # of ~150 ms and decoding runs at 0.23x realtime instead of 0.34x, with the same transcripts.
 _DECODER_OPTIONS: dict[str, Any] = {"samprate": 16000, "loglevel": "FATAL", "fwdflat": False}
 _SLICE_BYTES = 640  # 20 ms at 16 kHz, int16
-# Runners-up read at a pause: "send the report to" heard as "… report ten" had "… report to"
-# sixth (measured); further down the list the guesses stop resembling the speech.
-_NBEST = 10
 
 
 class SphinxDecoder:
@@ -51,16 +47,9 @@ class SphinxDecoder:
             self._decoder.process_raw(pcm[offset : offset + _SLICE_BYTES], full_utt=False)
         return self._hypothesis() if partial else ""
 
-    def hypotheses(self) -> tuple[str, list[str]]:
-        """The best transcript of the utterance so far and its runners-up (the n-best list).
-
-        The turn detector reads both; the list costs ~1 ms (measured, 10 entries).
-        """
-        best = self._hypothesis()
-        alternatives = [
-            str(entry.hypstr).strip() for entry in islice(self._decoder.nbest(), _NBEST)
-        ]
-        return best, [text for text in alternatives if text and text != best]
+    def hypothesis(self) -> str:
+        """The best transcript of the utterance so far (the turn detector reads it)."""
+        return self._hypothesis()
 
     def finish(self) -> str:
         """End the utterance and return its transcript ("" when nothing was recognised)."""

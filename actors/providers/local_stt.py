@@ -6,11 +6,11 @@ pre-roll) go to the stream's decode task, which feeds them to a pooled pocketsph
 they arrive.
 
 End of turn: after ``min_endpointing_ms`` of silence the stream asks the decode task whether
-the words so far (and the recogniser's runners-up for them) read like a finished turn
-(``actors.pipeline.likely_complete``); a complete turn ends there, an unfinished one ("a pizza
-with …") waits for more speech up to ``max_endpointing_ms``. Then only ``end_utt()`` is left
-(~25 ms), and FINAL (with its ``end_of_turn_ms`` and ``stt_final_ms``) and END_OF_SPEECH follow.
-With ``turn_detection = "silence"`` a fixed ``endpointing_ms`` ends every turn instead.
+the words so far read like a finished turn (``actors.pipeline.likely_complete``); a complete
+turn ends there, an unfinished one ("a pizza with …") waits for more speech up to
+``max_endpointing_ms``. Then only ``end_utt()`` is left (~25 ms), and FINAL (with its
+``end_of_turn_ms`` and ``stt_final_ms``) and END_OF_SPEECH follow. With ``turn_detection =
+"silence"`` a fixed ``endpointing_ms`` ends every turn instead.
 
 Blocking calls run in worker threads; the decode task belongs to the stream's context manager.
 Transcripts are logged only at DEBUG, under ``pii.*`` keys.
@@ -195,8 +195,8 @@ class LocalStt:
                             speech_s, last_interim = -preroll * frame_s, ""
                         case Probe(id=probe):
                             if decoder is not None:
-                                so_far, others = await self._run(decoder.hypotheses)
-                                complete = likely_complete(so_far, others)
+                                so_far = await self._run(decoder.hypothesis)
+                                complete = likely_complete(so_far)
                                 verdict.answer(probe, complete)
                                 if complete and so_far:
                                     # The FINAL is one end_utt() away: the LLM may start now.

@@ -1,7 +1,9 @@
 """Zero-latency providers implementing the real Protocols, for tests and the latency benchmark.
 
 - ``InstantStt``: an energy VAD; START_OF_SPEECH once speech has lasted ``start_ms``, INTERIM
-  every ``interim_ms`` of speech, FINAL (the next scripted text) after ``silence_ms`` of silence.
+  every ``interim_ms`` of speech, FINAL (the next scripted text) after ``silence_ms`` of silence;
+  with a text in ``preflights``, a PREFLIGHT of it at ``silence_ms`` and the FINAL
+  ``PREFLIGHT_LEAD_MS`` later (a recogniser whose likely-final words may still change).
 - ``EchoLlm``: answers "You said: <last user text>." token by token, at once.
 - ``ToneTts``: a 440 Hz tone, ``ms_per_word`` per word, yielded in 20 ms chunks, at once.
 """
@@ -20,11 +22,13 @@ import numpy as np
 from actors.providers import ChatMessage, SpeechEvent, SpeechEventKind, SttStream
 
 RATE = 16_000
+PREFLIGHT_LEAD_MS = 200  # from a PREFLIGHT to its FINAL: the LLM starts on it meanwhile
 
 
 @dataclass
 class _InstantStream:
     script: deque[str]
+    preflights: deque[str]
     threshold: float
     start_ms: int
     interim_ms: int
@@ -35,6 +39,7 @@ class _InstantStream:
     _silence_ms: float = 0.0
     _started: bool = False
     _next_interim: float = 0.0
+    _preflight_at: float | None = None  # silence (ms) when this turn's PREFLIGHT went out
 
     def __post_init__(self) -> None:
         self._send, self._receive = anyio.create_memory_object_stream[SpeechEvent](1024)
@@ -64,7 +69,12 @@ class _InstantStream:
         if not self._speech_ms:
             return
         self._silence_ms += ms
-        if self._silence_ms >= self.silence_ms:
+        if self._silence_ms < self.silence_ms:
+            return
+        if self._started and self.preflights and self._preflight_at is None:
+            self._preflight_at = self._silence_ms
+            await self._send.send(SpeechEvent(SpeechEventKind.PREFLIGHT, self.preflights.popleft()))
+        if self._preflight_at is None or self._silence_ms >= self._preflight_at + PREFLIGHT_LEAD_MS:
             await self._final()
 
     async def _final(self) -> None:
@@ -74,6 +84,7 @@ class _InstantStream:
             await self._send.send(SpeechEvent(SpeechEventKind.END_OF_SPEECH))
         self._speech_ms = self._silence_ms = 0.0
         self._started = False
+        self._preflight_at = None
 
     def _peek(self) -> str:
         return self.script[0] if self.script else "hello"
@@ -102,13 +113,15 @@ class InstantStt:
         silence_ms: int = 240,
     ) -> None:
         self.script: deque[str] = deque(script)
+        self.preflights: deque[str] = deque()
+        """Likely-final texts announced (PREFLIGHT) before the next FINALs, one per turn."""
         self._args = (threshold, start_ms, interim_ms, silence_ms)
         self.streams = 0
 
     @asynccontextmanager
     async def stream(self, *, language: str | None = None) -> AsyncIterator[SttStream]:
         self.streams += 1
-        stream = _InstantStream(self.script, *self._args)
+        stream = _InstantStream(self.script, self.preflights, *self._args)
         try:
             yield stream
         finally:
