@@ -15,14 +15,21 @@ import tomllib
 from collections.abc import Mapping
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 
 from actors import ConfigError, Settings
 from actors.persistence import PersistenceSettings
 from actors.providers import LlmSettings, SttSettings, TtsSettings
-from actors.room import DataSettings, RoomSettings, VoiceSettings
+from actors.room import (
+    DEFAULT_AGENT,
+    PROFILE_NAME,
+    AgentProfile,
+    DataSettings,
+    RoomSettings,
+    VoiceSettings,
+)
 from actors.tools import McpServerSettings, ToolCallSettings, ToolSettings
 from supervisor._exposure import exposure_problems
 from supervisor.coordination import RedisSettings
@@ -181,6 +188,42 @@ class Config(Settings):
     logging: LoggingSettings = LoggingSettings()
     redis: RedisSettings = RedisSettings()
     playground: PlaygroundSettings = PlaygroundSettings()
+    agents: dict[str, AgentProfile] = Field(default_factory=dict)
+    """Agent profiles, ``[agents.NAME]``; a room's metadata ``"agents": ["NAME", ...]`` picks
+    them (one agent each, one speaker at a time). Without it a room gets ``[agent]`` alone."""
+
+    @field_validator("agents")
+    @classmethod
+    def _profiles(
+        cls, value: dict[str, AgentProfile], info: ValidationInfo
+    ) -> dict[str, AgentProfile]:
+        bad = sorted(name for name in value if not PROFILE_NAME.match(name))
+        if bad:
+            raise ValueError(
+                f"profile name(s) {', '.join(map(repr, bad))} not allowed: use lowercase "
+                "letters, digits, - and _ (at most 32, starting with a letter)"
+            )
+        agent = info.data.get("agent")
+        seen = {} if agent is None else {agent.identity: "[agent]"}
+        for name, profile in value.items():
+            other = seen.get(profile.identity)
+            if other is not None:
+                raise ValueError(
+                    f"[agents.{name}] identity {profile.identity!r} is already {other}'s; "
+                    "give every agent its own identity"
+                )
+            seen[profile.identity] = f"[agents.{name}]"
+        return value
+
+    def profile(self, name: str) -> AgentProfile:
+        """The profile named ``name``; ``""`` is ``[agent]``'s (``KeyError`` if unknown)."""
+        if name == DEFAULT_AGENT:
+            return AgentProfile(identity=self.agent.identity, name=self.agent.name)
+        return self.agents[name]
+
+    def profiles(self) -> dict[str, AgentProfile]:
+        """Every profile by name, the default (``""``) first."""
+        return {DEFAULT_AGENT: self.profile(DEFAULT_AGENT), **self.agents}
 
 
 _ENV_SECRETS: tuple[tuple[str, str, str], ...] = (
@@ -297,9 +340,13 @@ def _describe(exc: ValidationError, source: str) -> str:
 
 def _allowed_keys(loc: list[str]) -> list[str]:
     model: type[Settings] = Config
-    for part in loc:
+    parts = iter(loc)
+    for part in parts:
         field = model.model_fields.get(part)
         annotation = None if field is None else field.annotation
+        if get_origin(annotation) is dict:  # [agents.NAME]: the table's name, then its keys
+            annotation = get_args(annotation)[1]
+            next(parts, None)
         if not (isinstance(annotation, type) and issubclass(annotation, Settings)):
             return []
         model = annotation

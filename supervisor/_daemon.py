@@ -9,10 +9,10 @@ Shutdown (SIGTERM/SIGINT or ``request_stop``): readyz turns 503 and webhooks get
 room actor is asked to stop and given ``drain_timeout_s`` → the rest are cancelled → the HTTP
 server closes (``close_timeout_s``) → the room hosts flush their outboxes and end. The last
 rungs share what is left of ``drain_timeout_s``, each getting at least ``close_timeout_s``.
-SIGHUP reloads ``[agent]``, ``[voice]``, ``[data]`` and ``[logging]`` (for new rooms, on every
-host); a file that cannot be read or validated is logged ("config reload rejected") and the
-running config stays. Signal handlers stay installed until ``run`` returns, so a second
-SIGTERM/SIGINT never cuts the ladder short.
+SIGHUP reloads ``[agent]``, ``[agents.*]``, ``[voice]``, ``[data]`` and ``[logging]`` (for new
+rooms, on every host); a file that cannot be read or validated is logged ("config reload
+rejected") and the running config stays. Signal handlers stay installed until ``run`` returns,
+so a second SIGTERM/SIGINT never cuts the ladder short.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from anyio.streams.memory import MemoryObjectSendStream
 from livekit import api
 
-from actors import SYSTEM_CLOCK, Clock, ConfigError
+from actors import SYSTEM_CLOCK, ActorStartError, Clock, ConfigError
 from actors.persistence import EmbeddedStore, PersistenceActor
 from actors.providers import merge_health
 from actors.room import Providers, RoomSpec
@@ -140,7 +140,13 @@ class Daemon:
             on_give_up=incidents.report,
         )
         self.supervisor = Supervisor(
-            cfg.supervisor, cfg.agent, registry, receive, lkapi, clock=self._clock
+            cfg.supervisor,
+            cfg.agent,
+            registry,
+            receive,
+            lkapi,
+            agents=cfg.agents,
+            clock=self._clock,
         )
         runner = web.AppRunner(self._app(send, lkapi), access_log=None)
         await runner.setup()
@@ -293,6 +299,7 @@ class Daemon:
         )
         if self.supervisor is not None:
             self.supervisor.agent = new.agent
+            self.supervisor.agents = new.agents
             self.supervisor.request_reconcile()
         logger.info("config reloaded")
         if restart_only:
@@ -324,12 +331,18 @@ class Daemon:
         logger.warning("playground enabled at /playground: for development only")
         return playground.routes()
 
-    def _room_spec(self, room: str, attempt: int) -> RoomSpec:
+    def _room_spec(self, room: str, agent: str, attempt: int) -> RoomSpec:
         cfg = self.config
+        try:
+            profile = cfg.profile(agent)
+        except KeyError:
+            raise ActorStartError(
+                "the room's agent has no [agents.NAME] profile any more (removed by a reload)"
+            ) from None
         token = (
             api.AccessToken(cfg.livekit.api_key, cfg.livekit.api_secret.get_secret_value())
-            .with_identity(cfg.agent.identity)
-            .with_name(cfg.agent.name)
+            .with_identity(profile.identity)
+            .with_name(profile.name or agent)
             .with_kind("agent")
             .with_grants(
                 api.VideoGrants(room_join=True, room=room, agent=True, can_update_own_metadata=True)
@@ -337,7 +350,7 @@ class Daemon:
             .with_ttl(_TOKEN_TTL)
             .to_jwt()
         )
-        return RoomSpec(room=room, url=cfg.livekit.url, token=token, attempt=attempt)
+        return RoomSpec(room=room, url=cfg.livekit.url, token=token, attempt=attempt, agent=agent)
 
     def _readiness(self) -> tuple[bool, dict[str, object]]:
         registry = self.registry

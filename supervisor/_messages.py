@@ -4,7 +4,8 @@ Each names the room by ``room`` (its name, what an agent joins) and ``sid`` (the
 ``room.sid``: which room of that name, since a room created again under a finished room's name
 gets a new sid; "" when the event carried none). ``created_at`` is when LiveKit made the
 event (its ``createdAt``, unix seconds; None when absent): LiveKit retries a webhook it could not
-deliver, so one may arrive long after its room ended.
+deliver, so one may arrive long after its room ended. ``metadata`` is the room's as the event
+had it (its ``agents`` list picks the agents; "" when the event carried none).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class RoomStarted:
     sid: str
     received_at: float
     created_at: float | None = None
+    metadata: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,7 @@ class ParticipantJoined:
     identity: str
     received_at: float
     created_at: float | None = None
+    metadata: str = ""
 
 
 SupervisorMessage = RoomStarted | RoomFinished | ParticipantJoined

@@ -1,9 +1,13 @@
-"""The room registry: room (name and sid) → supervised actor.
+"""The room registry: (room, agent) → supervised actor.
 
 It owns the task group the room actors run in, starts at most ``max_rooms`` of them (the
 rest wait, first come first served), restarts a crashed actor with exponential backoff,
 gives up on a room that crashes ``max_restarts`` times within ``restart_window_s``, and
 drains them all on shutdown. Actors are reached only through their handle's messages.
+
+Each agent of a room (its profile, ``ActorKey.agent``; "" for the default agent) is an actor of
+its own, supervised on its own: its own restarts, give-up and lease. ``max_rooms`` counts
+actors. A command for a room (``stop``, ``room_finished``) applies to every agent in it.
 
 A room is its name (what an agent joins) and its sid (which incarnation of that name: LiveKit
 gives a room created again under the same name a new sid). One actor runs per name; its slot
@@ -31,7 +35,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from actors import SYSTEM_CLOCK, ActorStartError, Clock
-from actors.room import RoomSpec
+from actors.room import ActorKey, RoomSpec
 from supervisor._config import SupervisorSettings
 from supervisor._incidents import ErrorCode, RoomFailure
 from supervisor._metrics import (
@@ -71,7 +75,8 @@ class RoomLeases(Protocol):
     """Who may run which room, when several daemons share the rooms (see ``coordination``)."""
 
     async def claim(self, room: str) -> bool:
-        """Try once to take the room's lease; never raises for a store failure."""
+        """Try once to take the lease named ``room`` (``ActorKey.lease_name``); never raises
+        for a store failure."""
         ...
 
     async def keep(self, room: str) -> str:
@@ -84,12 +89,13 @@ class RoomLeases(Protocol):
 
 
 ActorFactory = Callable[[RoomSpec], ActorRunner]
-SpecFactory = Callable[[str, int], RoomSpec]
+SpecFactory = Callable[[str, str, int], RoomSpec]
+"""(room, agent, attempt) → the spec of that agent's actor."""
 
 
 @dataclass(slots=True)
 class _Slot:
-    room: str
+    key: ActorKey
     sid: str
     requested_at: float
     successor: tuple[str, float] | None = None
@@ -131,11 +137,11 @@ class RoomRegistry:
         self._clock = clock
         self._leases = leases
         self._on_give_up = on_give_up
-        self._slots: dict[str, _Slot] = {}
-        self._waiting: OrderedDict[str, tuple[str, float]] = OrderedDict()
-        """Room name → (sid, requested_at), first come first served."""
-        self._given_up: dict[str, str] = {}
-        """Room name → the sid given up on (a new room of that name is joined again)."""
+        self._slots: dict[ActorKey, _Slot] = {}
+        self._waiting: OrderedDict[ActorKey, tuple[str, float]] = OrderedDict()
+        """(room, agent) → (sid, requested_at), first come first served."""
+        self._given_up: dict[ActorKey, str] = {}
+        """(room, agent) → the sid given up on (a new room of that name is joined again)."""
         self._tg: TaskGroup | None = None
         self.accepting = True
 
@@ -144,34 +150,42 @@ class RoomRegistry:
     @property
     def rooms(self) -> frozenset[str]:
         """Rooms with an actor (starting, running or restarting)."""
+        return frozenset(k.room for k in self._slots)
+
+    @property
+    def actors(self) -> frozenset[ActorKey]:
+        """Every (room, agent) with an actor (starting, running or restarting)."""
         return frozenset(self._slots)
 
     @property
     def joined(self) -> frozenset[str]:
-        """Rooms whose actor has joined and is running."""
-        return frozenset(r for r, s in self._slots.items() if s.handle is not None)
+        """Rooms with an actor that has joined and is running."""
+        return frozenset(k.room for k, s in self._slots.items() if s.handle is not None)
 
     def requested_before(self, at: float) -> frozenset[str]:
         """Rooms with an actor that was asked for before ``at`` (wall clock)."""
-        return frozenset(r for r, s in self._slots.items() if s.requested_at < at)
+        return frozenset(k.room for k, s in self._slots.items() if s.requested_at < at)
 
-    def sid(self, room: str) -> str | None:
-        """The sid the room's actor was asked for ("" when unknown), None without an actor."""
-        slot = self._slots.get(room)
+    def sid(self, room: str, agent: str = "") -> str | None:
+        """The sid the agent's actor was asked for ("" when unknown), None without an actor."""
+        slot = self._slots.get(ActorKey(room, agent))
         return None if slot is None else slot.sid
 
     @property
     def waiting(self) -> int:
         return len(self._waiting)
 
-    def handle(self, room: str) -> RunningRoom | None:
-        slot = self._slots.get(room)
+    def handle(self, room: str, agent: str = "") -> RunningRoom | None:
+        slot = self._slots.get(ActorKey(room, agent))
         return None if slot is None else slot.handle
 
     # -- commands (non-blocking: safe from the webhook path) ----------------------------------
 
-    def ensure(self, room: str, requested_at: float | None = None, *, sid: str = "") -> None:
-        """Make sure ``room`` has an actor, or waits for a slot when ``max_rooms`` is reached.
+    def ensure(
+        self, room: str, requested_at: float | None = None, *, sid: str = "", agent: str = ""
+    ) -> None:
+        """Make sure the room's ``agent`` has an actor, or waits for a slot when
+        ``max_rooms`` is reached.
 
         Args:
             room: the room's name.
@@ -179,16 +193,18 @@ class RoomRegistry:
             sid: the room's sid ("" when unknown). A room of the same name under another sid
                 than its running actor's starts once that actor has ended (it belongs to an
                 earlier room, which is gone or going: one actor per name at a time).
+            agent: the agent's profile name ("" = the default agent).
         """
         if not self.accepting:
             return
+        key = ActorKey(room, agent)
         at = self._clock.now() if requested_at is None else requested_at
-        given_up = self._given_up.get(room)
+        given_up = self._given_up.get(key)
         if given_up is not None:
             if not _other(given_up, sid):
                 return
-            del self._given_up[room]  # a new room under an old name: a fresh start
-        slot = self._slots.get(room)
+            del self._given_up[key]  # a new room under an old name: a fresh start
+        slot = self._slots.get(key)
         if slot is not None:
             if not slot.sid:
                 slot.sid = sid
@@ -196,33 +212,36 @@ class RoomRegistry:
                 slot.successor = (sid, at)
             return
         if len(self._slots) >= self._settings.max_rooms:
-            waiting = self._waiting.get(room)
+            waiting = self._waiting.get(key)
             if waiting is None:
-                self._waiting[room] = (sid, at)
+                self._waiting[key] = (sid, at)
             elif sid:
-                self._waiting[room] = (sid, waiting[1])  # the latest sid; same place in the queue
+                self._waiting[key] = (sid, waiting[1])  # the latest sid; same place in the queue
             ROOMS_WAITING.set(len(self._waiting))
             return
-        self._start(room, sid, at)
+        self._start(key, sid, at)
 
     def stop(self, room: str, reason: str, *, sid: str = "") -> None:
-        """Ask the room's actor to finish (it saves its session); forget waiting rooms.
+        """Ask every actor of the room to finish (each saves its session); forget waiting
+        ones.
 
         Args:
             room: the room's name.
             reason: why (recorded as the session's end reason).
             sid: the sid of the room that ended; "" stops whatever runs under ``room``. When
-                it names an earlier room than the running actor's, nothing is stopped.
+                it names an earlier room than the running actors', nothing is stopped.
         """
-        if not _other(self._given_up.get(room, ""), sid):
-            self._given_up.pop(room, None)
-        waiting = self._waiting.get(room)
-        if waiting is not None and not _other(waiting[0], sid):
-            del self._waiting[room]
-            ROOMS_WAITING.set(len(self._waiting))
-        slot = self._slots.get(room)
-        if slot is None:
-            return
+        for key in [k for k in self._given_up if k.room == room]:
+            if not _other(self._given_up[key], sid):
+                del self._given_up[key]
+        for key in [k for k in self._waiting if k.room == room]:
+            if not _other(self._waiting[key][0], sid):
+                del self._waiting[key]
+        ROOMS_WAITING.set(len(self._waiting))
+        for key in [k for k in self._slots if k.room == room]:
+            self._stop_slot(self._slots[key], room, reason, sid)
+
+    def _stop_slot(self, slot: _Slot, room: str, reason: str, sid: str) -> None:
         if slot.successor is not None and not _other(slot.successor[0], sid):
             slot.successor = None  # the newer room ended too, before it got its actor
             if sid:
@@ -244,12 +263,12 @@ class RoomRegistry:
 
     def forget_missing(self, present: frozenset[str]) -> None:
         """Forget given-up and waiting rooms that no longer exist on the server."""
-        for room in [r for r in self._given_up if r not in present]:
-            del self._given_up[room]
-        for room in [r for r in self._waiting if r not in present]:
-            del self._waiting[room]
+        for key in [k for k in self._given_up if k.room not in present]:
+            del self._given_up[key]
+        for key in [k for k in self._waiting if k.room not in present]:
+            del self._waiting[key]
         for slot in self._slots.values():
-            if slot.successor is not None and slot.room not in present:
+            if slot.successor is not None and slot.key.room not in present:
                 slot.successor = None
         ROOMS_WAITING.set(len(self._waiting))
 
@@ -269,7 +288,7 @@ class RoomRegistry:
         self.accepting = False
         self._waiting.clear()
         ROOMS_WAITING.set(0)
-        for room in list(self._slots):
+        for room in self.rooms:
             self.stop(room, "daemon shutting down")
         with anyio.move_on_after(timeout_s):
             for slot in list(self._slots.values()):
@@ -283,32 +302,32 @@ class RoomRegistry:
 
     # -- supervision --------------------------------------------------------------------------
 
-    def _start(self, room: str, sid: str, requested_at: float) -> None:
+    def _start(self, key: ActorKey, sid: str, requested_at: float) -> None:
         if self._tg is None:
             raise RuntimeError("RoomRegistry.run() must be started before rooms are ensured")
-        slot = _Slot(room, sid, requested_at)
-        self._slots[room] = slot
-        self._tg.start_soon(self._supervise, slot, name=f"room:{room}")
+        slot = _Slot(key, sid, requested_at)
+        self._slots[key] = slot
+        self._tg.start_soon(self._supervise, slot, name=key.task_name())
 
     async def _supervise(self, slot: _Slot) -> None:
         try:
             if self._leases is None:
                 await self._restart_loop(slot)
-            elif await self._leases.claim(slot.room):
+            elif await self._leases.claim(slot.key.lease_name()):
                 await self._run_leased(slot, self._leases)
         finally:
-            self._slots.pop(slot.room, None)
+            self._slots.pop(slot.key, None)
             slot.stopped.set()
             ROOMS_ACTIVE.set(len(self.joined))
             if slot.successor is not None:
                 sid, at = slot.successor
-                self.ensure(slot.room, at, sid=sid)
+                self.ensure(slot.key.room, at, sid=sid, agent=slot.key.agent)
             self._admit_waiting()
 
     async def _run_leased(self, slot: _Slot, leases: RoomLeases) -> None:
         async def keep() -> None:
             try:
-                reason = await leases.keep(slot.room)
+                reason = await leases.keep(slot.key.lease_name())
             except Exception as exc:  # a broken keeper cannot vouch for the lease any more
                 reason = type(exc).__name__
             slot.stopping = slot.stopping or f"lease lost ({reason})"
@@ -318,12 +337,12 @@ class RoomRegistry:
 
         try:
             async with anyio.create_task_group() as tg:
-                tg.start_soon(keep, name=f"room:{slot.room}:lease")
+                tg.start_soon(keep, name=f"{slot.key.task_name()}:lease")
                 await self._restart_loop(slot)
                 tg.cancel_scope.cancel("room supervision ended")
         finally:
             with anyio.move_on_after(_LEASE_RELEASE_BACKSTOP_S, shield=True):
-                await leases.release(slot.room)
+                await leases.release(slot.key.lease_name())
 
     async def _restart_loop(self, slot: _Slot) -> None:
         attempt = 0
@@ -344,19 +363,21 @@ class RoomRegistry:
 
     async def _run_once(self, slot: _Slot, attempt: int) -> bool:
         """Run the actor once; True when it ended cleanly (no restart wanted)."""
-        actor = self._make_actor(self._make_spec(slot.room, attempt))
+        room, agent = slot.key
         phase = "start"
         try:
+            actor = self._make_actor(self._make_spec(room, agent, attempt))
             async with anyio.create_task_group() as tg:
                 slot.scope = tg.cancel_scope
-                slot.handle = await tg.start(actor.run, name=f"room:{slot.room}:actor")
+                slot.handle = await tg.start(actor.run, name=f"{slot.key.task_name()}:actor")
                 phase = "run"
                 ROOMS_ACTIVE.set(len(self.joined))
                 if attempt == 0:
                     join_s = max(0.0, self._clock.now() - slot.requested_at)
                     JOIN_SECONDS.observe(join_s)
                     logger.info(
-                        "room joined", extra={"room": slot.room, "join_ms": round(join_s * 1000, 2)}
+                        "room joined",
+                        extra={"room": room, "agent": agent, "join_ms": round(join_s * 1000, 2)},
                     )
                 if slot.stopping:
                     slot.handle.request_stop(slot.stopping)
@@ -369,7 +390,8 @@ class RoomRegistry:
                 if not slot.stopping
                 else "room actor failed while stopping",
                 extra={
-                    "room": slot.room,
+                    "room": room,
+                    "agent": agent,
                     "phase": phase,
                     "error": type(cause).__name__,
                     "attempt": attempt,
@@ -388,25 +410,29 @@ class RoomRegistry:
         while slot.crashes and now - slot.crashes[0] > self._settings.restart_window_s:
             slot.crashes.popleft()
         if len(slot.crashes) > self._settings.max_restarts:
-            self._given_up[slot.room] = slot.sid
+            self._given_up[slot.key] = slot.sid
             ACTOR_GIVE_UPS.inc()
             if self._on_give_up is not None:
                 restarts = len(slot.crashes) - 1
                 self._on_give_up(
-                    RoomFailure(ErrorCode.ROOM_GIVEN_UP, slot.room, slot.sid, restarts=restarts)
+                    RoomFailure(ErrorCode.ROOM_GIVEN_UP, slot.key.room, slot.sid, restarts=restarts)
                 )
             logger.error(
                 "giving up on room after too many restarts; it is left alone until it "
                 "is finished and started again",
-                extra={"room": slot.room, "restarts": len(slot.crashes) - 1},
+                extra={
+                    "room": slot.key.room,
+                    "agent": slot.key.agent,
+                    "restarts": len(slot.crashes) - 1,
+                },
             )
             return False
         return True
 
     def _admit_waiting(self) -> None:
         while self.accepting and self._waiting and len(self._slots) < self._settings.max_rooms:
-            room, (sid, at) = self._waiting.popitem(last=False)
-            self._start(room, sid, at)
+            key, (sid, at) = self._waiting.popitem(last=False)
+            self._start(key, sid, at)
         ROOMS_WAITING.set(len(self._waiting))
 
 

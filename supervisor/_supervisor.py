@@ -11,6 +11,9 @@ event older than ``_STALE_EVENT_S`` (LiveKit retried it while the daemon was dow
 is not trusted either: the room may have ended since, so it asks for a reconcile, whose listing
 says whether the room is still there.
 
+A room gets one actor per agent its metadata's ``agents`` names (``actors.room.room_agents``;
+the default agent when it names none), both from a webhook and from a listing.
+
 Each listing is also the daemon's probe of LiveKit: ``livekit_health()`` says how the last one
 went and since when the server has not answered, which readyz reports.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import anyio
 from anyio.abc import TaskStatus
@@ -26,6 +30,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from livekit import api
 
 from actors import SYSTEM_CLOCK, Clock
+from actors.room import AgentProfile, room_agents
 from supervisor._config import AgentSettings, SupervisorSettings
 from supervisor._messages import ParticipantJoined, RoomFinished, RoomStarted, SupervisorMessage
 from supervisor._metrics import LIVEKIT_UP, RECONCILE_RUNS
@@ -54,6 +59,7 @@ class Supervisor:
         registry: runs the actors.
         mailbox: receive side of the webhook mailbox.
         lkapi: the room service client used to reconcile.
+        agents: the ``[agents.NAME]`` profiles a room's metadata may name.
         clock: time source.
     """
 
@@ -65,10 +71,12 @@ class Supervisor:
         mailbox: MemoryObjectReceiveStream[SupervisorMessage],
         lkapi: api.LiveKitAPI,
         *,
+        agents: Mapping[str, AgentProfile] | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._settings = settings
         self.agent = agent
+        self.agents: Mapping[str, AgentProfile] = dict(agents or {})
         self._registry = registry
         self._mailbox = mailbox
         self._lkapi = lkapi
@@ -132,16 +140,16 @@ class Supervisor:
         match message:
             case RoomStarted(room=room, sid=sid, received_at=at, created_at=created):
                 if sid not in self._finished and self.agent.wants(room):
-                    self._start(room, sid, at, created)
+                    self._start(room, sid, at, created, message.metadata)
             case ParticipantJoined(
                 room=room, sid=sid, identity=identity, received_at=at, created_at=created
             ):
                 if (
-                    identity != self.agent.identity
+                    not self._is_agent(identity)
                     and sid not in self._finished
                     and self.agent.wants(room)
                 ):
-                    self._start(room, sid, at, created)
+                    self._start(room, sid, at, created, message.metadata)
             case RoomFinished(room=room, sid=sid):
                 if sid:
                     self._finished[sid] = None
@@ -151,14 +159,25 @@ class Supervisor:
                 # earlier room with the same name leaves the current one alone.
                 self._registry.stop(room, "room finished", sid=sid)
 
-    def _start(self, room: str, sid: str, received_at: float, created_at: float | None) -> None:
+    def _start(
+        self, room: str, sid: str, received_at: float, created_at: float | None, metadata: str
+    ) -> None:
         if created_at is not None and self._clock.now() - created_at > _STALE_EVENT_S:
             # Joining a room that has ended would create it again, with an agent alone in
             # it and a session the backend never asked for.
             logger.info("late webhook; checking the room list first", extra={"room": room})
             self.request_reconcile()
             return
-        self._registry.ensure(room, received_at, sid=sid)
+        self._ensure(room, received_at, sid, metadata)
+
+    def _ensure(self, room: str, at: float | None, sid: str, metadata: str) -> None:
+        for agent in room_agents(metadata, self.agents):
+            self._registry.ensure(room, at, sid=sid, agent=agent)
+
+    def _is_agent(self, identity: str) -> bool:
+        return identity == self.agent.identity or any(
+            p.identity == identity for p in self.agents.values()
+        )
 
     async def _reconcile_loop(self) -> None:
         while True:
@@ -188,7 +207,7 @@ class Supervisor:
         self._registry.forget_missing(present)
         for room in listed:
             if room.sid not in self._finished and self.agent.wants(room.name):
-                self._registry.ensure(room.name, sid=room.sid)
+                self._ensure(room.name, None, room.sid, room.metadata)
         # A room asked for after the listing began may simply be too new to be listed.
         for room_name in self._registry.requested_before(asked_at) - present:
             self._registry.stop(room_name, "room gone (reconcile)")

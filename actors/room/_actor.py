@@ -1,33 +1,28 @@
-"""The room actor: one LiveKit room, joined as the agent, and everything the agent knows of it.
+"""The room actor: one agent in one LiveKit room, and everything the agent knows of it.
 
-It owns the room connection, its mailbox, the participant states and the conversation
-history, and emits participant, agent and session events to persistence. It never blocks the
-loop, never touches another room, and never logs user text or identities in a message body.
+It owns the room connection, its mailbox and the participant states, sits at its room's
+``Team`` (floor, the shared history, who answers: ``_team.py``), and emits participant, agent
+and session events to persistence. It never blocks the loop, never touches another room, and
+never logs user text or identities in a message body.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from anyio.streams.memory import MemoryObjectSendStream
 from livekit import rtc
 
 from actors._clock import SYSTEM_CLOCK, Clock
 from actors._events import Event
 from actors._exceptions import ActorCrashed, ActorStartError, OutboxFullError
-from actors._payloads import (
-    AgentJoined,
-    Payload,
-    SessionData,
-    TurnData,
-    payload_json,
-)
+from actors._payloads import AgentJoined, Payload, SessionData, TurnData, payload_json
 from actors.room._data import DataTopics
+from actors.room._handle import RoomHandle
 from actors.room._listening import TrackAudio, track_pcm
 from actors.room._messages import (
     ChatReceived,
@@ -46,6 +41,7 @@ from actors.room._messages import (
 )
 from actors.room._people import People
 from actors.room._ports import Persistence, Providers
+from actors.room._profiles import AgentProfile, room_agents
 from actors.room._quota import Admission
 from actors.room._replies import ReplySender
 from actors.room._rtc import connect_room
@@ -58,6 +54,7 @@ from actors.room._state import (
     SessionInfo,
     parse_room_metadata,
 )
+from actors.room._team import Seat, Team
 from actors.room._voice import VoicePipeline
 from actors.room._wiring import close_queued_readers, joined_message, wire_room
 
@@ -66,24 +63,6 @@ __all__ = ("RoomActor", "RoomHandle")
 logger = logging.getLogger(__name__)
 
 RoomFactory = Callable[[], rtc.Room]
-
-
-@dataclass(frozen=True, slots=True)
-class RoomHandle:
-    """What the owner of a running actor holds: a way to ask it to stop, and its identity."""
-
-    room: str
-    conversation_id: str
-    _inbox: MemoryObjectSendStream[RoomMessage]
-    _stop: anyio.Event
-
-    def request_stop(self, reason: str) -> None:
-        """Ask the actor to finish; non-blocking and safe to call more than once."""
-        try:
-            self._inbox.send_nowait(StopRequested(reason))
-        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            pass
-        self._stop.set()
 
 
 class RoomActor:
@@ -100,6 +79,8 @@ class RoomActor:
         clock: time source.
         room_factory: builds the ``rtc.Room`` (tests may pass a fake).
         track_audio: reads a subscribed track's frames (tests pass their own with a fake room).
+        profiles: every agent profile by name ("" = ``[agent]``); ``spec.agent`` is this one.
+        team: the room's agents in this process (None: a team of its own).
     """
 
     def __init__(
@@ -115,8 +96,13 @@ class RoomActor:
         clock: Clock = SYSTEM_CLOCK,
         room_factory: RoomFactory = rtc.Room,
         track_audio: TrackAudio = track_pcm,
+        profiles: Mapping[str, AgentProfile] | None = None,
+        team: Team | None = None,
     ) -> None:
         self.spec = spec
+        self._profiles = dict(profiles or {"": AgentProfile(identity=settings.identity)})
+        self.team = team or Team(spec.room)
+        self.seat: Seat | None = None
         self._settings = settings
         self._persistence = persistence
         self._history_limit = history_limit
@@ -132,7 +118,7 @@ class RoomActor:
         self._track_audio = track_audio
         self.lifecycle = RoomLifecycle.CREATED
         self.people = People()
-        self.history = ConversationHistory()
+        self.history: ConversationHistory = self.team.history
         self.session = SessionInfo(conversation_id=None, user_id=None)
         self._instructions: str | None = None
         self.conversation_id = ""
@@ -216,7 +202,11 @@ class RoomActor:
             self.conversation_id = await self._persistence.agent_joined(
                 self.spec.room, self.session.raw
             )
-        if self._history_limit:
+        roster = {n: self._profiles[n] for n in room_agents(room.metadata, self._profiles)}
+        roster.setdefault(self.spec.agent, self._profiles[self.spec.agent])
+        self.seat = self.team.join(self.spec.agent, roster, self._answer_now)
+        if self._history_limit and not self.team.restore_claimed:
+            self.team.restore_claimed = True  # one agent loads it for the team
             rows = await self._persistence.recent_messages(
                 self.conversation_id, self._history_limit
             )
@@ -238,13 +228,14 @@ class RoomActor:
             match message:
                 case ParticipantJoined():
                     self._participant_joined(message)
-                    self._greet()
+                    if not self._is_agent(message.identity):
+                        self._greet()
                 case ParticipantLeft(identity=identity, reason=reason, at=at):
                     self._participant_left(identity, reason, at)
                 case MetadataChanged():
                     self._metadata_changed(message)
                 case TrackSubscribed(identity=identity, track_sid=sid, track=track):
-                    if self.voice is not None:
+                    if self.voice is not None and not self._is_agent(identity):
                         self.voice.track_subscribed(identity, sid, track)
                 case TrackUnsubscribed(track_sid=sid):
                     if self.voice is not None:
@@ -276,27 +267,36 @@ class RoomActor:
             self.record_turn,
             self._clock,
             self._track_audio,
+            seat=self.seat,
         )
-        await self.voice.start(tg)
-        for p in room.remote_participants.values():
+        await self.voice.start(tg, self)
+        people = [p for p in room.remote_participants.values() if not self._is_agent(p.identity)]
+        for p in people:
             for pub in p.track_publications.values():
                 if pub.track is not None and pub.kind == rtc.TrackKind.KIND_AUDIO:
                     self.voice.track_subscribed(p.identity, pub.sid, pub.track)
-        if room.remote_participants:
+        if people:
             self._greet()
 
     def _greet(self) -> None:
         # Greet the first person who can hear it, once per session, and not on a resume. A
         # resumed conversation that ends with a user's turn lost its answer with the previous
         # actor (it died while answering): answer it now, once, instead.
-        if self._greeted or self.voice is None or self._providers is None:
+        if self._greeted or self.voice is None or self._providers is None or self.seat is None:
             return
         self._greeted = True
-        messages = self.history.messages
-        if self.history.restored and messages and messages[-1].role == "user":
+        match self.seat.opening(self.history, bool(self._providers.greeting)):
+            case "answer":
+                self.voice.answer_history()
+            case "greet":
+                self.voice.say(self._providers.greeting)
+
+    def _answer_now(self) -> None:  # handed the turn (another agent's reply, a command, a tool)
+        if self.voice is not None:
             self.voice.answer_history()
-        elif self._providers.greeting and not self.history.restored:
-            self.voice.say(self._providers.greeting)
+
+    def _is_agent(self, identity: str) -> bool:
+        return any(p.identity == identity for p in self._profiles.values())
 
     def _chat(self, identity: str, text: str) -> None:
         if self.voice is not None:
@@ -312,20 +312,32 @@ class RoomActor:
         interrupted: bool,
         latency_ms: dict[str, float],
     ) -> None:
-        """Append a turn to the conversation and hand it to persistence."""
+        """Add a turn to the shared history and persistence (a user's once per team)."""
         now = self._clock.now()
+        if role == "user" and self.seat is not None:
+            if not self.seat.heard(speaker or "", content, now):
+                return
+        elif role == "assistant" and speaker is None:
+            speaker = self.spec.agent or None
         self.history.append(Message(role, content, now, speaker, interrupted))
         self._emit(
             TurnData(role, content, speaker, interrupted, latency_ms, self.session.user_id), ts=now
         )
+        if role == "assistant" and not interrupted and self.seat is not None:
+            self.seat.spoke(content)
 
     # -- what data commands may do (DataHost) -------------------------------------------------
 
     def voice_session(self) -> SessionInfo:
-        """The session as the voice sees it: the room's metadata, then an operator's override."""
-        if self._instructions is None:
-            return self.session
-        return replace(self.session, instructions=self._instructions)
+        """The session as the voice sees it: an operator's instructions, then the room's
+        metadata, then the agent's profile."""
+        s, p = self.session, self._profiles[self.spec.agent]
+        return replace(
+            s,
+            instructions=self._instructions or s.instructions or p.instructions,
+            voice=s.voice or p.voice,
+            language=s.language or p.language,
+        )
 
     def set_instructions(self, text: str) -> None:
         """An operator's ``instructions`` command: kept over the room metadata's from now on."""
@@ -377,6 +389,8 @@ class RoomActor:
         """The last rung: record the session and leave, each under a deadline."""
         if self.lifecycle is RoomLifecycle.RUNNING:
             self.lifecycle = self.lifecycle.to(RoomLifecycle.DRAINING)
+        if self.seat is not None:
+            self.seat.leave()
         self._inbox_send.close()
         close_queued_readers(self._inbox)
         self._inbox.close()
@@ -403,6 +417,8 @@ class RoomActor:
             duration_s=round(ended_at - self.started_at, 3),
             end_reason=self.stop_reason or "unknown",
             participants=[p.to_json() for p in self.people.states.values()],
+            agent=self.spec.agent or None,
+            agents=[] if self.seat is None else [n or "default" for n in self.seat.roster],
             message_count=len(messages),
             messages=[m.to_json() for m in messages],
         )

@@ -1,8 +1,10 @@
 """Commands participants send the agent as JSON on the ``agent.command`` topic.
 
 ``{"id": "c1", "command": "say", "text": "Hello"}``; every command is answered on
-``agent.reply`` with ``{"id", "ok", "error", ...}``. Input is validated strictly; anything
-malformed gets an error reply naming the problem, never an exception in the room.
+``agent.reply`` with ``{"id", "ok", "error", ...}``. In a room with several agents a command is
+for the one its ``agent`` names (its profile name), else for the room's first agent; the
+others ignore it. Input is validated strictly; anything malformed gets an error reply naming
+the problem, never an exception in the room.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ __all__ = ("COMMAND_NAMES", "Command", "CommandError", "parse_command")
 class _Base(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     id: str = Field(default="", max_length=128)
+    agent: str = Field(default="", max_length=64)
 
 
 class Say(_Base):
@@ -70,8 +73,16 @@ class Ping(_Base):
     command: Literal["ping"]
 
 
+class HandOver(_Base):
+    """Pass the turn to agent ``to`` (a profile name, ``default`` for ``[agent]``): it answers
+    the conversation now (an agent of the room in this process)."""
+
+    command: Literal["hand_over"]
+    to: str = Field(min_length=1, max_length=64)
+
+
 Command = Annotated[
-    Say | Mute | Unmute | Interrupt | Reset | End | Instructions | Status | Ping,
+    Say | Mute | Unmute | Interrupt | Reset | End | Instructions | Status | Ping | HandOver,
     Field(discriminator="command"),
 ]
 _ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)

@@ -21,8 +21,10 @@ from actors._metrics import DATA_MESSAGES
 from actors._payloads import FileData, Payload
 from actors.room._access import AccessPolicy
 from actors.room._commands import (
+    Command,
     CommandError,
     End,
+    HandOver,
     Instructions,
     Interrupt,
     Mute,
@@ -39,6 +41,7 @@ from actors.room._quota import Admission
 from actors.room._replies import ReplySender
 from actors.room._settings import DataSettings
 from actors.room._state import ConversationHistory, ParticipantState
+from actors.room._team import Seat
 from actors.room._voice import VoicePipeline
 
 __all__ = ("CHAT_MAX_CHARS", "TOPIC_CHAT", "TOPIC_COMMAND", "TOPIC_FILE", "DataHost", "DataTopics")
@@ -57,6 +60,7 @@ class DataHost(Protocol):
     """What commands may do to the room actor that owns this object (in its own task)."""
 
     voice: VoicePipeline | None
+    seat: Seat | None
     conversation_id: str
     people: People
     history: ConversationHistory
@@ -211,8 +215,12 @@ class DataTopics:
         try:
             cmd = parse_command(payload, max_bytes=self._settings.command_max_bytes)
         except CommandError as exc:
-            self._fail(TOPIC_COMMAND, sender, exc.command_id, str(exc))
+            if self._host.seat is None or self._host.seat.lead:  # one answer per room
+                self._fail(TOPIC_COMMAND, sender, exc.command_id, str(exc))
             return
+        seat = self._host.seat
+        if seat is not None and not _for(cmd, seat):
+            return  # another agent of the room answers it
         participant = self._host.participant(sender) if sender else None
         role = self._access.role_of(participant)
         forbidden = self._access.refusal(cmd.command, participant)
@@ -224,11 +232,16 @@ class DataTopics:
         voice = self._host.voice
         extra: dict[str, Any] = {}
         match cmd:
+            case Say() | HandOver() if voice is None or (seat is not None and not seat.speaks):
+                self._fail(TOPIC_COMMAND, sender, cmd.id, "this agent has no voice")
+                return
             case Say(text=text):
-                if voice is None:
-                    self._fail(TOPIC_COMMAND, sender, cmd.id, "this agent has no voice")
+                if voice is not None:
+                    voice.say(text)
+            case HandOver(to=to):
+                if seat is not None and not seat.hand_over(to):
+                    self._fail(TOPIC_COMMAND, sender, cmd.id, f"no agent {to!r} speaks here")
                     return
-                voice.say(text)
             case Mute() | Unmute():
                 if voice is not None:
                     voice.muted = isinstance(cmd, Mute)
@@ -269,6 +282,12 @@ class DataTopics:
         DATA_MESSAGES.labels(topic=topic, result="refused").inc()
         logger.info("data message refused", extra={"topic": topic, "reason": error[:120]})
         self._replies.reply(sender, {"id": item_id, "ok": False, "error": error})
+
+
+def _for(cmd: Command, seat: Seat) -> bool:
+    """Whether a command is this agent's to run: the agent's it names, else the room's first
+    agent's (``hand_over`` too: it passes the turn to its ``to`` through the team)."""
+    return cmd.agent == seat.name if cmd.agent else seat.lead
 
 
 async def _read_text(reader: rtc.TextStreamReader, limit: int) -> str:

@@ -7,9 +7,10 @@ actor's own task.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = (
+    "ActorKey",
     "ChatReceived",
     "CommandReceived",
     "DataRefused",
@@ -26,6 +27,22 @@ __all__ = (
 )
 
 
+class ActorKey(NamedTuple):
+    """One agent in one room: what the registry supervises and a room host runs."""
+
+    room: str
+    agent: str = ""
+    """Its profile's name (``[agents.NAME]``); "" is the default agent (``[agent]``)."""
+
+    def lease_name(self) -> str:
+        """The name of its lease among daemons: the room's for the default agent (as before
+        profiles), else the room's with the profile (whose names cannot contain "#")."""
+        return self.room if not self.agent else f"{self.room}#agent={self.agent}"
+
+    def task_name(self) -> str:
+        return f"room:{self.room}" if not self.agent else f"room:{self.room}:{self.agent}"
+
+
 @dataclass(frozen=True, slots=True)
 class RoomSpec:
     """Everything a room actor needs to join its room; plain data, so it can cross processes.
@@ -35,12 +52,18 @@ class RoomSpec:
         url: the LiveKit server's WebSocket URL.
         token: an agent access token for that room.
         attempt: 0 for the first start, then the restart count.
+        agent: the agent's profile name ("" = the default agent).
     """
 
     room: str
     url: str
     token: str = field(repr=False)
     attempt: int = 0
+    agent: str = ""
+
+    @property
+    def key(self) -> ActorKey:
+        return ActorKey(self.room, self.agent)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ __all__ = ("DEFAULT_COMMAND_ROLES", "DataSettings", "RoomSettings", "VoiceSettin
 _OPERATOR = ("operator",)
 DEFAULT_COMMAND_ROLES: dict[str, tuple[str, ...]] = {
     "end": _OPERATOR,
+    "hand_over": _OPERATOR,
     "instructions": _OPERATOR,
     "interrupt": ("*",),
     "mute": _OPERATOR,
@@ -123,8 +124,8 @@ class DataSettings(Settings):
     )
     """Roles allowed to send each command (``"*"`` = anyone), merged over the defaults:
     ``ping`` and ``interrupt`` for anyone; ``say``, ``mute``, ``unmute``, ``reset``,
-    ``instructions``, ``status`` and ``end`` for ``operator`` only; ``[]`` = nobody. Example:
-    ``command_roles = { say = ["operator", "host"] }``."""
+    ``instructions``, ``status``, ``end`` and ``hand_over`` for ``operator`` only; ``[]`` =
+    nobody. Example: ``command_roles = { say = ["operator", "host"] }``."""
 
     operator_roles: tuple[str, ...] = ("operator",)
     """Roles whose ``status`` shows the whole room; anyone else sees only what concerns them."""

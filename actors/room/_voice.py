@@ -31,7 +31,7 @@ from actors._clock import Clock
 from actors._exceptions import ProviderError
 from actors._metrics import BARGE_INS, REPLIES, TURN_LATENCY
 from actors.pipeline import ReplyHold, SentenceChunker, SpokenText, leading_silence_bytes
-from actors.providers import ChatMessage, SpeechEvent, SpeechEventKind
+from actors.providers import SpeechEvent, SpeechEventKind
 from actors.room._audio_out import AudioOut
 from actors.room._captions import AgentCaption, Captions, UserCaption
 from actors.room._listening import (
@@ -46,6 +46,8 @@ from actors.room._ports import Providers, TurnRecorder
 from actors.room._preempt import PendingPreemption, Preemption
 from actors.room._settings import VoiceSettings
 from actors.room._state import ConversationHistory, SessionInfo
+from actors.room._team import Seat, solo_seat
+from actors.room._tool_calls import ToolCalls, ToolHost, chat_messages, reply_stream, room_tools
 
 __all__ = ("VoicePipeline",)
 
@@ -85,6 +87,7 @@ class VoicePipeline:
         record_turn: the actor's way of adding a turn to its history and persistence.
         clock: time source.
         track_audio: reads a subscribed track's frames (tests pass their own).
+        seat: this agent's place in its room's team: who answers, the floor (None: alone).
     """
 
     def __init__(
@@ -97,8 +100,11 @@ class VoicePipeline:
         record_turn: TurnRecorder,
         clock: Clock,
         track_audio: TrackAudio = track_pcm,
+        *,
+        seat: Seat | None = None,
     ) -> None:
         self._room = room
+        self._seat = seat or solo_seat()
         self._p = providers
         self._settings = settings
         self._session = session
@@ -126,12 +132,13 @@ class VoicePipeline:
         self._pending_trigger: tuple[float, dict[str, float]] | None = None
         self._preempts = PendingPreemption()
         self.muted = False
+        self._tool_calls: ToolCalls | None = None
 
     # -- life cycle ---------------------------------------------------------------------------
 
-    async def start(self, tg: TaskGroup) -> None:
-        """Publish the agent's audio track and start the caption publisher in ``tg``."""
-        self._tg = tg
+    async def start(self, tg: TaskGroup, host: ToolHost | None = None) -> None:
+        """Publish the agent's audio track and start the captions in ``tg``; ``host``: for tools."""
+        self._tg, self._tool_calls = tg, room_tools(self._p.tools, host, self._clock, tg)
         self._listeners.start(tg)
         track = rtc.LocalAudioTrack.create_audio_track("agent-voice", self._audio.source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
@@ -152,8 +159,6 @@ class VoicePipeline:
     @property
     def speaking(self) -> bool:
         return self._reply is not None
-
-    # -- audio in -----------------------------------------------------------------------------
 
     def track_subscribed(self, identity: str, track_sid: str, track: rtc.Track) -> None:
         self._listeners.subscribed(identity, track_sid, track)
@@ -220,6 +225,8 @@ class VoicePipeline:
         if preempted is None:
             self._preempts.discard()  # its history no longer holds (a chat turn came between)
         self._record_turn("user", text, speaker, False, {})
+        if not self._seat.answers(speaker, text):  # another agent's turn, or a listener's
+            return  # (nothing was preempted: _preflight asked the same of the same words)
         if self._reply is not None:
             # Talking over the agent without a barge-in (too short): answer after this reply.
             if preempted is not None:
@@ -233,7 +240,9 @@ class VoicePipeline:
         self._preempts.discard()
         if self._tg is None or self._reply is not None or not text:
             return
-        messages = [ChatMessage(m.role, m.content, m.speaker) for m in self._history.messages]
+        if not self._seat.answers(speaker, text):
+            return
+        messages = chat_messages(self._history.messages)
         instructions = self._session().instructions or self._p.instructions
         preempt = Preemption(speaker, text)
         preempt.start(self._tg, self._p.llm, messages, instructions or None)
@@ -309,6 +318,7 @@ class VoicePipeline:
         finally:
             if not reply.recorded:  # cancelled from outside the actor (room closing)
                 self._finish(reply, reply.timeline.full_text, interrupted=True)
+            self._seat.release_floor(reply.id)
             reply.done.set()
             if self._reply is reply:
                 self._reply = None
@@ -336,12 +346,12 @@ class VoicePipeline:
             for sentence in chunker.push(fixed_text) + chunker.flush():
                 yield sentence
             return
-        if reply.preempted is not None:
+        if reply.preempted is not None and self._tool_calls is None:  # it was made without tools
             deltas = reply.preempted.deltas()  # already generating, maybe already written
         else:
-            messages = [ChatMessage(m.role, m.content, m.speaker) for m in self._history.messages]
+            messages = chat_messages(self._history.messages)
             instructions = self._session().instructions or self._p.instructions
-            deltas = self._p.llm.complete(messages, instructions=instructions or None)
+            deltas = reply_stream(self._p.llm, self._tool_calls, messages, instructions, reply.done)
         try:
             async for delta in deltas:
                 # "" is a reasoning model thinking (alive, nothing to say): not a first token.
@@ -389,6 +399,7 @@ class VoicePipeline:
 
     async def _capture(self, reply: _Reply, sentence: str, pcm: bytes) -> None:
         await reply.hold.wait()
+        await self._seat.take_floor(reply.id)  # one agent speaks at a time (at once if held)
         if self._captions is not None and self._captions.state != "speaking":
             self._captions.set_state("speaking")
         await self._audio.play(pcm)

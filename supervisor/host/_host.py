@@ -5,7 +5,7 @@ the per-user limits, the reloadable settings, and one room actor per room, each 
 scope of its own. It speaks only the typed messages of ``supervisor.host._protocol``, over a
 ``HostLink``: in a worker process over its pipes, with ``workers = 0`` in the supervisor's
 process over memory. Restart decisions belong to the supervisor; a host only reports how each
-room ended, as a ``RoomEndKind``.
+room ended, as a ``RoomEndKind``. Each agent of a room (``ActorKey``) is an actor of its own.
 
 A room is stopped the two ways the registry stops one: ``StopRoom`` asks its actor to finish
 through its inbox, ``CancelRoom`` cancels it at once (its lease was lost: another daemon may
@@ -27,7 +27,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from actors import SYSTEM_CLOCK, ActorStartError, Clock, ConfigError
 from actors.persistence import EmbeddedStore, PersistenceActor
 from actors.providers import provider_health
-from actors.room import Providers, RoomActor, RoomHandle, RoomSpec
+from actors.room import ActorKey, Providers, RoomActor, RoomHandle, RoomSpec, Team
 from supervisor._config import Config, parse_config
 from supervisor._logging import configure_logging
 from supervisor.coordination import GatedLlm, RedisStore, UserLimits
@@ -48,13 +48,13 @@ from supervisor.host._protocol import (
     StartRoom,
     StopRoom,
 )
-from supervisor.host._providers import close_providers, open_providers
+from supervisor.host._providers import close_providers, open_providers, open_tool_box
 
 __all__ = ("RELOADABLE", "RoomHost")
 
 logger = logging.getLogger(__name__)
 
-RELOADABLE = frozenset({"agent", "logging", "voice", "data"})
+RELOADABLE = frozenset({"agent", "agents", "logging", "voice", "data"})
 """Config sections a reload applies to new rooms; the others need a restart."""
 
 _CLOSE_BACKSTOP_S = 5.0
@@ -91,9 +91,11 @@ class RoomHost:
         self._limits: UserLimits | None = None
         self._persistence: PersistenceActor | None = None
         self._link: HostLink | None = None
-        self._handles: dict[str, RoomHandle] = {}
-        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._handles: dict[ActorKey, RoomHandle] = {}
+        self._scopes: dict[ActorKey, anyio.CancelScope] = {}
         """Every room's scope, from its start to its end (``_handles``: once joined)."""
+        self._teams: dict[str, Team] = {}
+        """Each room's agents on this host: their floor and history, shared in memory."""
         self._rooms_tg: TaskGroup | None = None
         self._warm_up: Callable[[], Awaitable[None]] | None = None
         """Loads the models; run once, when the first room has joined."""
@@ -117,6 +119,8 @@ class RoomHost:
                 task_status.started()
                 return
             self._providers, self._warm_up = opened.providers, opened.warm_up
+        elif self._providers is not None and self._providers.tools is None:
+            self._providers = replace(self._providers, tools=open_tool_box(cfg))
         redis_store = RedisStore(cfg.redis) if cfg.redis.enabled else None
         if redis_store is not None:
             # Per-user limits hold across daemons and hosts: each host checks them itself.
@@ -132,6 +136,8 @@ class RoomHost:
                 async with anyio.create_task_group() as rooms:
                     self._rooms_tg = rooms
                     rooms.start_soon(self._serve, link, name="host:link")
+                    if self._providers is not None and self._providers.tools is not None:
+                        await rooms.start(self._providers.tools.run, name="host:tools")
                     if self._limits is not None:
                         rooms.start_soon(self._refresh_limits, self._limits, name="host:limits")
                     await link.send(Ready(self.host_id, os.getpid()))
@@ -165,17 +171,20 @@ class RoomHost:
         match message:
             case StartRoom():
                 assert self._rooms_tg is not None
-                spec = RoomSpec(message.room, message.url, message.token, message.attempt)
-                self._rooms_tg.start_soon(self._room, spec, name=f"room:{spec.room}")
-            case StopRoom(room=room, reason=reason):
-                handle = self._handles.get(room)
+                spec = RoomSpec(
+                    message.room, message.url, message.token, message.attempt, message.agent
+                )
+                self._rooms_tg.start_soon(self._room, spec, name=spec.key.task_name())
+            case StopRoom(room=room, reason=reason, agent=agent):
+                key = ActorKey(room, agent)
+                handle = self._handles.get(key)
                 if handle is not None:
                     handle.request_stop(reason)
-                elif room in self._scopes:
-                    self._scopes[room].cancel(reason)  # still joining: nothing to finish
-            case CancelRoom(room=room, reason=reason):
-                if room in self._scopes:
-                    self._scopes[room].cancel(reason)
+                elif key in self._scopes:
+                    self._scopes[key].cancel(reason)  # still joining: nothing to finish
+            case CancelRoom(room=room, reason=reason, agent=agent):
+                if (room, agent) in self._scopes:
+                    self._scopes[ActorKey(room, agent)].cancel(reason)
             case Ping(seq=seq):
                 persistence = self._persistence
                 refusal = None if persistence is None else persistence.refusal
@@ -211,8 +220,8 @@ class RoomHost:
     async def _shutdown(self, deadline_s: float) -> None:
         for handle in list(self._handles.values()):
             handle.request_stop("daemon shutting down")
-        for room, scope in list(self._scopes.items()):
-            if room not in self._handles:
+        for key, scope in list(self._scopes.items()):
+            if key not in self._handles:
                 scope.cancel("daemon shutting down")
         with anyio.move_on_after(deadline_s):
             while self._scopes:
@@ -232,10 +241,21 @@ class RoomHost:
                 return None if actor is None else actor.session.user_id
 
             providers = replace(providers, llm=GatedLlm(providers.llm, limits, spec.room, user_of))
+        profile = cfg.profiles().get(spec.agent)
+        if profile is None:  # removed by a reload after the supervisor asked for it
+            await self._send(
+                RoomEnded(spec.room, RoomEndKind.START_FAILED.value, "UnknownAgent", spec.agent)
+            )
+            return
+        settings = cfg.agent.room_settings().model_copy(
+            update={"identity": profile.identity, "name": profile.name or spec.agent}
+        )
         actor = RoomActor(
             spec,
-            cfg.agent.room_settings(),
+            settings,
             self._persistence,
+            profiles=cfg.profiles(),
+            team=self._team(spec.room),
             history_limit=cfg.persistence.history_limit,
             providers=providers,
             voice=cfg.voice,
@@ -244,14 +264,15 @@ class RoomHost:
         )
         kind, detail = RoomEndKind.CLEAN, ""
         handle: RoomHandle | None = None
+        key = spec.key
         scope = anyio.CancelScope()
-        self._scopes[spec.room] = scope
+        self._scopes[key] = scope
         try:
             with scope:
                 async with anyio.create_task_group() as tg:
-                    handle = await tg.start(actor.run, name=f"room:{spec.room}:actor")
-                    self._handles[spec.room] = handle
-                    await self._send(RoomStarted(spec.room, handle.conversation_id))
+                    handle = await tg.start(actor.run, name=f"{key.task_name()}:actor")
+                    self._handles[key] = handle
+                    await self._send(RoomStarted(spec.room, handle.conversation_id, spec.agent))
                     if self._warm_up is not None and self._rooms_tg is not None:
                         # After the first join, which loading would slow (it competes for the
                         # CPU); what the greeting needs first loads on demand meanwhile.
@@ -262,26 +283,34 @@ class RoomHost:
         except Exception as exc:  # reported to the supervisor, which decides on a restart
             kind, detail = _ending(exc)
         finally:
-            if limits is not None:
-                with anyio.move_on_after(_CLOSE_BACKSTOP_S, shield=True):
-                    await limits.leave(spec.room)
             # Only this run's entries: a StartRoom for the same room may have come meanwhile.
-            if self._scopes.get(spec.room) is scope:
-                del self._scopes[spec.room]
-            if handle is not None and self._handles.get(spec.room) is handle:
-                del self._handles[spec.room]
+            if self._scopes.get(key) is scope:
+                del self._scopes[key]
+            if handle is not None and self._handles.get(key) is handle:
+                del self._handles[key]
+            if all(k.room != spec.room for k in self._scopes):  # the room's last agent here
+                self._teams.pop(spec.room, None)
+                if limits is not None:
+                    with anyio.move_on_after(_CLOSE_BACKSTOP_S, shield=True):
+                        await limits.leave(spec.room)
             self._room_ended.set()
             self._room_ended = anyio.Event()
         if handle is None and kind is RoomEndKind.CLEAN:
             kind = RoomEndKind.CANCELLED  # stopped before it joined
-        await self._send(RoomEnded(spec.room, kind.value, detail))
+        await self._send(RoomEnded(spec.room, kind.value, detail, spec.agent))
+
+    def _team(self, room: str) -> Team:
+        team = self._teams.get(room)
+        if team is None:
+            team = self._teams[room] = Team(room)
+        return team
 
     async def _refresh_limits(self, limits: UserLimits) -> None:
         # Each room keeps its place among its user's rooms for one lease TTL; one task renews
         # every room of the host at a third of it.
         while True:
             await self._clock.sleep(self.config.redis.lease_ttl_s / 3)
-            for room in list(self._handles):
+            for room in {key.room for key in self._handles}:
                 await limits.refresh(room)
 
 

@@ -4,6 +4,9 @@ Frozen dataclasses, passed as they are to a host in the supervisor's process, an
 object per line to a worker process (over its stdin, and a private copy of its stdout back),
 so a maintainer can read the traffic with ``strace`` or a tee. On the wire every message
 carries the protocol version ``v`` and its ``type``; nothing is pickled.
+
+A room's messages name one agent of it: ``room`` and ``agent`` (its profile; "" for the
+default agent), since each agent of a room is an actor of its own.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ __all__ = (
     "encode",
 )
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 
 class ProtocolError(ValueError):
@@ -72,6 +75,7 @@ class StartRoom:
     url: str
     token: str = field(repr=False)
     attempt: int
+    agent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,7 @@ class StopRoom:
 
     room: str
     reason: str
+    agent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +95,14 @@ class CancelRoom:
 
     room: str
     reason: str
+    agent: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class RoomStarted:
     room: str
     conversation_id: str
+    agent: str = ""
 
 
 class RoomEndKind(StrEnum):
@@ -120,6 +127,7 @@ class RoomEnded:
     room: str
     kind: str = RoomEndKind.CLEAN.value
     detail: str = ""
+    agent: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in {k.value for k in RoomEndKind}:

@@ -225,6 +225,8 @@ class _Event:
     sid: str
     identity: str | None
     """None when the event carries no participant."""
+    metadata: str
+    """The room's metadata ("" when absent): its ``agents`` pick the room's agents."""
     created_at: float | None
     """``createdAt`` in unix seconds; None if absent or not an integer."""
 
@@ -246,6 +248,7 @@ def _parse(raw: bytes) -> _Event:
         id=_text(data, "id"),
         room=_text(room, "name"),
         sid=_text(room, "sid"),
+        metadata=_text(room, "metadata"),
         identity=None if participant is None else _text(participant, "identity"),
         created_at=_seconds(data, "createdAt"),
     )
@@ -284,12 +287,12 @@ def _to_message(event: _Event, received_at: float) -> SupervisorMessage | None:
         return None
     match event.kind:
         case "room_started":
-            return RoomStarted(event.room, event.sid, received_at, event.created_at)
+            return RoomStarted(event.room, event.sid, received_at, event.created_at, event.metadata)
         case "room_finished":
             return RoomFinished(event.room, event.sid)
         case "participant_joined" if event.identity is not None:
             return ParticipantJoined(
-                event.room, event.sid, event.identity, received_at, event.created_at
+                event.room, event.sid, event.identity, received_at, event.created_at, event.metadata
             )
         case _:
             return None

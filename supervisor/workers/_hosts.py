@@ -11,6 +11,7 @@ import anyio
 from anyio.abc import Process
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from actors.room import ActorKey
 from supervisor.host import HostLink, Message, RoomEnded, RoomEndKind, decode, encode
 
 __all__ = ("ProcessLink", "RoomWaiter", "Worker")
@@ -52,7 +53,8 @@ class Worker:
     pid: int = 0
     exit_code: int | None = None
     """How its last process ended (None while one runs, and for a host in this process)."""
-    rooms: dict[str, RoomWaiter] = field(default_factory=dict)
+    rooms: dict[ActorKey, RoomWaiter] = field(default_factory=dict)
+    """Each (room, agent) it runs."""
     metrics: list[dict[str, Any]] = field(default_factory=list)
     outbox_refusal: str | None = None  # from its last pong: why its outbox refuses events
     providers: list[dict[str, Any]] = field(default_factory=list)
@@ -77,8 +79,8 @@ class Worker:
             pass
 
     def fail_rooms(self, detail: str) -> None:
-        for room, waiter in self.rooms.items():
-            waiter.finish(RoomEnded(room, RoomEndKind.HOST_GONE.value, detail))
+        for (room, agent), waiter in self.rooms.items():
+            waiter.finish(RoomEnded(room, RoomEndKind.HOST_GONE.value, detail, agent))
         self.rooms.clear()
 
 

@@ -29,7 +29,7 @@ import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from actors import SYSTEM_CLOCK, Clock, ConfigError
-from actors.room import Providers, RoomSpec
+from actors.room import ActorKey, Providers, RoomSpec
 from supervisor._config import Config, config_to_wire
 from supervisor.host import (
     Hello,
@@ -93,10 +93,13 @@ class WorkerPool:
     # -- placement ----------------------------------------------------------------------------
 
     def place(self, room: str) -> Worker | None:
-        """The ready host with the fewest rooms and room to spare, or None."""
+        """The ready host with the fewest rooms and room to spare, or None. A room's agents
+        go to the host that already runs one of them, while it has room: agents in one
+        process share their floor and history in memory."""
         limit = self.config.supervisor.rooms_per_worker
         ready = [w for w in self.workers if w.ready and not w.retiring and len(w.rooms) < limit]
-        return min(ready, key=lambda w: (len(w.rooms), w.worker_id), default=None)
+        together = [w for w in ready if any(key.room == room for key in w.rooms)]
+        return min(together or ready, key=lambda w: (len(w.rooms), w.worker_id), default=None)
 
     def metrics(self) -> Mapping[str, list[dict[str, Any]]]:
         return {str(w.worker_id): w.metrics for w in self.workers if w.metrics}
@@ -166,8 +169,8 @@ class WorkerPool:
 
     async def start_room(self, worker: Worker, spec: RoomSpec) -> RoomWaiter:
         waiter = RoomWaiter()
-        worker.rooms[spec.room] = waiter
-        await worker.send(StartRoom(spec.room, spec.url, spec.token, spec.attempt))
+        worker.rooms[spec.key] = waiter
+        await worker.send(StartRoom(spec.room, spec.url, spec.token, spec.attempt, spec.agent))
         return waiter
 
     # -- one host -----------------------------------------------------------------------------
@@ -290,12 +293,12 @@ class WorkerPool:
                 )
                 continue
             match message:
-                case RoomStarted(room=room, conversation_id=conversation_id):
-                    waiter = worker.rooms.get(room)
+                case RoomStarted(room=room, conversation_id=conversation_id, agent=agent):
+                    waiter = worker.rooms.get(ActorKey(room, agent))
                     if waiter is not None:
                         waiter.started(conversation_id)
-                case RoomEnded(room=room):
-                    waiter = worker.rooms.pop(room, None)
+                case RoomEnded(room=room, agent=agent):
+                    waiter = worker.rooms.pop(ActorKey(room, agent), None)
                     if waiter is not None:
                         waiter.finish(message)
                     if worker.retiring and not worker.rooms:

@@ -77,7 +77,7 @@ class RoomRunner:
             self.conversation_id = waiter.conversation_id
             task_status.started(self)
             async with anyio.create_task_group() as tg:
-                tg.start_soon(self._forward_stop, worker, name=f"room:{room}:stop")
+                tg.start_soon(self._forward_stop, worker, name=f"{self.spec.key.task_name()}:stop")
                 await waiter.done.wait()
                 tg.cancel_scope.cancel("room ended")
             ended = waiter.ended
@@ -91,9 +91,11 @@ class RoomRunner:
                 # daemon's agent may be joining. Waiting for the end keeps "the runner
                 # returned" meaning "the actor has left".
                 with anyio.move_on_after(self._pool.config.agent.close_timeout_s, shield=True):
-                    await worker.send_quietly(CancelRoom(room, "cancelled by the supervisor"))
+                    await worker.send_quietly(
+                        CancelRoom(room, "cancelled by the supervisor", self.spec.agent)
+                    )
                     await waiter.done.wait()
 
     async def _forward_stop(self, worker: Worker) -> None:
         await self._stop.wait()
-        await worker.send_quietly(StopRoom(self.spec.room, self._stop_reason))
+        await worker.send_quietly(StopRoom(self.spec.room, self._stop_reason, self.spec.agent))

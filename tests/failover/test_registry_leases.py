@@ -69,7 +69,7 @@ async def registry_with() -> AsyncIterator[Callable[[ScriptedLeases], RoomRegist
             log: list[tuple[str, str]] = []
             registry = RoomRegistry(
                 SupervisorSettings(restart_backoff_initial_s=0.001),
-                lambda room, n: RoomSpec(room, "ws://x", "t", n),
+                lambda room, agent, n: RoomSpec(room, "ws://x", "t", n, agent),
                 lambda spec: Actor(spec, log),
                 leases=leases,
             )

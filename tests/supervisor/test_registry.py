@@ -56,7 +56,7 @@ async def harness() -> AsyncIterator[Callable[[dict[str, str]], RoomRegistry]]:
                 return ScriptedActor(spec, failures.get(spec.room), log)
 
             registry = RoomRegistry(
-                settings, lambda room, n: RoomSpec(room, "ws://x", "t", n), actor
+                settings, lambda room, agent, n: RoomSpec(room, "ws://x", "t", n, agent), actor
             )
             registry.log = log  # type: ignore[attr-defined]
             tg.start_soon(registry.run)

@@ -69,7 +69,9 @@ async def harness() -> AsyncIterator[Harness]:
     log: list[tuple[str, str]] = []
     settings = SupervisorSettings(reconcile_interval_s=3600, restart_backoff_initial_s=0.001)
     registry = RoomRegistry(
-        settings, lambda room, n: RoomSpec(room, "ws://x", "t", n), lambda s: Actor(s, log)
+        settings,
+        lambda room, agent, n: RoomSpec(room, "ws://x", "t", n, agent),
+        lambda s: Actor(s, log),
     )
     send, receive = anyio.create_memory_object_stream[SupervisorMessage](16)
     listing = RoomList()

@@ -138,7 +138,7 @@ async def test_a_killed_worker_is_restarted_and_its_rooms_move_without_touching_
     assert registry is not None
     await poll_until(lambda: registry.joined == set(names), deadline_s=20, what="4 rooms")
     victim, survivor = pool.workers
-    victim_rooms, survivor_rooms = set(victim.rooms), dict(survivor.rooms)
+    victim_rooms, survivor_rooms = {k.room for k in victim.rooms}, dict(survivor.rooms)
     victim_pid = victim.pid
     os.kill(victim_pid, signal.SIGKILL)
     # Its rooms are restarted (with their history) and the worker comes back.
