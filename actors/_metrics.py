@@ -35,7 +35,12 @@ FALSE_INTERRUPTIONS = Counter(
     "Replies paused for speech over the agent that was no barge-in (a cough, an uh-huh), "
     "then resumed where they stopped.",
 )
-REPLIES = Counter("voice_supervisor_replies_total", "Agent replies by outcome.", ["outcome"])
+REPLIES = Counter(
+    "voice_supervisor_replies_total",
+    "Agent replies by outcome: complete, interrupted (cut by a barge-in), provider_error (every "
+    "provider of a chain failed; the agent apologised).",
+    ["outcome"],
+)
 PREEMPTIVE_GENERATIONS = Counter(
     "voice_supervisor_preemptive_generations_total",
     "LLM calls started on a likely-final transcript, by outcome: used (the final said the "
@@ -44,6 +49,8 @@ PREEMPTIVE_GENERATIONS = Counter(
 )
 DATA_MESSAGES = Counter(
     "voice_supervisor_data_messages_total",
-    "Data messages and streams by topic and result.",
+    "Data messages and streams by topic (agent.command, lk.chat, agent.file, agent.reply, "
+    "lk.transcription) and result (ok, refused, forbidden, over_quota, too_large, aborted, "
+    "dropped, error).",
     ["topic", "result"],
 )

@@ -14,6 +14,7 @@ voice-supervisor dead-letters [--config PATH] [--json]      list every outbox's 
 voice-supervisor dead-letters replay [ID ...] [--config PATH]   put them back (all without ids)
 voice-supervisor backend --db PATH --port N [--host H] [--token T]   serve the reference backend
 voice-supervisor config-docs                   print the configuration reference (Markdown)
+voice-supervisor metrics-docs                  print the metrics reference (Markdown)
 
 Exit status: 0 on success, 2 for a configuration error (an invalid file, a provider without its
 key, a room host that cannot start for a configuration reason: service managers should not
@@ -82,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
         help="also try LiveKit, the backend, Redis and the network providers with the config",
     )
     sub.add_parser("config-docs", help="print the configuration reference (Markdown)")
+    sub.add_parser("metrics-docs", help="print the metrics reference (Markdown)")
     providers = sub.add_parser(
         "check-providers", help="one tiny real request to each configured provider"
     )
@@ -117,6 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from supervisor._config_docs import render_config_reference
 
                 print(render_config_reference())
+                return 0
+            case "metrics-docs":
+                from supervisor._metrics_docs import render_metrics_reference
+
+                print(render_metrics_reference())
                 return 0
             case "check-config":
                 return _check_config(args.path, bind=args.bind_check, connect=args.connect)

@@ -25,15 +25,22 @@ WEBHOOKS = Counter(
 )
 ROOMS_ACTIVE = Gauge("voice_supervisor_rooms_active", "Room actors currently joined.")
 ROOMS_WAITING = Gauge(
-    "voice_supervisor_rooms_waiting", "Rooms waiting for a slot because max_rooms is reached."
+    "voice_supervisor_rooms_waiting",
+    "Rooms waiting for a slot because [supervisor] max_rooms is reached (readyz is 503).",
 )
-ACTOR_RESTARTS = Counter("voice_supervisor_actor_restarts_total", "Room actor restarts.")
+ACTOR_RESTARTS = Counter(
+    "voice_supervisor_actor_restarts_total", "Room actor restarts (after the restart backoff)."
+)
 ACTOR_CRASHES = Counter(
-    "voice_supervisor_actor_crashes_total", "Room actor failures by phase.", ["phase"]
+    "voice_supervisor_actor_crashes_total",
+    "Room actor failures by phase: start (the agent could not join) or run (it failed after "
+    "joining); each also sends an error event (room_start_failed, room_crashed).",
+    ["phase"],
 )
 ACTOR_GIVE_UPS = Counter(
     "voice_supervisor_actor_give_ups_total",
-    "Rooms abandoned after too many restarts within the restart window.",
+    "Rooms abandoned after more than [supervisor] max_restarts failures within "
+    "restart_window_s (each also sends an error event, room_given_up); alert on it.",
 )
 JOIN_SECONDS = Histogram(
     "voice_supervisor_join_seconds",
@@ -45,7 +52,9 @@ LIVEKIT_UP = Gauge(
     "1 while the last room-list call to LiveKit (each reconcile) worked, 0 after a failure.",
 )
 RECONCILE_RUNS = Counter(
-    "voice_supervisor_reconcile_total", "Reconcile passes by result.", ["result"]
+    "voice_supervisor_reconcile_total",
+    "Room-list reconciles by result (ok, error: LiveKit's room service did not answer).",
+    ["result"],
 )
 STALE_ROOM_FINISHED = Counter(
     "voice_supervisor_stale_room_finished_total",

@@ -3,7 +3,8 @@
 The model validates each value on its own; this module tries what the daemon will do with
 them, without starting anything: it builds every provider chain as a room host does (so a
 vendor without its key, a missing SDK or a missing local model is found; no model is loaded and
-nothing is sent), parses every URL, and checks that ``data_dir`` can be written. With
+nothing is sent), parses every URL, and checks that ``data_dir`` can be written and holds no
+SQLite file a later release wrote (its schema version, after a rollback). With
 ``--bind-check``, ``bind_problem`` also binds ``[server] host:port`` for a moment, as ``run``
 will. It never prints a secret: provider errors name the setting and the environment variable.
 (``--connect``, which talks to LiveKit, the backend, Redis and the providers, is
@@ -15,7 +16,9 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sqlite3
 from collections.abc import Awaitable, Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,6 +26,12 @@ from urllib.parse import urlsplit
 import anyio
 
 from actors import ConfigError
+from actors.persistence import (
+    OUTBOX_SCHEMA_VERSION,
+    STORE_SCHEMA_VERSION,
+    PersistenceSettings,
+    StoreTooNewError,
+)
 from actors.providers import build_llm, build_stt, build_tts
 from supervisor._config import Config, ServerSettings
 from supervisor.host import close_providers, open_providers
@@ -52,7 +61,26 @@ def config_problems(config: Config, *, providers: bool = True) -> list[str]:
     ]
     problems += [p for name, url, schemes in urls if (p := _url_problem(name, url, schemes))]
     data_dir = _data_dir_problem(config.persistence.data_dir)
-    return problems + ([data_dir] if data_dir else [])
+    return problems + ([data_dir] if data_dir else []) + _schema_problems(config.persistence)
+
+
+def _schema_problems(settings: PersistenceSettings) -> list[str]:
+    """The SQLite files of ``data_dir`` that a later release wrote (after a rollback)."""
+    files = [(settings.store_path, STORE_SCHEMA_VERSION)]
+    files += [(p, OUTBOX_SCHEMA_VERSION) for p in settings.data_dir.glob("outbox-*.sqlite3")]
+    problems = []
+    for path, known in files:
+        if not path.exists():
+            continue
+        try:
+            with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                found = int(db.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            problems.append(f"[persistence] data_dir: {path} cannot be read ({exc})")
+            continue
+        if found > known:
+            problems.append(f"[persistence] data_dir: {StoreTooNewError(path, found, known)}")
+    return problems
 
 
 def provider_problems(config: Config) -> list[str]:

@@ -1,17 +1,23 @@
 """The operator's docs name only what exists: every metric in README.md and docs/*.md is
-registered by the code, and every ``voice-supervisor`` command they show is a subcommand of
-the CLI (the issue-16 check: docs that drifted from the code misled an on-call engineer)."""
+registered by the code (and ``docs/metrics.md`` is generated from them), every
+``voice-supervisor`` command they show is a subcommand of the CLI, and every config key they,
+``config.toml`` and ``deploy/*.toml`` name is in the settings models (the issue-16 check: docs
+that drifted from the code misled an on-call engineer)."""
 
 from __future__ import annotations
 
 import argparse
 import re
+import typing
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import REGISTRY
+from pydantic import BaseModel
 
 import supervisor  # noqa: F401 (imports every module that registers a metric)
 from supervisor._cli import _parser
+from supervisor._config import Config
 from supervisor.workers import WorkerPool  # noqa: F401 (the room hosts' metrics too)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,3 +88,80 @@ def test_every_documented_command_exists() -> None:
         f"{doc}: voice-supervisor {word}" for doc, word in shown if word not in commands
     )
     assert not unknown, unknown
+
+
+def test_the_metrics_reference_is_up_to_date() -> None:
+    from supervisor._metrics_docs import render_metrics_reference
+
+    shipped = (ROOT / "docs" / "metrics.md").read_text()
+    assert shipped.strip() == render_metrics_reference().strip(), (
+        "docs/metrics.md is stale: run `python -m supervisor metrics-docs > docs/metrics.md`"
+    )
+
+
+# -- config keys ------------------------------------------------------------------------------
+
+_NOT_IN_CONFIG_TOML = {"tools", "mcp_servers", "tool_calls", "agents"}
+"""Optional tables config.toml leaves to their own docs (they hold nothing by default)."""
+_TOML_FILES = [ROOT / "config.toml", *sorted((ROOT / "deploy").glob("*.toml"))]
+_SECTION = re.compile(r"^#?\s*\[\[?([a-z_]+)(?:\.[A-Za-z0-9_*-]+)?\]\]?\s*(?:#.*)?$")
+_KEY = re.compile(r"^#?\s*([a-z_][a-z0-9_]*)\s*=")
+_MENTION = re.compile(r"^\[([a-z_]+)(?:\.[A-Za-z0-9_*-]+)?\] ([a-z_][a-z0-9_]*)\b")
+
+
+def _model_of(section: str) -> type[BaseModel] | None:
+    """The settings model of a config section: ``[name]``, ``[name.X]`` (a table of
+    profiles) or ``[[name]]`` (an array of tables); None when the section is unknown."""
+    field = Config.model_fields.get(section)
+    if field is None:
+        return None
+    annotation: Any = field.annotation
+    for _ in range(2):  # dict[str, Model] and tuple[Model, ...]: the model is an argument
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation
+        args = [a for a in typing.get_args(annotation) if a is not Ellipsis]
+        annotation = args[-1] if args else None
+    return None
+
+
+def _known(section: str, key: str | None) -> bool:
+    model = _model_of(section)
+    return model is not None and (key is None or key in model.model_fields)
+
+
+def _toml_keys(text: str) -> set[tuple[str, str]]:
+    """(section, key) of every key in a TOML text, commented-out ones (``# key = 1``)
+    included: they are what an operator uncomments."""
+    keys: set[tuple[str, str]] = set()
+    section = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if header := _SECTION.match(stripped):
+            section = header.group(1)
+        elif (key := _KEY.match(stripped)) and section:
+            keys.add((section, key.group(1)))
+    return keys
+
+
+def _documented_keys() -> set[tuple[str, str, str]]:
+    """(where, section, key) of every config key the docs and example files name."""
+    found = {(p.name, s, k) for p in _TOML_FILES for s, k in _toml_keys(p.read_text())}
+    for doc in DOCS:
+        text = doc.read_text()
+        for block in re.findall(r"^```toml\n(.*?)^```", text, flags=re.M | re.S):
+            found |= {(doc.name, s, k) for s, k in _toml_keys(block)}
+        for code in _code(text):  # "`[server] host`", "`[stt] provider = \"deepgram\"`"
+            found |= {(doc.name, s, k) for s, k in _MENTION.findall(code.strip())}
+    return found
+
+
+def test_every_documented_config_key_exists() -> None:
+    documented = _documented_keys()
+    assert len(documented) > 100, "the docs name config keys; did the parsing break?"
+    assert _known("server", "port") and not _known("server", "prot") and not _known("x", None)
+    unknown = sorted(f"{where}: [{s}] {k}" for where, s, k in documented if not _known(s, k))
+    assert not unknown, unknown
+    # Every section of the model is documented in config.toml, the file operators start from.
+    shipped = {s for s, _ in _toml_keys((ROOT / "config.toml").read_text())}
+    missing = sorted(set(Config.model_fields) - shipped - _NOT_IN_CONFIG_TOML)
+    assert not missing, f"sections config.toml does not show: {missing}"

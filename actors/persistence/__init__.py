@@ -13,10 +13,17 @@ from actors.persistence._errors import (
     OutboxLockedError,
 )
 from actors.persistence._reference_backend import build_backend_app, run_backend, serve_backend
+from actors.persistence._schema import (
+    OUTBOX_SCHEMA_VERSION,
+    STORE_SCHEMA_VERSION,
+    StoreTooNewError,
+)
 from actors.persistence._settings import PersistenceSettings
 from actors.persistence._store import EmbeddedStore
 
 __all__ = (
+    "OUTBOX_SCHEMA_VERSION",
+    "STORE_SCHEMA_VERSION",
     "BackendUnavailable",
     "DeadLetter",
     "EmbeddedStore",
@@ -24,6 +31,7 @@ __all__ = (
     "OutboxLockedError",
     "PersistenceActor",
     "PersistenceSettings",
+    "StoreTooNewError",
     "build_backend_app",
     "probe_backend",
     "read_dead_letters",

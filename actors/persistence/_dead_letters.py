@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actors.persistence._outbox import _COLUMNS, _DEAD_COLUMNS
+from actors.persistence._schema import OUTBOX_SCHEMA_VERSION, check_not_newer
 
 __all__ = ("DeadLetter", "outbox_files", "read_dead_letters", "replay_dead_letters")
 
@@ -112,5 +113,6 @@ def _open(path: Path) -> Iterator[sqlite3.Connection | None]:
     """The outbox file, or None when it has no outbox tables (nothing to read there)."""
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        check_not_newer(db, path, OUTBOX_SCHEMA_VERSION)
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         yield db if {"outbox", "dead_letters"} <= tables else None

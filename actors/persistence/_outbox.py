@@ -7,6 +7,8 @@ the outbox only after the backend's 200, or into ``dead_letters`` after a final 
 Each row keeps the event's contract JSON, so a request body is a concatenation of rows. An
 event the database cannot take goes to ``dead_letters`` alone: it never holds up its batch.
 
+Its schema version is ``PRAGMA user_version``, brought forward at open (``_schema``).
+
 A process owns its file through an exclusive ``flock`` on a sibling ``.lock`` file, which the
 kernel releases when the process dies (even by ``kill -9``). At open, outbox files of the same
 directory whose lock is free (a process that is gone for good, e.g. a worker that was removed)
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from actors._events import Event
+from actors.persistence import _schema
 from actors.persistence._encode import serialise, storable_body, storable_text
 from actors.persistence._errors import OutboxLockedError
 from actors.persistence._json import loads
@@ -38,17 +41,6 @@ __all__ = ("Outbox", "OutboxRow", "is_disk_full")
 
 logger = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, conversation_id TEXT NOT NULL,
-    type TEXT NOT NULL, enqueued_at REAL NOT NULL, body TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL, conversation_id TEXT NOT NULL,
-    type TEXT NOT NULL, enqueued_at REAL NOT NULL, failed_at REAL NOT NULL, status INTEGER,
-    reason TEXT NOT NULL, body TEXT NOT NULL
-);
-"""
 _COLUMNS = "id, conversation_id, type, enqueued_at, body"
 _DEAD_COLUMNS = "id, conversation_id, type, enqueued_at, failed_at, status, reason, body"
 _REASON_MAX = 500
@@ -126,6 +118,7 @@ class Outbox:
 
         Raises:
             OutboxLockedError: another live process holds this outbox.
+            StoreTooNewError: it, or an orphan to adopt, is newer than this release.
         """
         path.parent.mkdir(parents=True, exist_ok=True)
         lock_fd = _lock_own(path, lock_wait_s)
@@ -134,13 +127,17 @@ class Outbox:
                 "cannot open the outbox: another running process uses it; give each process "
                 "its own [persistence] outbox_name"
             )
+        db: sqlite3.Connection | None = None
         try:
             db = _connect(path, synchronous)
+            _schema.migrate(db, path, _schema.OUTBOX_MIGRATIONS)
             for sibling in sorted(path.parent.glob("outbox-*.sqlite3")):
                 if sibling != path:
                     _adopt(db, sibling)
             return cls(path, db, lock_fd)
         except BaseException:
+            if db is not None:
+                db.close()
             os.close(lock_fd)
             raise
 
@@ -386,7 +383,6 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     db.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
     db.execute("PRAGMA busy_timeout=10000")
     db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
-    db.executescript(_SCHEMA)
     return db
 
 
@@ -424,6 +420,9 @@ def _adopt(db: sqlite3.Connection, sibling: Path) -> None:
             }
             if not {"outbox", "dead_letters"} <= tables:
                 return
+            found = _schema.schema_version(db, "orphan")
+            if found > _schema.OUTBOX_SCHEMA_VERSION:  # its rows may not mean what ours do
+                raise _schema.StoreTooNewError(sibling, found, _schema.OUTBOX_SCHEMA_VERSION)
             # With WAL the two files commit separately; a crash in between can only copy a row
             # twice, never lose it, and the backend de-duplicates by event id.
             db.execute("BEGIN IMMEDIATE")

@@ -5,6 +5,9 @@ It applies contract events idempotently (the ``events`` table remembers every id
 so the same batch can be applied twice without duplicates. It is used directly when no backend
 URL is configured, by the reference backend, and by the ``sessions``/``messages`` CLI commands.
 
+Its schema version is the file's ``PRAGMA user_version`` (``STORE_SCHEMA_VERSION``), brought
+forward at open by ``_schema.migrate``; a store newer than this release is refused.
+
 All methods are synchronous and must run off the event loop (``anyio.to_thread``).
 """
 
@@ -21,6 +24,7 @@ from typing import Any
 
 from actors._events import Event, EventType
 from actors.persistence._json import dumps
+from actors.persistence._schema import STORE_MIGRATIONS, migrate
 
 __all__ = ("EmbeddedStore",)
 
@@ -36,42 +40,6 @@ _TOOL_ROLES = {
     EventType.TOOL_RESULT: "tool",
     EventType.TOOL_ERROR: "tool",
 }
-
-_SCHEMA = """
-PRAGMA journal_mode=WAL;
-CREATE TABLE IF NOT EXISTS events (
-    id TEXT PRIMARY KEY, type TEXT NOT NULL, ts REAL NOT NULL, room TEXT NOT NULL,
-    conversation_id TEXT NOT NULL, data TEXT NOT NULL, received_seq INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_received_seq ON events (received_seq);
-CREATE TABLE IF NOT EXISTS conversations (
-    id TEXT PRIMARY KEY, room TEXT NOT NULL, user_id TEXT, created_at REAL NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}'
-);
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL,
-    conversation_id TEXT NOT NULL, room TEXT NOT NULL, role TEXT NOT NULL, content TEXT NOT NULL,
-    speaker TEXT, interrupted INTEGER NOT NULL DEFAULT 0, ts REAL NOT NULL, data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation_id, seq);
-CREATE TABLE IF NOT EXISTS participant_events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE NOT NULL,
-    conversation_id TEXT NOT NULL, room TEXT NOT NULL, kind TEXT NOT NULL, identity TEXT NOT NULL,
-    name TEXT, ts REAL NOT NULL, data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS participants_by_conversation ON participant_events (conversation_id);
-CREATE TABLE IF NOT EXISTS sessions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE NOT NULL,
-    conversation_id TEXT NOT NULL, room TEXT NOT NULL, user_id TEXT,
-    started_at REAL NOT NULL, ended_at REAL NOT NULL, duration_s REAL NOT NULL,
-    message_count INTEGER NOT NULL, data TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS files (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT UNIQUE NOT NULL,
-    conversation_id TEXT NOT NULL, room TEXT NOT NULL, name TEXT NOT NULL, mime_type TEXT NOT NULL,
-    size INTEGER NOT NULL, sender TEXT, content BLOB, ts REAL NOT NULL
-);
-"""
 
 
 class EmbeddedStore:
@@ -96,7 +64,12 @@ class EmbeddedStore:
         # event); the WAL file is cut back to the limit afterwards.
         self._db.execute(f"PRAGMA wal_autocheckpoint={_CHECKPOINT_PAGES}")
         self._db.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
-        self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        try:
+            migrate(self._db, path, STORE_MIGRATIONS)
+        except BaseException:
+            self._db.close()
+            raise
         self._known_conversations: set[str] = set()
         self._seq = 0
 
