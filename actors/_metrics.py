@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = (
     "AUDIO_FRAMES_DROPPED",
@@ -11,6 +11,9 @@ __all__ = (
     "FALSE_INTERRUPTIONS",
     "PREEMPTIVE_GENERATIONS",
     "REPLIES",
+    "TOOL_CALLS",
+    "TOOL_SECONDS",
+    "TOOL_SOURCE_UP",
     "TURN_LATENCY",
 )
 
@@ -53,4 +56,22 @@ DATA_MESSAGES = Counter(
     "lk.transcription) and result (ok, refused, forbidden, over_quota, too_large, aborted, "
     "dropped, error).",
     ["topic", "result"],
+)
+TOOL_CALLS = Counter(
+    "voice_supervisor_tool_calls_total",
+    "Tool calls by source (builtin, config, backend, mcp) and outcome (ok, or the error: "
+    "timeout, unavailable, refused, invalid_arguments, too_large, unknown_tool, cancelled).",
+    ["source", "outcome"],
+)
+TOOL_SECONDS = Histogram(
+    "voice_supervisor_tool_call_seconds",
+    "Time from a tool call's start to its result, by source.",
+    ["source"],
+    buckets=_LATENCY_BUCKETS,
+)
+TOOL_SOURCE_UP = Gauge(
+    "voice_supervisor_tool_source_up",
+    "Whether a tool source (an MCP server, source mcp:NAME) answered its last check: 1 up, "
+    "0 down (its tools are left out meanwhile).",
+    ["source"],
 )

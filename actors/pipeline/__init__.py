@@ -3,13 +3,14 @@ whether a turn reads finished or is only a backchannel."""
 
 from __future__ import annotations
 
-from actors.pipeline._chunker import SentenceChunker
+from actors.pipeline._chunker import BREAK, SentenceChunker
 from actors.pipeline._pause import ReplyHold
 from actors.pipeline._silence import leading_silence_bytes
 from actors.pipeline._spoken import SpokenText
 from actors.pipeline._turns import is_backchannel, likely_complete, meaningful_words
 
 __all__ = (
+    "BREAK",
     "ReplyHold",
     "SentenceChunker",
     "SpokenText",

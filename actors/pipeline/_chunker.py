@@ -5,14 +5,18 @@ sentence: the first chunk of a reply ends at its first clause boundary ("Sure, �
 once it has a few words, or after ``first_max_words`` words when the model is slow to reach
 one, so synthesis starts while the model is still writing. Every later chunk is a sentence
 (synthesised while the previous one plays). Very long sentences are cut at a clause boundary
-so no chunk waits for a paragraph.
+so no chunk waits for a paragraph. A ``BREAK`` in the stream ends the chunk there at once,
+however short (what was said before a tool call, a filler, a built-in's words).
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ("SentenceChunker",)
+__all__ = ("BREAK", "SentenceChunker")
+
+BREAK = "\f"
+"""A delta (or part of one) that ends the current chunk at once; never spoken."""
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*(?=\s)")
 _CLAUSE_END = re.compile(r"[,;:—]\s")
@@ -64,6 +68,9 @@ class SentenceChunker:
         return [rest] if rest else []
 
     def _next_cut(self) -> int | None:
+        forced = self._buffer.find(BREAK)
+        if forced >= 0:
+            return forced + 1
         sentence = next(
             (m.end() for m in _SENTENCE_END.finditer(self._buffer) if m.end() >= self._min), None
         )

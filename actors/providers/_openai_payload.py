@@ -94,17 +94,30 @@ def tools_payload(tools: Sequence[ToolDefinition]) -> list[ChatCompletionToolPar
 
 
 def _paired(messages: Sequence[ChatMessage]) -> list[ChatMessage]:
-    """``messages`` without tool calls that have no result and results that have no call."""
+    """``messages`` with each run of tool calls followed by its results (a call that outlived
+    a barge-in has its result after the next user turn), without calls that have no result
+    or results that have no call."""
+    results = {m.tool_call_id: m for m in messages if m.role == "tool"}
     calls = {m.tool_call_id for m in messages if m.role == "tool_call"}
-    results = {m.tool_call_id for m in messages if m.role == "tool"}
-    kept = []
+    kept: list[ChatMessage] = []
+    run: list[ChatMessage] = []  # the calls of the current run, waiting for their results
+
+    def close_run() -> None:
+        kept.extend(results[call.tool_call_id] for call in run)
+        run.clear()
+
     for message in messages:
-        if message.role == "tool_call" and message.tool_call_id not in results:
+        if message.role == "tool_call":
+            if message.tool_call_id in results:
+                kept.append(message)
+                run.append(message)
             continue
-        if message.role == "tool" and message.tool_call_id not in calls:
-            continue
+        close_run()
+        if message.role == "tool":
+            continue  # placed after its call (or dropped: its call is not in the history)
         kept.append(message)
-    return kept
+    close_run()
+    return [m for m in kept if m.role != "tool" or m.tool_call_id in calls]
 
 
 def is_strict(payload: Sequence[ChatCompletionMessageParam]) -> bool:

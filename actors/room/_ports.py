@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from actors._events import Event
 from actors.providers import LlmProvider, SttProvider, TtsProvider
+from actors.tools import ToolBox
 
 __all__ = ("Persistence", "Providers", "TurnRecorder")
 
@@ -21,6 +22,8 @@ class Providers:
     tts: TtsProvider
     greeting: str = ""
     instructions: str = ""
+    tools: ToolBox | None = None
+    """The process's tools (the room host sets them from its config); None: no tools."""
 
 
 TurnRecorder = Callable[[str, str, "str | None", bool, dict[str, float]], None]

@@ -20,25 +20,18 @@ from anyio.abc import TaskStatus
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import TextContent
-from prometheus_client import Gauge
 
 from actors._exceptions import ToolError
+from actors._metrics import TOOL_SOURCE_UP
 from actors.providers import ToolDefinition
 from actors.providers._health import note_failure, note_ok
 from actors.tools._http import result_text
 from actors.tools._model import ToolOutcome, ToolSpec
 from actors.tools._settings import McpServerSettings
 
-__all__ = ("TOOL_SOURCE_UP", "McpTools")
+__all__ = ("McpTools",)
 
 logger = logging.getLogger(__name__)
-
-TOOL_SOURCE_UP = Gauge(
-    "voice_supervisor_tool_source_up",
-    "Whether a tool source (an MCP server) answered its last check: 1 up, 0 down (its tools "
-    "are left out meanwhile).",
-    ["source"],
-)
 
 
 class McpTools:

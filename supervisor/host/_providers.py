@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from actors import ConfigError
 from actors.providers import build_llm, build_stt, build_tts
 from actors.room import Providers
+from actors.tools import ToolBox, open_tools
 from supervisor._config import Config
 
-__all__ = ("OpenedProviders", "close_providers", "open_providers")
+__all__ = ("OpenedProviders", "close_providers", "open_providers", "open_tool_box")
 
 
 async def _nothing() -> None:
@@ -47,6 +48,8 @@ def open_providers(config: Config) -> OpenedProviders:
                 f" it ({type(exc).__name__}); give 'package.module:function'"
             ) from None
         providers: Providers = factory(config)
+        if providers.tools is None:
+            providers = replace(providers, tools=open_tool_box(config))
         return OpenedProviders(providers)
     stt, llm, tts = build_stt(config.stt), build_llm(config.llm), build_tts(config.tts)
 
@@ -60,11 +63,29 @@ def open_providers(config: Config) -> OpenedProviders:
         tts=tts,
         greeting=config.llm.greeting,
         instructions=config.llm.instructions,
+        tools=open_tool_box(config),
     )
     return OpenedProviders(built, warm_up)
 
 
+def open_tool_box(config: Config) -> ToolBox:
+    """The process's tools (``[[tools]]``, the backend's, MCP servers', built-ins).
+
+    Raises:
+        ConfigError: a declared tool cannot be invoked anywhere, or takes a taken name.
+    """
+    return open_tools(
+        config.tool_calls,
+        config.tools,
+        config.mcp_servers,
+        backend_url=config.persistence.backend_url,
+        backend_token=config.persistence.backend_token,
+    )
+
+
 async def close_providers(providers: Providers) -> None:
-    """Close the three chains (each bounded by its own close timeouts)."""
+    """Close the three chains (each bounded by its own close timeouts) and the tools' client."""
     for provider in (providers.stt, providers.llm, providers.tts):
         await provider.aclose()
+    if providers.tools is not None:
+        await providers.tools.aclose()

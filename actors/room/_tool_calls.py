@@ -1,0 +1,256 @@
+"""Tool calls inside a reply: the model asks, the tools run, the model goes on.
+
+``reply_stream`` stands where the reply's LLM stream stood and yields the same text deltas;
+with tools, ``ToolCalls.stream`` adds words said at once (after a ``BREAK``, which ends the
+chunk being written so it is spoken now). A round of the model that ends with tool
+calls starts them all (in the room's task group), says what the model said before them, says
+``[tool_calls] filler`` once per reply if they have not answered after ``filler_after_ms``,
+and gives their results back to the model for the next round (at most ``max_rounds``). A
+failed call is a short spoken apology and a ``tool_error`` event; the room goes on.
+
+Barge-in: the reply's scope is cancelled, which closes this stream. Idempotent calls still
+running are cancelled (recorded as ``cancelled``); a call that is not idempotent (a booking)
+runs to its end in the room's task group and its result is recorded, so the next reply's model
+knows what happened. Each call and its result are messages of the history (``tool_call``,
+``tool``) and events (``tool_call``, ``tool_result`` or ``tool_error``, with timing).
+
+Built-in tools' outcomes act on the room: ``say`` is spoken as it is, and ``end_session``
+(``end_call``) stops the actor once the reply is over.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import anyio
+from anyio.abc import TaskGroup
+
+from actors._clock import Clock
+from actors._exceptions import ToolError
+from actors._metrics import TOOL_CALLS, TOOL_SECONDS
+from actors._payloads import Payload, ToolCallData, ToolErrorData, ToolResultData
+from actors.pipeline import BREAK
+from actors.providers import ChatMessage, LlmItem, LlmProvider, ToolCall, ToolCallingLlm
+from actors.room._messages import RoomSpec
+from actors.room._state import ConversationHistory, Message, SessionInfo
+from actors.tools import ToolBox, ToolContext, ToolOutcome, ToolSpec
+
+__all__ = ("ToolCalls", "ToolHost", "chat_messages", "reply_stream", "room_tools")
+
+logger = logging.getLogger(__name__)
+
+
+def chat_messages(messages: Sequence[Message]) -> list[ChatMessage]:
+    """The history as the model sees it (tool calls and results included)."""
+    return [ChatMessage(m.role, m.content, m.speaker, m.name, m.tool_call_id) for m in messages]
+
+
+def _now(text: str = "") -> str:
+    """``text`` said at once, after what the model said before it."""
+    return f"{BREAK}{text}{BREAK}"
+
+
+class ToolHost(Protocol):
+    """What tool calls need of the room actor."""
+
+    spec: RoomSpec
+    conversation_id: str
+    session: SessionInfo
+    history: ConversationHistory
+
+    def emit(self, payload: Payload) -> None: ...
+
+    def request_stop(self, reason: str) -> None: ...
+
+
+@dataclass(slots=True)
+class _Pending:
+    call: ToolCall
+    spec: ToolSpec | None
+    started_at: float
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    finished: anyio.Event = field(default_factory=anyio.Event)
+    outcome: ToolOutcome | None = None
+
+
+class ToolCalls:
+    """The tools of one room, and how its replies call them.
+
+    Args:
+        box: the process's tools.
+        host: the room actor (history, events, stop).
+        clock: time source.
+        tg: the actor's task group (calls run there, so one can outlive its reply).
+    """
+
+    def __init__(self, box: ToolBox, host: ToolHost, clock: Clock, tg: TaskGroup) -> None:
+        self._box = box
+        self._settings = box.settings
+        self._host = host
+        self._clock = clock
+        self._tg = tg
+
+    def offered(self) -> tuple[ToolSpec, ...]:
+        """The room's tools now: the process's, narrowed by metadata ``"tools": [...]``."""
+        names = self._host.session.raw.get("tools")
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            return self._box.offered(names)
+        return self._box.offered()
+
+    async def stream(
+        self,
+        llm: LlmProvider,
+        messages: Sequence[ChatMessage],
+        instructions: str | None,
+        reply_done: anyio.Event,
+    ) -> AsyncGenerator[str]:
+        """The reply's text deltas and the words said at once, tool calls in between.
+
+        Raises:
+            ProviderError: the model failed (the pipeline apologises).
+        """
+        offered = {spec.name: spec for spec in self.offered()}
+        definitions = [spec.definition for spec in offered.values()]
+        context = list(messages)
+        caller = next((m.speaker for m in reversed(messages) if m.role == "user"), None)
+        filler, tg = self._settings.filler, self._tg
+        for _ in range(self._settings.max_rounds):
+            items: AsyncGenerator[LlmItem] = (
+                llm.complete_with_tools(context, instructions=instructions, tools=definitions)
+                if definitions and isinstance(llm, ToolCallingLlm)
+                else llm.complete(context, instructions=instructions)
+            )
+            said, calls = "", []
+            try:
+                async for item in items:
+                    if isinstance(item, ToolCall):
+                        calls.append(item)
+                    else:
+                        said += item
+                        yield item
+            finally:
+                await items.aclose()
+            if not calls:
+                return
+            pending = [self._start(call, offered.get(call.name), caller, tg) for call in calls]
+            try:
+                yield _now()  # what the model said before its calls, spoken while they run
+                wait_s = self._settings.filler_after_ms / 1000
+                with anyio.move_on_after(
+                    wait_s - (self._clock.monotonic() - pending[0].started_at)
+                ):
+                    await _all_finished(pending)
+                if filler and not all(p.finished.is_set() for p in pending):
+                    filler = ""  # once per reply
+                    yield _now(self._settings.filler)
+                await _all_finished(pending)
+            finally:
+                for p in pending:
+                    if not p.finished.is_set() and (p.spec is None or p.spec.idempotent):
+                        p.scope.cancel("the reply was cut")  # not yet said: not wanted now
+            outcomes = [p.outcome for p in pending if p.outcome is not None]
+            if any(not o.ok for o in outcomes):
+                yield _now(self._settings.apology)
+                return
+            for outcome in outcomes:
+                if outcome.say:
+                    yield _now(outcome.say)
+            if any(o.end_session for o in outcomes):
+                tg.start_soon(self._end_after, reply_done, name="tools:end-call")
+                return
+            if any(o.say for o in outcomes):
+                return  # a built-in spoke for the agent: the model is not asked again
+            if said.strip():
+                context.append(ChatMessage("assistant", said))
+            for p in pending:
+                context.append(
+                    ChatMessage("tool_call", p.call.arguments, None, p.call.name, p.call.id)
+                )
+            for p, outcome in zip(pending, outcomes, strict=True):
+                context.append(ChatMessage("tool", outcome.content, None, p.call.name, p.call.id))
+        logger.warning("a reply reached [tool_calls] max_rounds; it ends there")
+
+    def _start(
+        self, call: ToolCall, spec: ToolSpec | None, caller: str | None, tg: TaskGroup
+    ) -> _Pending:
+        pending = _Pending(call, spec, self._clock.monotonic())
+        host = self._host
+        source = None if spec is None else spec.source
+        self._record(
+            Message(
+                "tool_call", call.arguments, self._clock.now(), None, False, call.name, call.id
+            ),
+            ToolCallData(call.id, call.name, call.arguments, source, caller, host.session.user_id),
+        )
+        context = ToolContext(host.conversation_id, host.spec.room, caller)
+        tg.start_soon(self._run, pending, context, name=f"tool:{call.name}")
+        return pending
+
+    async def _run(self, pending: _Pending, context: ToolContext) -> None:
+        call, spec = pending.call, pending.spec
+        outcome = ToolOutcome("error: cancelled", ok=False, error="cancelled")
+        with pending.scope:
+            try:
+                if spec is None:
+                    raise ToolError(
+                        "the model called a tool it was not offered", code="unknown_tool"
+                    )
+                outcome = await self._box.invoke(spec, call.arguments, context, call.id)
+            except ToolError as exc:
+                outcome = ToolOutcome(f"error: {exc.code}", ok=False, error=exc.code)
+        pending.outcome = outcome
+        seconds = self._clock.monotonic() - pending.started_at
+        source = "unknown" if spec is None else spec.source.partition(":")[0]
+        TOOL_CALLS.labels(source=source, outcome=outcome.error or "ok").inc()
+        TOOL_SECONDS.labels(source=source).observe(seconds)
+        ms, user = round(seconds * 1000, 3), self._host.session.user_id
+        payload: Payload
+        if outcome.ok:
+            payload = ToolResultData(
+                call.id, call.name, outcome.content, ms, outcome.attempts, user
+            )
+        else:
+            logger.warning("tool call failed", extra={"tool": call.name, "error": outcome.error})
+            error = outcome.error or "refused"
+            payload = ToolErrorData(call.id, call.name, error, outcome.content, ms, 1, user)
+        message = Message(
+            "tool", outcome.content, self._clock.now(), None, False, call.name, call.id
+        )
+        self._record(message, payload)
+        pending.finished.set()
+
+    def _record(self, message: Message, payload: Payload) -> None:
+        self._host.history.append(message)
+        self._host.emit(payload)
+
+    async def _end_after(self, reply_done: anyio.Event) -> None:
+        await reply_done.wait()  # the goodbye has played out and the reply is recorded
+        self._host.request_stop("ended by the agent")
+
+
+async def _all_finished(pending: Sequence[_Pending]) -> None:
+    for p in pending:
+        await p.finished.wait()
+
+
+def room_tools(
+    box: ToolBox | None, host: ToolHost | None, clock: Clock, tg: TaskGroup
+) -> ToolCalls | None:
+    """The room's tool calls, or None without a tool box (or a host to record them)."""
+    return None if box is None or host is None else ToolCalls(box, host, clock, tg)
+
+
+def reply_stream(
+    llm: LlmProvider,
+    tools: ToolCalls | None,
+    messages: Sequence[ChatMessage],
+    instructions: str | None,
+    reply_done: anyio.Event,
+) -> AsyncGenerator[str]:
+    """A reply's deltas: the model's, with tool calls run in between when the room has tools."""
+    if tools is None:
+        return llm.complete(messages, instructions=instructions or None)
+    return tools.stream(llm, messages, instructions or None, reply_done)

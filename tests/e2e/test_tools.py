@@ -1,0 +1,271 @@
+"""Tools end to end: the real server, the real reference backend, the scripted LLM's tool rules
+and zero-latency voice fakes. The agent calls the backend's demo tool and speaks its result; a
+slow tool gets the filler once; a failing one an apology (the room goes on); ``end_call`` ends
+the session; a tool result comes back with the history after the actor restarts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from aiohttp import web
+from livekit import api
+
+from actors.persistence._reference_tools import DEMO_TOOLS, BackendTool
+from actors.providers import ChatMessage, LlmItem, Rule, ScriptedLlm, ToolDefinition
+from actors.room import Providers
+from supervisor import Daemon
+from tests.conftest import daemon_config, room_metadata
+from tests.e2e.conftest import tone
+from tests.fakes.backend import FaultyBackend, running_backend
+from tests.fakes.instant import InstantStt, ToneTts
+from tests.harness.caller import caller
+from tests.harness.livekit_server import LiveKitServer
+from tests.harness.waits import poll_until
+
+pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
+
+AGENT = "voice-agent"
+APOLOGY = "Sorry, I couldn't do that just now."
+RULES = (
+    Rule(
+        match=r"order (?P<order_id>\w+)", tool="order_status", arguments={"order_id": "{order_id}"}
+    ),
+    Rule(keywords=("slow",), tool="slow_lookup", reply="Found it: {result}"),
+    Rule(keywords=("broken",), tool="broken"),
+    Rule(keywords=("bye",), tool="end_call"),
+)
+
+
+class RecordingLlm(ScriptedLlm):
+    """The scripted rules; records what each round saw, and can crash once (a bug)."""
+
+    def __init__(self) -> None:
+        super().__init__(rules=RULES)
+        self.seen: list[list[ChatMessage]] = []
+        self.crash_next = False
+
+    async def complete_with_tools(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        instructions: str | None = None,
+        tools: Sequence[ToolDefinition] = (),
+    ) -> AsyncGenerator[LlmItem]:
+        self.seen.append(list(messages))
+        if self.crash_next:
+            self.crash_next = False
+            raise RuntimeError("a bug in the middle of an answer")
+        async for item in super().complete_with_tools(
+            messages, instructions=instructions, tools=tools
+        ):
+            yield item
+
+
+@dataclass
+class ToolRig:
+    daemon: Daemon
+    backend: FaultyBackend
+    llm: RecordingLlm
+    tts: ToneTts
+    release: anyio.Event
+
+
+@pytest.fixture
+async def rig(
+    livekit_server: LiveKitServer, webhook_port: int, tmp_path: Path
+) -> AsyncIterator[ToolRig]:
+    release = anyio.Event()
+
+    async def slow(_body: dict[str, Any]) -> Any:
+        await release.wait()  # the test lets it answer once it heard the filler
+        return "the slow answer."
+
+    async def broken(_body: dict[str, Any]) -> Any:
+        raise web.HTTPInternalServerError()
+
+    tools = (
+        *DEMO_TOOLS,
+        BackendTool("slow_lookup", "Takes its time.", slow, timeout_s=30),
+        BackendTool("broken", "Always fails.", broken),
+    )
+    async with running_backend(tmp_path / "backend.sqlite3", tools=tools) as backend:
+        llm = RecordingLlm()
+        config = daemon_config(
+            livekit_server,
+            webhook_port,
+            tmp_path / "data",
+            voice={"enabled": True},
+            persistence={"backend_url": backend.url},
+            tool_calls={"filler_after_ms": 200},
+        )
+        tts = ToneTts(ms_per_word=30)
+        providers = Providers(InstantStt(), llm, tts, greeting="Hi.")
+        daemon = Daemon(config, providers=providers)
+        async with anyio.create_task_group() as tg:
+            await tg.start(daemon.run)
+            yield ToolRig(daemon, backend, llm, tts, release)
+            release.set()
+            daemon.request_stop()
+
+
+async def _room(lkapi: api.LiveKitAPI, rig: ToolRig, name: str) -> None:
+    metadata = room_metadata(conversation_id=f"c-{name}", user_id="u")
+    await lkapi.room.create_room(api.CreateRoomRequest(name=name, metadata=metadata))
+    registry = rig.daemon.registry
+    assert registry is not None
+    await poll_until(lambda: name in registry.joined, deadline_s=10, what="agent joined")
+
+
+def _stored(rig: ToolRig, room: str) -> list[dict[str, Any]]:
+    return rig.backend.store.recent_messages(f"c-{room}", 50)
+
+
+async def test_the_agent_calls_the_backends_demo_tool_and_speaks_its_result(
+    rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
+) -> None:
+    await _room(lkapi, rig, "t-demo")
+    async with caller(livekit_server, "t-demo", "alice") as alice:
+        await alice.wait_for(lambda: "Hi." in alice.finals(AGENT), deadline_s=10, what="hi")
+        await alice.room.local_participant.send_text("where is order 42", topic="lk.chat")
+        answer = "Order 42 has shipped and arrives tomorrow."
+        await alice.wait_for(
+            lambda: answer in alice.finals(AGENT), deadline_s=10, what="the tool's result"
+        )
+    rows = await poll_until(
+        lambda: (m := _stored(rig, "t-demo")) and m[-1]["role"] == "assistant" and len(m) > 2 and m,
+        deadline_s=5,
+        what="the call stored",
+    )
+    call = next(r for r in rows if r["role"] == "tool_call")
+    result = next(r for r in rows if r["role"] == "tool")
+    assert call["name"] == result["name"] == "order_status"
+    assert call["tool_call_id"] == result["tool_call_id"]
+    assert result["content"] == answer
+    assert [r["role"] for r in rows][-2:] == ["tool", "assistant"]
+    assert rig.backend.tool_routes is not None
+    (ran,) = rig.backend.tool_routes.invocations
+    assert ran["arguments"] == {"order_id": "42"} and ran["caller"] == "alice"
+    assert ran["room"] == "t-demo" and ran["conversation_id"] == "c-t-demo"
+    (event,) = rig.backend.store.events(["tool_result"])
+    assert event["data"]["duration_ms"] >= 0 and event["data"]["attempts"] == 1
+
+
+async def test_a_slow_tool_gets_the_filler_once_then_its_result(
+    rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
+) -> None:
+    await _room(lkapi, rig, "t-slow")
+    async with caller(livekit_server, "t-slow", "bob") as bob:
+        await bob.wait_for(lambda: "Hi." in bob.finals(AGENT), deadline_s=10, what="hi")
+        await bob.room.local_participant.send_text("a slow question", topic="lk.chat")
+        # Captions arrive whole, at the reply's end: the filler is seen going to the voice.
+        await poll_until(lambda: "One moment." in rig.tts.texts, deadline_s=10, what="filler")
+        rig.release.set()
+        await bob.wait_for(
+            lambda: any("the slow answer." in f for f in bob.finals(AGENT)),
+            deadline_s=10,
+            what="the slow tool's result",
+        )
+    (final,) = [f for f in bob.finals(AGENT) if "slow answer" in f]
+    assert final == "One moment. Found it: the slow answer."
+    assert rig.tts.texts.count("One moment.") == 1
+
+
+async def test_a_failing_tool_gets_an_apology_and_the_room_goes_on(
+    rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
+) -> None:
+    await _room(lkapi, rig, "t-broken")
+    async with caller(livekit_server, "t-broken", "carol") as carol:
+        await carol.wait_for(lambda: "Hi." in carol.finals(AGENT), deadline_s=10, what="hi")
+        await carol.room.local_participant.send_text("the broken one", topic="lk.chat")
+        await carol.wait_for(
+            lambda: APOLOGY in carol.finals(AGENT), deadline_s=10, what="the apology"
+        )
+        await carol.room.local_participant.send_text("and order 7?", topic="lk.chat")
+        await carol.wait_for(
+            lambda: "Order 7 has shipped and arrives tomorrow." in carol.finals(AGENT),
+            deadline_s=10,
+            what="the next answer",
+        )
+    errors = await poll_until(
+        lambda: rig.backend.store.events(["tool_error"]), deadline_s=5, what="tool_error"
+    )
+    assert errors[0]["data"]["name"] == "broken" and errors[0]["data"]["code"] == "unavailable"
+    assert sum(1 for c in rig.backend.captured if c.path == "/v1/tools/broken:invoke") == 1
+
+
+async def test_end_call_says_goodbye_and_ends_the_session(
+    rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
+) -> None:
+    await _room(lkapi, rig, "t-bye")
+    async with caller(livekit_server, "t-bye", "dave") as dave:
+        await dave.wait_for(lambda: "Hi." in dave.finals(AGENT), deadline_s=10, what="hi")
+        await dave.room.local_participant.send_text("bye for now", topic="lk.chat")
+        await dave.wait_for(lambda: "Goodbye!" in dave.finals(AGENT), deadline_s=10, what="bye")
+        sessions = await poll_until(
+            lambda: [s for s in rig.backend.store.sessions() if s["room"] == "t-bye"],
+            deadline_s=10,
+            what="the session saved",
+        )
+    assert sessions[0]["end_reason"] == "ended by the agent"
+    assert [m["content"] for m in sessions[0]["messages"]][-1] == "Goodbye!"
+
+
+async def test_a_tool_result_is_restored_after_the_actor_restarts(
+    rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
+) -> None:
+    await _room(lkapi, rig, "t-restore")
+    async with caller(livekit_server, "t-restore", "erin") as erin:
+        await erin.wait_for(lambda: "Hi." in erin.finals(AGENT), deadline_s=10, what="hi")
+        await erin.room.local_participant.send_text("where is order 9", topic="lk.chat")
+        await erin.wait_for(
+            lambda: "Order 9 has shipped and arrives tomorrow." in erin.finals(AGENT),
+            deadline_s=10,
+            what="the tool's result",
+        )
+        await poll_until(
+            lambda: any(r["role"] == "assistant" for r in _stored(rig, "t-restore")[-1:]),
+            deadline_s=5,
+            what="the answer stored",
+        )
+        rig.llm.crash_next = True  # the actor dies answering the next turn, and restarts
+        await erin.room.local_participant.send_text("and now?", topic="lk.chat")
+        await erin.wait_for(
+            lambda: "You said: and now?" in erin.finals(AGENT),
+            deadline_s=20,
+            what="the restarted actor's answer",
+        )
+    restored = rig.llm.seen[-1]
+    call = next(m for m in restored if m.role == "tool_call")
+    result = next(m for m in restored if m.role == "tool")
+    assert call.name == result.name == "order_status"
+    assert call.tool_call_id == result.tool_call_id
+    assert result.content == "Order 9 has shipped and arrives tomorrow."
+
+
+async def test_a_barge_in_lets_a_booking_finish_and_records_its_result(
+    rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
+) -> None:
+    await _room(lkapi, rig, "t-barge")
+    stt = rig.daemon.providers.stt if rig.daemon.providers is not None else None
+    assert isinstance(stt, InstantStt)
+    async with caller(livekit_server, "t-barge", "fred") as fred:
+        await fred.wait_for(lambda: "Hi." in fred.finals(AGENT), deadline_s=10, what="hi")
+        await fred.room.local_participant.send_text("a slow booking", topic="lk.chat")
+        await poll_until(lambda: "One moment." in rig.tts.texts, deadline_s=10, what="filler")
+        stt.script.append("never mind")
+        await fred.say(tone(1.0), 48_000)  # talks over the agent while the tool runs
+        await fred.wait_for(
+            lambda: "You said: never mind" in fred.finals(AGENT), deadline_s=10, what="answer"
+        )
+        rig.release.set()  # the booking (not idempotent) was left to finish
+        results = await poll_until(
+            lambda: rig.backend.store.events(["tool_result"]), deadline_s=10, what="its result"
+        )
+    assert results[0]["data"]["name"] == "slow_lookup"
+    assert results[0]["data"]["content"] == "the slow answer."
+    assert not rig.backend.store.events(["tool_error"])
