@@ -81,6 +81,11 @@ class VoiceSettings(Settings):
     """With ``audio_out_queue_ms = 0``: how far ahead of playout the agent sends its audio; an
     event-loop stall shorter than this is inaudible. Barge-in drops what has not been sent."""
 
+    floor_gap_ms: int = Field(default=250, ge=0, le=2000)
+    """With several agents in a room: the pause after one agent's reply has played out before
+    another may start, so that the caller hears the first one to its end (the sender's end is
+    ahead of the caller's by the jitter buffer of a track that has been playing a while)."""
+
     apology: str = "Sorry, I ran into a problem. Could you say that again?"
     """Said (and captioned) when a provider fails during a reply."""
 

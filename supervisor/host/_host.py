@@ -27,7 +27,15 @@ from anyio.abc import TaskGroup, TaskStatus
 from actors import SYSTEM_CLOCK, ActorStartError, Clock, ConfigError
 from actors.persistence import EmbeddedStore, PersistenceActor
 from actors.providers import provider_health
-from actors.room import ActorKey, Providers, RoomActor, RoomHandle, RoomSpec, Team
+from actors.room import (
+    ActorKey,
+    LocalFloor,
+    Providers,
+    RoomActor,
+    RoomHandle,
+    RoomSpec,
+    Team,
+)
 from supervisor._config import Config, parse_config
 from supervisor._logging import configure_logging
 from supervisor.coordination import GatedLlm, RedisStore, UserLimits
@@ -302,7 +310,8 @@ class RoomHost:
     def _team(self, room: str) -> Team:
         team = self._teams.get(room)
         if team is None:
-            team = self._teams[room] = Team(room)
+            gap_s = self.config.voice.floor_gap_ms / 1000
+            team = self._teams[room] = Team(room, LocalFloor(gap_s))
         return team
 
     async def _refresh_limits(self, limits: UserLimits) -> None:

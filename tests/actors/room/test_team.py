@@ -119,3 +119,17 @@ async def test_a_cut_replys_late_release_does_not_free_its_agents_next_reply() -
         assert not taken.is_set()  # the next reply waits for the cut one's end
         a.release_floor("RE_1")
     assert isinstance(team.floor, LocalFloor) and team.floor.holder == "concierge:RE_2"
+
+
+async def test_after_one_agent_another_waits_the_gap_but_the_same_agent_does_not() -> None:
+    floor = LocalFloor(gap_s=0.05)
+    team = Team("r", floor)
+    a = team.join("concierge", ROSTER, lambda: None)
+    b = team.join("specialist", ROSTER, lambda: None)
+    await a.take_floor("RE_1")
+    a.release_floor("RE_1")
+    await a.take_floor("RE_2")  # the same agent again: no gap
+    a.release_floor("RE_2")
+    released = anyio.current_time()
+    await b.take_floor("RE_3")
+    assert anyio.current_time() - released >= 0.05 and floor.holder == "specialist:RE_3"

@@ -1,0 +1,85 @@
+"""Fakes for several agents in one room: every agent hears every utterance, and an LLM that
+hands a question over to a named colleague.
+
+With one ``InstantStt`` shared by the agents of a process, each agent's stream would take the
+next scripted text, so two agents would "hear" different words; ``TeamStt`` gives every stream
+its own reading position over one script.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import SupportsIndex
+
+from actors.providers import ChatMessage, SttStream
+from tests.fakes.instant import EchoLlm, InstantStt, _InstantStream
+
+
+class _Reading(deque[str]):
+    """One stream's place in a shared script: it reads what is added after it opened."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__()
+        self._lines = lines
+        self._at = len(lines)
+
+    def __len__(self) -> int:
+        return len(self._lines) - self._at
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __getitem__(self, index: SupportsIndex) -> str:  # type: ignore[override]
+        return self._lines[self._at + int(index)]
+
+    def popleft(self) -> str:
+        line = self._lines[self._at]
+        self._at += 1
+        return line
+
+
+class TeamStt(InstantStt):
+    """``InstantStt`` whose every stream hears each line of ``lines`` (append to say one)."""
+
+    def __init__(self, *, silence_ms: int = 240) -> None:
+        super().__init__(silence_ms=silence_ms)
+        self.lines: list[str] = []
+
+    @asynccontextmanager
+    async def stream(self, *, language: str | None = None) -> AsyncIterator[SttStream]:
+        async with super().stream(language=language) as stream:
+            assert isinstance(stream, _InstantStream)
+            stream.script = _Reading(self.lines)
+            yield stream
+
+
+class HandOverLlm(EchoLlm):
+    """Echoes, except that a user turn with one of ``topics`` in it is handed over to the
+    agent named there: "That is one for Sam. Over to you, Sam." """
+
+    def __init__(self, topics: dict[str, str]) -> None:
+        super().__init__()
+        self.topics = topics
+
+    async def complete(
+        self, messages: Sequence[ChatMessage], *, instructions: str | None = None
+    ) -> AsyncGenerator[str]:
+        last = messages[-1] if messages else None
+        topic = next(
+            (
+                t
+                for t in self.topics
+                if last is not None and last.role == "user" and t in last.content
+            ),
+            None,
+        )
+        if topic is None:
+            async for delta in super().complete(messages, instructions=instructions):
+                yield delta
+            return
+        self.calls.append(list(messages))
+        name = self.topics[topic]
+        for i, word in enumerate(f"That is one for {name}. Over to you, {name}.".split(" ")):
+            yield word if i == 0 else " " + word
