@@ -96,9 +96,11 @@ class McpTools:
             raise ToolError("the MCP server failed the call", code="unavailable") from exc
         if result.is_error:
             raise ToolError("the MCP tool reported an error", code="refused")
-        if result.structured_content is not None:
-            return ToolOutcome(result_text(result.structured_content))
+        # The text blocks are what the server wrote for a reader; structured content alone
+        # (no text) is given as JSON.
         texts = [block.text for block in result.content if isinstance(block, TextContent)]
+        if not texts and result.structured_content is not None:
+            return ToolOutcome(result_text(result.structured_content))
         return ToolOutcome("\n".join(texts))
 
     @asynccontextmanager

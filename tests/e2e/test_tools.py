@@ -18,11 +18,13 @@ from livekit import api
 from actors.persistence._reference_tools import DEMO_TOOLS, BackendTool
 from actors.providers import ChatMessage, LlmItem, Rule, ScriptedLlm, ToolDefinition
 from actors.room import Providers
+from actors.tools import McpServerSettings
 from supervisor import Daemon
 from tests.conftest import daemon_config, room_metadata
 from tests.e2e.conftest import tone
 from tests.fakes.backend import FaultyBackend, running_backend
 from tests.fakes.instant import InstantStt, ToneTts
+from tests.fakes.mcp_server import serving_http
 from tests.harness.caller import caller
 from tests.harness.livekit_server import LiveKitServer
 from tests.harness.waits import poll_until
@@ -38,6 +40,7 @@ RULES = (
     Rule(keywords=("slow",), tool="slow_lookup", reply="Found it: {result}"),
     Rule(keywords=("broken",), tool="broken"),
     Rule(keywords=("bye",), tool="end_call"),
+    Rule(keywords=("weather",), tool="weather", arguments={"city": "Paris"}),
 )
 
 
@@ -93,7 +96,10 @@ async def rig(
         BackendTool("slow_lookup", "Takes its time.", slow, timeout_s=30),
         BackendTool("broken", "Always fails.", broken),
     )
-    async with running_backend(tmp_path / "backend.sqlite3", tools=tools) as backend:
+    async with (
+        running_backend(tmp_path / "backend.sqlite3", tools=tools) as backend,
+        serving_http() as mcp_url,
+    ):
         llm = RecordingLlm()
         config = daemon_config(
             livekit_server,
@@ -103,6 +109,8 @@ async def rig(
             persistence={"backend_url": backend.url},
             tool_calls={"filler_after_ms": 200},
         )
+        mcp = McpServerSettings(name="weather", url=mcp_url)
+        config = config.model_copy(update={"mcp_servers": (mcp,)})
         tts = ToneTts(ms_per_word=30)
         providers = Providers(InstantStt(), llm, tts, greeting="Hi.")
         daemon = Daemon(config, providers=providers)
@@ -269,3 +277,21 @@ async def test_a_barge_in_lets_a_booking_finish_and_records_its_result(
     assert results[0]["data"]["name"] == "slow_lookup"
     assert results[0]["data"]["content"] == "the slow answer."
     assert not rig.backend.store.events(["tool_error"])
+
+
+async def test_an_mcp_servers_tool_is_called_like_the_others(
+    rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
+) -> None:
+    await _room(lkapi, rig, "t-mcp")
+    async with caller(livekit_server, "t-mcp", "hana") as hana:
+        await hana.wait_for(lambda: "Hi." in hana.finals(AGENT), deadline_s=10, what="hi")
+        await hana.room.local_participant.send_text("how is the weather", topic="lk.chat")
+        await hana.wait_for(
+            lambda: "It is sunny in Paris." in hana.finals(AGENT),
+            deadline_s=10,
+            what="the MCP tool's result",
+        )
+    calls = await poll_until(
+        lambda: rig.backend.store.events(["tool_call"]), deadline_s=5, what="the call stored"
+    )
+    assert calls[0]["data"]["name"] == "weather" and calls[0]["data"]["source"] == "mcp:weather"
