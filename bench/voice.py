@@ -13,6 +13,7 @@ a noise burst while the agent tells a story, and real barge-ins. Measured at the
 - ``cpu_ms_per_room_s``: this process's CPU (the daemon: every thread) per room-second.
 
     python bench/voice.py --rooms 2 --json bench/results/voice.json
+    python bench/voice.py --stt min_endpointing_ms=800   # any [stt] setting, for a trade-off
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ async def call(server: LiveKitServer, room: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.decode().splitlines() if line[:1] == "{"]
 
 
-async def run(rooms: int) -> dict[str, Any]:
+async def run(rooms: int, stt: dict[str, Any]) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-voice-"))
     port = free_port()
     server = start_server(work, [f"http://127.0.0.1:{port}/webhook"])
@@ -97,6 +98,7 @@ async def run(rooms: int) -> dict[str, Any]:
         work / "data",
         voice={"enabled": True},
         llm={"greeting": "", "rules": [{"match": "story|tell me a", "reply": STORY}]},
+        **({"stt": stt} if stt else {}),
     )
     daemon = Daemon(config)  # providers from the config: the offline defaults
     lk = api.LiveKitAPI(server.http_url, server.api_key, server.api_secret)
@@ -185,8 +187,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rooms", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--stt",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an [stt] setting for this run (JSON value, else a string); repeatable",
+    )
     args = parser.parse_args()
-    result = anyio.run(run, args.rooms, backend="asyncio")
+    stt = {key: _value(value) for key, _, value in (item.partition("=") for item in args.stt)}
+    result = anyio.run(run, args.rooms, stt, backend="asyncio")
     v2v = result["voice_to_voice_ms"]
     print(f"voice to voice (ms)       p50 {v2v['p50']}, p95 {v2v['p95']}, max {v2v['max']}")
     print(
@@ -202,6 +212,13 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=2))
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 if __name__ == "__main__":
