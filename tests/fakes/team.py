@@ -2,8 +2,8 @@
 hands a question over to a named colleague.
 
 With one ``InstantStt`` shared by the agents of a process, each agent's stream would take the
-next scripted text, so two agents would "hear" different words; ``TeamStt`` gives every stream
-its own reading position over one script.
+next scripted text, so two agents would "hear" different words; with ``TeamStt`` every stream
+hears the line appended last (append one before each utterance).
 """
 
 from __future__ import annotations
@@ -18,30 +18,28 @@ from tests.fakes.instant import EchoLlm, InstantStt, _InstantStream
 
 
 class _Reading(deque[str]):
-    """One stream's place in a shared script: it reads what is added after it opened."""
+    """What every stream hears: the line said last (a stream may be opened again between two
+    turns, so a reading position of its own would miss a line)."""
 
     def __init__(self, lines: list[str]) -> None:
         super().__init__()
         self._lines = lines
-        self._at = len(lines)
 
     def __len__(self) -> int:
-        return len(self._lines) - self._at
+        return 1 if self._lines else 0
 
     def __bool__(self) -> bool:
-        return len(self) > 0
+        return bool(self._lines)
 
     def __getitem__(self, index: SupportsIndex) -> str:  # type: ignore[override]
-        return self._lines[self._at + int(index)]
+        return self._lines[-1]
 
     def popleft(self) -> str:
-        line = self._lines[self._at]
-        self._at += 1
-        return line
+        return self._lines[-1]
 
 
 class TeamStt(InstantStt):
-    """``InstantStt`` whose every stream hears each line of ``lines`` (append to say one)."""
+    """``InstantStt`` whose every stream hears the last line of ``lines`` (append to say one)."""
 
     def __init__(self, *, silence_ms: int = 240) -> None:
         super().__init__(silence_ms=silence_ms)
