@@ -18,7 +18,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from livekit import rtc
 
 from actors._clock import SYSTEM_CLOCK, Clock
-from actors._events import Event
+from actors._events import Event, new_event_id
 from actors._exceptions import ActorCrashed, ActorStartError, OutboxFullError
 from actors._payloads import AgentJoined, Payload, SessionData, TurnData, payload_json
 from actors.room._data import DataTopics
@@ -204,7 +204,8 @@ class RoomActor:
             )
         roster = {n: self._profiles[n] for n in room_agents(room.metadata, self._profiles)}
         roster.setdefault(self.spec.agent, self._profiles[self.spec.agent])
-        self.seat = self.team.join(self.spec.agent, roster, self._answer_now)
+        answer = lambda: None if self.voice is None else self.voice.answer_history()  # noqa: E731
+        self.seat = self.team.join(self.spec.agent, roster, answer)  # handed the turn: answer
         if self._history_limit and not self.team.restore_claimed:
             self.team.restore_claimed = True  # one agent loads it for the team
             rows = await self._persistence.recent_messages(
@@ -291,10 +292,6 @@ class RoomActor:
             case "greet":
                 self.voice.say(self._providers.greeting)
 
-    def _answer_now(self) -> None:  # handed the turn (another agent's reply, a command, a tool)
-        if self.voice is not None:
-            self.voice.answer_history()
-
     def _is_agent(self, identity: str) -> bool:
         return any(p.identity == identity for p in self._profiles.values())
 
@@ -313,15 +310,18 @@ class RoomActor:
         latency_ms: dict[str, float],
     ) -> None:
         """Add a turn to the shared history and persistence (a user's once per team)."""
-        now = self._clock.now()
+        now, event_id = self._clock.now(), None
         if role == "user" and self.seat is not None:
             if not self.seat.heard(speaker or "", content, now):
                 return
+            event_id = self.seat.turn_id(self.conversation_id, speaker or "", content)
         elif role == "assistant" and speaker is None:
             speaker = self.spec.agent or None
         self.history.append(Message(role, content, now, speaker, interrupted))
         self._emit(
-            TurnData(role, content, speaker, interrupted, latency_ms, self.session.user_id), ts=now
+            TurnData(role, content, speaker, interrupted, latency_ms, self.session.user_id),
+            ts=now,
+            event_id=event_id,
         )
         if role == "assistant" and not interrupted and self.seat is not None:
             self.seat.spoke(content)
@@ -329,8 +329,7 @@ class RoomActor:
     # -- what data commands may do (DataHost) -------------------------------------------------
 
     def voice_session(self) -> SessionInfo:
-        """The session as the voice sees it: an operator's instructions, then the room's
-        metadata, then the agent's profile."""
+        """The session as the voice sees it: operator's, room's, then the profile's settings."""
         s, p = self.session, self._profiles[self.spec.agent]
         return replace(
             s,
@@ -423,13 +422,13 @@ class RoomActor:
             messages=[m.to_json() for m in messages],
         )
 
-    def _emit(self, payload: Payload, *, ts: float | None = None) -> None:
+    def _emit(
+        self, payload: Payload, *, ts: float | None = None, event_id: str | None = None
+    ) -> None:
+        at = self._clock.now() if ts is None else ts
+        data = payload_json(payload)
         event = Event(
-            payload.type,
-            self.spec.room,
-            self.conversation_id,
-            payload_json(payload),
-            self._clock.now() if ts is None else ts,
+            payload.type, self.spec.room, self.conversation_id, data, at, event_id or new_event_id()
         )
         try:
             self._persistence.emit(event)

@@ -23,6 +23,7 @@ network. It logs no user text.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -212,6 +213,22 @@ class Seat:
     def heard(self, speaker: str, text: str, at: float) -> bool:
         """A user turn this agent heard; True when it is new to the team (record it)."""
         return self.team.heard(self.name, speaker, text, at)
+
+    def turn_id(self, conversation_id: str, speaker: str, text: str) -> str:
+        """The event id of a user turn about to be added to the history: the same for every
+        agent that heard it, on any daemon, so the backend stores it once (it de-duplicates by
+        event id). It counts how often the speaker said these words before in the history, which
+        agents restored from the same backend and fed with the same turns agree on."""
+        words = " ".join(text.lower().split())
+        before = sum(
+            1
+            for m in self.team.history.messages
+            if m.role == "user"
+            and m.speaker == speaker
+            and " ".join(m.content.lower().split()) == words
+        )
+        key = "\x1f".join((conversation_id, speaker, words, str(before)))
+        return "EV_turn_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
     def spoke(self, text: str) -> None:
         """This agent's reply ended with ``text``: a hand-over in it passes the turn on."""

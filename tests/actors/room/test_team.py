@@ -133,3 +133,16 @@ async def test_after_one_agent_another_waits_the_gap_but_the_same_agent_does_not
     released = anyio.current_time()
     await b.take_floor("RE_3")
     assert anyio.current_time() - released >= 0.05 and floor.holder == "specialist:RE_3"
+
+
+def test_a_user_turn_gets_the_same_event_id_from_every_agent_on_every_daemon() -> None:
+    here, there = Team("r"), Team("r")  # two daemons: two teams, one backend history
+    a = here.join("concierge", ROSTER, lambda: None)
+    b = there.join("specialist", ROSTER, lambda: None)
+    first = a.turn_id("c-1", "alice", "Yes please")
+    assert first == b.turn_id("c-1", "alice", "yes  please") and first.startswith("EV_")
+    for team in (here, there):
+        team.history.append(Message("user", "yes please", 1.0, "alice"))
+    again = a.turn_id("c-1", "alice", "yes please")  # said a second time: a new turn
+    assert again != first and again == b.turn_id("c-1", "alice", "yes please")
+    assert a.turn_id("c-1", "bob", "yes please") != again
