@@ -1,10 +1,12 @@
 """Several daemons through Redis: room leases (one agent per room, failover), per-user limits
-across rooms, a distributed lock, and Redis health. Absent ``[redis] url``: none of it runs.
+across rooms, a distributed lock, the floor of a room whose agents are on several daemons, and
+Redis health. Absent ``[redis] url``: none of it runs.
 """
 
 from __future__ import annotations
 
 from supervisor.coordination._coordinator import Coordinator
+from supervisor.coordination._floor import RedisFloor
 from supervisor.coordination._gate import GatedLlm
 from supervisor.coordination._leases import LeaseTable
 from supervisor.coordination._limits import UserLimits
@@ -16,6 +18,7 @@ __all__ = (
     "Coordinator",
     "GatedLlm",
     "LeaseTable",
+    "RedisFloor",
     "RedisSettings",
     "RedisStore",
     "UserLimits",

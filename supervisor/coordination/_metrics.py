@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge
 
 __all__ = (
+    "FLOOR_LOST",
     "LEASES_HELD",
     "LEASE_CLAIMS",
     "LEASE_LOSSES",
@@ -18,7 +19,8 @@ REDIS_UP = Gauge(
 )
 REDIS_ERRORS = Counter(
     "voice_supervisor_redis_errors_total",
-    "Redis commands that failed, by operation (ping, acquire, renew, release, admit, turn, lock).",
+    "Redis commands that failed, by operation (ping, acquire, renew, release, admit, turn, lock, "
+    "floor, floor_renew, floor_release).",
     ["op"],
 )
 LEASES_HELD = Gauge("voice_supervisor_leases_held", "Room leases this daemon holds.")
@@ -37,4 +39,9 @@ USER_LIMIT_REFUSALS = Counter(
     "voice_supervisor_user_limit_refusals_total",
     "Answers refused by a per-user limit (rooms, turns); the agent says why instead.",
     ["limit"],
+)
+FLOOR_LOST = Counter(
+    "voice_supervisor_floor_lost_total",
+    "Holds on a room's floor (Redis) that expired while their agent spoke (its daemon stalled "
+    "past the floor's TTL); another agent may have spoken at the same time.",
 )

@@ -58,6 +58,9 @@ class RedisStore:
         self._delete = client.register_script(_scripts.COMPARE_AND_DELETE)
         self._set_nx = client.register_script(_scripts.SET_IF_ABSENT)
         self._admit = client.register_script(_scripts.ADMIT_USER_ROOM)
+        self._take_floor = client.register_script(_scripts.TAKE_FLOOR)
+        self._renew_floor = client.register_script(_scripts.RENEW_FLOOR)
+        self._release_floor = client.register_script(_scripts.RELEASE_FLOOR)
         self._turn = client.register_script(_scripts.COUNT_TURN)
 
     # -- keys ---------------------------------------------------------------------------------
@@ -149,6 +152,27 @@ class RedisStore:
 
     async def drop_lock(self, name: str, token: str) -> bool:
         return bool(await self._script("unlock", self._delete, [self._lock_key(name)], [token]))
+
+    def _floor_keys(self, room: str) -> list[str]:
+        base = f"{self._prefix}floor:{room}"
+        return [base, f"{base}:fence", f"{base}:last"]
+
+    async def take_floor(
+        self, room: str, holder: str, agent: str, ttl_ms: int, gap_ms: int
+    ) -> tuple[int, int]:
+        """(fence, 0) taken or held already; (0, 0) busy; (0, ms) wait that long (the gap)."""
+        args: list[str | int] = [holder, agent, ttl_ms, gap_ms]
+        fence, wait_ms = await self._script("floor", self._take_floor, self._floor_keys(room), args)
+        return int(fence), int(wait_ms)
+
+    async def renew_floor(self, room: str, value: str, ttl_ms: int) -> bool:
+        keys = self._floor_keys(room)[:1]
+        return bool(await self._script("floor_renew", self._renew_floor, keys, [value, ttl_ms]))
+
+    async def release_floor(self, room: str, value: str, agent: str, keep_ms: int) -> bool:
+        args: list[str | int] = [value, agent, keep_ms]
+        keys = self._floor_keys(room)
+        return bool(await self._script("floor_release", self._release_floor, keys, args))
 
     async def aclose(self) -> None:
         with anyio.move_on_after(self._timeout_s, shield=True), _translate("close"):

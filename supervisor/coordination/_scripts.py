@@ -12,9 +12,12 @@ __all__ = (
     "COMPARE_AND_DELETE",
     "COUNT_TURN",
     "HEARTBEAT",
+    "RELEASE_FLOOR",
     "RELEASE_LEASE",
+    "RENEW_FLOOR",
     "RENEW_LEASE",
     "SET_IF_ABSENT",
+    "TAKE_FLOOR",
 )
 
 _NOW_MS = """
@@ -175,5 +178,59 @@ end
 redis.call('ZADD', KEYS[1], now, ARGV[3])
 redis.call('PEXPIRE', KEYS[1], window)
 return 0
+"""
+)
+
+TAKE_FLOOR = (
+    """
+-- KEYS[1] floor, KEYS[2] fence counter, KEYS[3] last release; ARGV[1] holder (agent:reply),
+-- ARGV[2] agent, ARGV[3] ttl ms, ARGV[4] gap ms. Returns {fence, 0} taken (or held already),
+-- {0, 0} held by someone else, {0, wait ms} free but another agent spoke until just now.
+local cur = redis.call('GET', KEYS[1])
+if cur then
+  local holder, fence = string.match(cur, '^(.*)|(%d+)$')
+  if holder == ARGV[1] then
+    return {tonumber(fence), 0}
+  end
+  return {0, 0}
+end
+"""
+    + _NOW_MS
+    + """
+local last = redis.call('HMGET', KEYS[3], 'agent', 'at')
+if last[1] and last[1] ~= ARGV[2] then
+  local wait = tonumber(last[2]) + tonumber(ARGV[4]) - now
+  if wait > 0 then
+    return {0, wait}
+  end
+end
+local fence = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], ARGV[1] .. '|' .. fence, 'PX', ARGV[3])
+return {fence, 0}
+"""
+)
+
+RENEW_FLOOR = """
+-- KEYS[1] floor; ARGV[1] its value (holder|fence), ARGV[2] ttl ms. Returns 1 renewed, 0 lost.
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+RELEASE_FLOOR = (
+    """
+-- KEYS[1] floor, KEYS[3] last release; ARGV[1] its value (holder|fence), ARGV[2] agent,
+-- ARGV[3] how long the last release is remembered (ms). Returns 1 released, 0 not ours.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+redis.call('DEL', KEYS[1])
+"""
+    + _NOW_MS
+    + """
+redis.call('HSET', KEYS[3], 'agent', ARGV[2], 'at', now)
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+return 1
 """
 )

@@ -29,6 +29,7 @@ from actors.persistence import EmbeddedStore, PersistenceActor
 from actors.providers import provider_health
 from actors.room import (
     ActorKey,
+    Floor,
     LocalFloor,
     Providers,
     RoomActor,
@@ -38,7 +39,7 @@ from actors.room import (
 )
 from supervisor._config import Config, parse_config
 from supervisor._logging import configure_logging
-from supervisor.coordination import GatedLlm, RedisStore, UserLimits
+from supervisor.coordination import GatedLlm, RedisFloor, RedisStore, UserLimits
 from supervisor.host._link import HostLink
 from supervisor.host._metrics_wire import snapshot
 from supervisor.host._protocol import (
@@ -104,6 +105,9 @@ class RoomHost:
         """Every room's scope, from its start to its end (``_handles``: once joined)."""
         self._teams: dict[str, Team] = {}
         """Each room's agents on this host: their floor and history, shared in memory."""
+        self._floors: dict[str, anyio.CancelScope] = {}
+        """The task of each room's Redis floor (agents on several daemons), by room."""
+        self._redis: RedisStore | None = None
         self._rooms_tg: TaskGroup | None = None
         self._warm_up: Callable[[], Awaitable[None]] | None = None
         """Loads the models; run once, when the first room has joined."""
@@ -129,7 +133,7 @@ class RoomHost:
             self._providers, self._warm_up = opened.providers, opened.warm_up
         elif self._providers is not None and self._providers.tools is None:
             self._providers = replace(self._providers, tools=open_tool_box(cfg))
-        redis_store = RedisStore(cfg.redis) if cfg.redis.enabled else None
+        redis_store = self._redis = RedisStore(cfg.redis) if cfg.redis.enabled else None
         if redis_store is not None:
             # Per-user limits hold across daemons and hosts: each host checks them itself.
             limits = UserLimits(cfg.redis, redis_store)
@@ -298,6 +302,9 @@ class RoomHost:
                 del self._handles[key]
             if all(k.room != spec.room for k in self._scopes):  # the room's last agent here
                 self._teams.pop(spec.room, None)
+                floor_task = self._floors.pop(spec.room, None)
+                if floor_task is not None:
+                    floor_task.cancel("the room's last agent here ended")
                 if limits is not None:
                     with anyio.move_on_after(_CLOSE_BACKSTOP_S, shield=True):
                         await limits.leave(spec.room)
@@ -310,9 +317,21 @@ class RoomHost:
     def _team(self, room: str) -> Team:
         team = self._teams.get(room)
         if team is None:
-            gap_s = self.config.voice.floor_gap_ms / 1000
-            team = self._teams[room] = Team(room, LocalFloor(gap_s))
+            cfg = self.config
+            gap_s = cfg.voice.floor_gap_ms / 1000
+            floor: Floor = LocalFloor(gap_s)
+            if self._redis is not None and cfg.agents and self._rooms_tg is not None:
+                # A room's agents may run on other daemons too: the floor is Redis's.
+                ttl_s = cfg.redis.lease_ttl_s
+                floor = redis_floor = RedisFloor(self._redis, room, ttl_s=ttl_s, gap_s=gap_s)
+                scope = self._floors[room] = anyio.CancelScope()
+                self._rooms_tg.start_soon(self._run_floor, redis_floor, scope, name=f"floor:{room}")
+            team = self._teams[room] = Team(room, floor)
         return team
+
+    async def _run_floor(self, floor: RedisFloor, scope: anyio.CancelScope) -> None:
+        with scope:
+            await floor.run()
 
     async def _refresh_limits(self, limits: UserLimits) -> None:
         # Each room keeps its place among its user's rooms for one lease TTL; one task renews
