@@ -6,6 +6,8 @@ On that PREFLIGHT the pipeline starts the reply's LLM call at once and buffers i
 the FINAL comes with the same words, the reply takes the buffered stream and speaks, so the
 LLM's time to first token overlaps the recogniser's. If the FINAL differs (or the speaker goes
 on), the generation is cancelled and thrown away, and the reply starts on the FINAL as usual.
+With tools, the model is offered them here too; a tool call it asks for is only buffered, and
+runs only if the reply adopts the generation (nothing is done for words that were not said).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from actors._exceptions import ProviderError
 from actors._metrics import PREEMPTIVE_GENERATIONS
-from actors.providers import ChatMessage, LlmProvider
+from actors.providers import ChatMessage, LlmItem, LlmProvider, ToolCallingLlm, ToolDefinition
 
 __all__ = ("PendingPreemption", "Preemption", "same_words")
 
@@ -47,9 +49,9 @@ class Preemption:
         self.speaker = speaker
         self.text = text
         self._scope = anyio.CancelScope()
-        self._send: MemoryObjectSendStream[str]
-        self._receive: MemoryObjectReceiveStream[str]
-        self._send, self._receive = anyio.create_memory_object_stream[str](_BUFFER)
+        self._send: MemoryObjectSendStream[LlmItem]
+        self._receive: MemoryObjectReceiveStream[LlmItem]
+        self._send, self._receive = anyio.create_memory_object_stream[LlmItem](_BUFFER)
         self.failed = False
 
     def start(
@@ -58,15 +60,17 @@ class Preemption:
         llm: LlmProvider,
         messages: Sequence[ChatMessage],
         instructions: str | None,
+        tools: Sequence[ToolDefinition] = (),
     ) -> None:
-        """Start generating in ``tg`` (with ``text`` as the last user message)."""
+        """Start generating in ``tg`` (with ``text`` as the last user message), offering
+        ``tools`` to a model that can call them."""
         turn = [*messages, ChatMessage("user", self.text, self.speaker)]
-        tg.start_soon(self._generate, llm, turn, instructions, name="llm:preemptive")
+        tg.start_soon(self._generate, llm, turn, instructions, tools, name="llm:preemptive")
 
     def matches(self, speaker: str, final: str) -> bool:
         return speaker == self.speaker and same_words(self.text, final) and not self.failed
 
-    async def deltas(self) -> AsyncGenerator[str]:
+    async def deltas(self) -> AsyncGenerator[LlmItem]:
         """The generated deltas, buffered ones first (for the reply that adopts this)."""
         async with self._receive:
             async for delta in self._receive:
@@ -82,11 +86,19 @@ class Preemption:
         self._receive.close()
 
     async def _generate(
-        self, llm: LlmProvider, messages: list[ChatMessage], instructions: str | None
+        self,
+        llm: LlmProvider,
+        messages: list[ChatMessage],
+        instructions: str | None,
+        tools: Sequence[ToolDefinition],
     ) -> None:
         with self._scope:
             async with self._send:
-                deltas = llm.complete(messages, instructions=instructions)
+                deltas: AsyncGenerator[LlmItem] = (
+                    llm.complete_with_tools(messages, instructions=instructions, tools=tools)
+                    if tools and isinstance(llm, ToolCallingLlm)
+                    else llm.complete(messages, instructions=instructions)
+                )
                 try:
                     async for delta in deltas:
                         await self._send.send(delta)

@@ -1,12 +1,14 @@
 """Tool calls inside a reply: the model asks, the tools run, the model goes on.
 
-``reply_stream`` stands where the reply's LLM stream stood and yields the same text deltas;
-with tools, ``ToolCalls.stream`` adds words said at once (after a ``BREAK``, which ends the
-chunk being written so it is spoken now). A round of the model that ends with tool
-calls starts them all (in the room's task group), says what the model said before them, says
-``[tool_calls] filler`` once per reply if they have not answered after ``filler_after_ms``,
-and gives their results back to the model for the next round (at most ``max_rounds``). A
-failed call is a short spoken apology and a ``tool_error`` event; the room goes on.
+``ToolCalls.stream`` stands where the reply's LLM stream stood and yields the same text deltas
+(without tools, only them), plus words said at once (between ``BREAK``s, which end the chunk
+being written so it is spoken now). A preemptive generation's items are its first round.
+
+A round of the model that ends with tool calls starts them all (in the room's task group),
+says what the model said before them, says ``[tool_calls] filler`` once per reply if they have
+not answered after ``filler_after_ms``, and gives their results back to the model for the
+next round (at most ``max_rounds``). A failed call is a short spoken apology and a
+``tool_error`` event; the room goes on.
 
 Barge-in: the reply's scope is cancelled, which closes this stream. Idempotent calls still
 running are cancelled (recorded as ``cancelled``); a call that is not idempotent (a booking)
@@ -33,12 +35,19 @@ from actors._exceptions import ToolError
 from actors._metrics import TOOL_CALLS, TOOL_SECONDS
 from actors._payloads import Payload, ToolCallData, ToolErrorData, ToolResultData
 from actors.pipeline import BREAK
-from actors.providers import ChatMessage, LlmItem, LlmProvider, ToolCall, ToolCallingLlm
+from actors.providers import (
+    ChatMessage,
+    LlmItem,
+    LlmProvider,
+    ToolCall,
+    ToolCallingLlm,
+    ToolDefinition,
+)
 from actors.room._messages import RoomSpec
 from actors.room._state import ConversationHistory, Message, SessionInfo
-from actors.tools import ToolBox, ToolContext, ToolOutcome, ToolSpec
+from actors.tools import ToolBox, ToolCallSettings, ToolContext, ToolOutcome, ToolSpec
 
-__all__ = ("ToolCalls", "ToolHost", "chat_messages", "reply_stream", "room_tools")
+__all__ = ("ToolCalls", "ToolHost", "chat_messages")
 
 logger = logging.getLogger(__name__)
 
@@ -77,28 +86,37 @@ class _Pending:
 
 
 class ToolCalls:
-    """The tools of one room, and how its replies call them.
+    """The tools of one room, and how its replies call them (none until ``bind``).
 
     Args:
-        box: the process's tools.
-        host: the room actor (history, events, stop).
+        box: the process's tools (None: none).
         clock: time source.
-        tg: the actor's task group (calls run there, so one can outlive its reply).
     """
 
-    def __init__(self, box: ToolBox, host: ToolHost, clock: Clock, tg: TaskGroup) -> None:
+    def __init__(self, box: ToolBox | None, clock: Clock) -> None:
         self._box = box
-        self._settings = box.settings
-        self._host = host
+        self._settings = box.settings if box is not None else ToolCallSettings()
         self._clock = clock
-        self._tg = tg
+        self._host: ToolHost | None = None
+        self._tg: TaskGroup | None = None
+
+    def bind(self, tg: TaskGroup, host: ToolHost | None) -> None:
+        """Offer the tools from now on: calls run in ``tg`` (the actor's, so one can outlive
+        its reply) and are recorded through ``host`` (None: no tools)."""
+        self._tg, self._host = tg, host
 
     def offered(self) -> tuple[ToolSpec, ...]:
         """The room's tools now: the process's, narrowed by metadata ``"tools": [...]``."""
+        if self._box is None or self._host is None:
+            return ()
         names = self._host.session.raw.get("tools")
         if isinstance(names, list) and all(isinstance(n, str) for n in names):
             return self._box.offered(names)
         return self._box.offered()
+
+    def definitions(self) -> tuple[ToolDefinition, ...]:
+        """What the model is offered."""
+        return tuple(spec.definition for spec in self.offered())
 
     async def stream(
         self,
@@ -106,23 +124,35 @@ class ToolCalls:
         messages: Sequence[ChatMessage],
         instructions: str | None,
         reply_done: anyio.Event,
+        first: AsyncGenerator[LlmItem] | None = None,
     ) -> AsyncGenerator[str]:
         """The reply's text deltas and the words said at once, tool calls in between.
+
+        Args:
+            llm: the model.
+            messages: the history, the turn being answered last.
+            instructions: the system prompt ("" or None: the model's default).
+            reply_done: set when the reply is over (``end_call`` waits for it).
+            first: the first round's items when they are being generated already
+                (a preemptive generation the reply adopted).
 
         Raises:
             ProviderError: the model failed (the pipeline apologises).
         """
         offered = {spec.name: spec for spec in self.offered()}
         definitions = [spec.definition for spec in offered.values()]
-        context = list(messages)
+        context, instructions = list(messages), instructions or None
         caller = next((m.speaker for m in reversed(messages) if m.role == "user"), None)
-        filler, tg = self._settings.filler, self._tg
+        filler = self._settings.filler
         for _ in range(self._settings.max_rounds):
             items: AsyncGenerator[LlmItem] = (
-                llm.complete_with_tools(context, instructions=instructions, tools=definitions)
+                first
+                if first is not None
+                else llm.complete_with_tools(context, instructions=instructions, tools=definitions)
                 if definitions and isinstance(llm, ToolCallingLlm)
                 else llm.complete(context, instructions=instructions)
             )
+            first = None
             said, calls = "", []
             try:
                 async for item in items:
@@ -135,7 +165,9 @@ class ToolCalls:
                 await items.aclose()
             if not calls:
                 return
-            pending = [self._start(call, offered.get(call.name), caller, tg) for call in calls]
+            if not offered:  # a model that calls tools nobody offered: it said what it said
+                return
+            pending = [self._start(call, offered.get(call.name), caller) for call in calls]
             try:
                 yield _now()  # what the model said before its calls, spoken while they run
                 wait_s = self._settings.filler_after_ms / 1000
@@ -159,7 +191,7 @@ class ToolCalls:
                 if outcome.say:
                     yield _now(outcome.say)
             if any(o.end_session for o in outcomes):
-                tg.start_soon(self._end_after, reply_done, name="tools:end-call")
+                self._task_group.start_soon(self._end_after, reply_done, name="tools:end-call")
                 return
             if any(o.say for o in outcomes):
                 return  # a built-in spoke for the agent: the model is not asked again
@@ -173,11 +205,21 @@ class ToolCalls:
                 context.append(ChatMessage("tool", outcome.content, None, p.call.name, p.call.id))
         logger.warning("a reply reached [tool_calls] max_rounds; it ends there")
 
-    def _start(
-        self, call: ToolCall, spec: ToolSpec | None, caller: str | None, tg: TaskGroup
-    ) -> _Pending:
+    @property
+    def _task_group(self) -> TaskGroup:
+        if self._tg is None:
+            raise RuntimeError("ToolCalls used before bind()")
+        return self._tg
+
+    @property
+    def _bound_host(self) -> ToolHost:
+        if self._host is None:
+            raise RuntimeError("ToolCalls used before bind()")
+        return self._host
+
+    def _start(self, call: ToolCall, spec: ToolSpec | None, caller: str | None) -> _Pending:
         pending = _Pending(call, spec, self._clock.monotonic())
-        host = self._host
+        host = self._bound_host
         source = None if spec is None else spec.source
         self._record(
             Message(
@@ -186,7 +228,7 @@ class ToolCalls:
             ToolCallData(call.id, call.name, call.arguments, source, caller, host.session.user_id),
         )
         context = ToolContext(host.conversation_id, host.spec.room, caller)
-        tg.start_soon(self._run, pending, context, name=f"tool:{call.name}")
+        self._task_group.start_soon(self._run, pending, context, name=f"tool:{call.name}")
         return pending
 
     async def _run(self, pending: _Pending, context: ToolContext) -> None:
@@ -198,6 +240,7 @@ class ToolCalls:
                     raise ToolError(
                         "the model called a tool it was not offered", code="unknown_tool"
                     )
+                assert self._box is not None  # offered() is empty without a box
                 outcome = await self._box.invoke(spec, call.arguments, context, call.id)
             except ToolError as exc:
                 outcome = ToolOutcome(f"error: {exc.code}", ok=False, error=exc.code)
@@ -206,7 +249,7 @@ class ToolCalls:
         source = "unknown" if spec is None else spec.source.partition(":")[0]
         TOOL_CALLS.labels(source=source, outcome=outcome.error or "ok").inc()
         TOOL_SECONDS.labels(source=source).observe(seconds)
-        ms, user = round(seconds * 1000, 3), self._host.session.user_id
+        ms, user = round(seconds * 1000, 3), self._bound_host.session.user_id
         payload: Payload
         if outcome.ok:
             payload = ToolResultData(
@@ -223,34 +266,15 @@ class ToolCalls:
         pending.finished.set()
 
     def _record(self, message: Message, payload: Payload) -> None:
-        self._host.history.append(message)
-        self._host.emit(payload)
+        host = self._bound_host
+        host.history.append(message)
+        host.emit(payload)
 
     async def _end_after(self, reply_done: anyio.Event) -> None:
         await reply_done.wait()  # the goodbye has played out and the reply is recorded
-        self._host.request_stop("ended by the agent")
+        self._bound_host.request_stop("ended by the agent")
 
 
 async def _all_finished(pending: Sequence[_Pending]) -> None:
     for p in pending:
         await p.finished.wait()
-
-
-def room_tools(
-    box: ToolBox | None, host: ToolHost | None, clock: Clock, tg: TaskGroup
-) -> ToolCalls | None:
-    """The room's tool calls, or None without a tool box (or a host to record them)."""
-    return None if box is None or host is None else ToolCalls(box, host, clock, tg)
-
-
-def reply_stream(
-    llm: LlmProvider,
-    tools: ToolCalls | None,
-    messages: Sequence[ChatMessage],
-    instructions: str | None,
-    reply_done: anyio.Event,
-) -> AsyncGenerator[str]:
-    """A reply's deltas: the model's, with tool calls run in between when the room has tools."""
-    if tools is None:
-        return llm.complete(messages, instructions=instructions or None)
-    return tools.stream(llm, messages, instructions or None, reply_done)

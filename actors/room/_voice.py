@@ -47,7 +47,7 @@ from actors.room._preempt import PendingPreemption, Preemption
 from actors.room._settings import VoiceSettings
 from actors.room._state import ConversationHistory, SessionInfo
 from actors.room._team import Seat, solo_seat
-from actors.room._tool_calls import ToolCalls, ToolHost, chat_messages, reply_stream, room_tools
+from actors.room._tool_calls import ToolCalls, ToolHost, chat_messages
 
 __all__ = ("VoicePipeline",)
 
@@ -132,13 +132,14 @@ class VoicePipeline:
         self._pending_trigger: tuple[float, dict[str, float]] | None = None
         self._preempts = PendingPreemption()
         self.muted = False
-        self._tool_calls: ToolCalls | None = None
+        self._tool_calls = ToolCalls(providers.tools, clock)
 
     # -- life cycle ---------------------------------------------------------------------------
 
     async def start(self, tg: TaskGroup, host: ToolHost | None = None) -> None:
         """Publish the agent's audio track and start the captions in ``tg``; ``host``: for tools."""
-        self._tg, self._tool_calls = tg, room_tools(self._p.tools, host, self._clock, tg)
+        self._tg = tg
+        self._tool_calls.bind(tg, host)
         self._listeners.start(tg)
         track = rtc.LocalAudioTrack.create_audio_track("agent-voice", self._audio.source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
@@ -243,9 +244,9 @@ class VoicePipeline:
         if not self._seat.answers(speaker, text):
             return
         messages = chat_messages(self._history.messages)
-        instructions = self._session().instructions or self._p.instructions
+        instructions = self._session().instructions or self._p.instructions or None
         preempt = Preemption(speaker, text)
-        preempt.start(self._tg, self._p.llm, messages, instructions or None)
+        preempt.start(self._tg, self._p.llm, messages, instructions, self._tool_calls.definitions())
         self._preempts.begin(preempt)
 
     def answer_history(self) -> None:
@@ -346,12 +347,10 @@ class VoicePipeline:
             for sentence in chunker.push(fixed_text) + chunker.flush():
                 yield sentence
             return
-        if reply.preempted is not None and self._tool_calls is None:  # it was made without tools
-            deltas = reply.preempted.deltas()  # already generating, maybe already written
-        else:
-            messages = chat_messages(self._history.messages)
-            instructions = self._session().instructions or self._p.instructions
-            deltas = reply_stream(self._p.llm, self._tool_calls, messages, instructions, reply.done)
+        first = None if reply.preempted is None else reply.preempted.deltas()  # generating already
+        messages = chat_messages(self._history.messages)
+        instructions = self._session().instructions or self._p.instructions
+        deltas = self._tool_calls.stream(self._p.llm, messages, instructions, reply.done, first)
         try:
             async for delta in deltas:
                 # "" is a reasoning model thinking (alive, nothing to say): not a first token.

@@ -114,7 +114,9 @@ async def rig() -> AsyncIterator[Rig]:
     box = ToolBox(settings, (), ToolHttp(settings, None, None), [tools])
     host = Host()
     async with anyio.create_task_group() as tg:
-        yield Rig(ToolCalls(box, host, SYSTEM_CLOCK, tg), host, tools)
+        calls = ToolCalls(box, SYSTEM_CLOCK)
+        calls.bind(tg, host)
+        yield Rig(calls, host, tools)
         tg.cancel_scope.cancel()
     await box.aclose()
 
@@ -169,3 +171,17 @@ async def test_closing_the_stream_cancels_lookups_and_lets_a_booking_finish(rig:
     await anyio.wait_all_tasks_blocked()  # the booking's task has recorded its result
     (result,) = [e for e in rig.host.events if isinstance(e, ToolResultData)]
     assert result.name == "book" and result.content == "book done"
+
+
+async def test_an_adopted_preemptive_round_is_the_first_and_its_call_runs(rig: Rig) -> None:
+    async def preempted() -> AsyncGenerator[LlmItem]:
+        yield "Let me see."
+        yield ToolCall("p1", "lookup", "{}")
+
+    rig.tools.release.set()
+    llm = ScriptLlm()  # asked only for the round after the call
+    stream = rig.calls.stream(llm, [ChatMessage("user", "hi")], None, anyio.Event(), preempted())
+    said = "".join([delta async for delta in stream])
+    assert [chunk for chunk in said.split(BREAK) if chunk] == ["Let me see.", "All done."]
+    assert rig.tools.started == 1 and len(llm.seen) == 1
+    assert [m.role for m in llm.seen[0]] == ["user", "assistant", "tool_call", "tool"]
