@@ -37,6 +37,10 @@ class FleetSettings:
     reconcile_interval_s: float = 1.0
     max_rooms_per_user: int | None = 1
     turns_per_minute_per_user: int | None = 2
+    max_rooms: int | None = None
+    """Actors per daemon (``[supervisor] max_rooms``): 1 spreads a room's agents apart."""
+    agents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """``[agents.NAME]`` profiles, the same on every daemon."""
 
 
 @dataclass
@@ -218,6 +222,8 @@ def write_config(
         "reconcile_interval_s": settings.reconcile_interval_s,
         "drain_timeout_s": 3.0,
     }
+    if settings.max_rooms is not None:
+        supervisor["max_rooms"] = settings.max_rooms
     if "workers" in SupervisorSettings.model_fields:
         # Rooms in the daemon's own process: the per-user limits wrap the model there, and a
         # restarted daemon is ready in seconds.
@@ -241,6 +247,7 @@ def write_config(
         "redis": redis,
         "logging": {"level": "INFO", "format": "json"},
     }
+    sections.update({f"agents.{n}": profile for n, profile in settings.agents.items()})
     path.write_text(_toml(sections))
 
 
