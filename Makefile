@@ -44,15 +44,24 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Every benchmark whose figures the README and docs quote, with the command they quote; each
+# writes bench/results/NAME.json with its meta (command, commit, date, machine), then
+# docs/benchmarks.md is generated from all of them (bench/report.py; it never reruns anything).
 bench: setup
 	$(DEPS) bench
 	mkdir -p bench/results
 	$(BIN)/python bench/join.py --rooms 20 --json bench/results/join.json
 	$(BIN)/python bench/latency.py --turns 50 --json bench/results/latency.json
-	$(BIN)/python bench/persistence.py --events 100000 --json bench/results/persistence.json
+	$(BIN)/python bench/persistence.py --events 200000 --json bench/results/persistence.json
 	$(BIN)/python bench/webhooks.py --requests 20000 --json bench/results/webhooks.json
 	$(BIN)/python bench/failover.py --json bench/results/failover.json
-	$(BIN)/python bench/rooms.py --json bench/results/rooms.json
+	$(BIN)/python bench/rooms.py --max-rooms 60 --step 5 --hold 15 --json bench/results/rooms.json
+	$(BIN)/python bench/rtc_floor.py --rooms 20 --queue-ms 0 --json bench/results/rtc-floor.json
 	$(BIN)/python bench/flood.py --json bench/results/flood.json
 	$(BIN)/python bench/soak.py --rooms 480 --json bench/results/soak.json
 	$(BIN)/python bench/soak.py --rooms 0 --providers local --json bench/results/idle.json
+	$(BIN)/python bench/voice.py --rooms 2 --json bench/results/voice.json
+	$(BIN)/python bench/providers.py --runs 30 --json bench/results/providers.json
+	$(BIN)/python bench/agents.py --rounds 20 --json bench/results/agents.json
+	$(BIN)/python bench/tools.py --turns 100 --json bench/results/tools.json
+	$(BIN)/python bench/report.py --out docs/benchmarks.md

@@ -30,8 +30,8 @@ from livekit import api
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from actors.room import Providers, dispose_rtc  # noqa: E402
+from bench._results import write_result  # noqa: E402
 from supervisor import Daemon  # noqa: E402
 from tests.conftest import daemon_config  # noqa: E402
 from tests.e2e.conftest import tone  # noqa: E402
@@ -151,7 +151,7 @@ def main() -> None:
     for label, value in rows.items():
         print(f"{label:<40}{value:>16}")
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+        write_result(args.json, result)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from livekit import api
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench._results import write_result  # noqa: E402
 from supervisor.coordination import RedisSettings, RedisStore  # noqa: E402
 from tests.failover._fleet import DaemonProc, Fleet, FleetSettings, build_fleet  # noqa: E402
 from tests.failover._redis_server import RedisServer  # noqa: E402
@@ -209,7 +209,7 @@ def main() -> None:
         print(f"{'takeover of all rooms, per kill ' + key + ' (s)':<40}{kill[key]:>12.3f}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_result(args.json, result)
 
 
 if __name__ == "__main__":

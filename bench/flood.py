@@ -26,8 +26,8 @@ from livekit import api, rtc
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from bench._daemon_proc import daemon_under_test  # noqa: E402
+from bench._results import write_result  # noqa: E402
 from bench.join import percentile, rss_mb  # noqa: E402
 from tests.harness.participants import joined  # noqa: E402
 
@@ -190,7 +190,7 @@ async def main() -> None:
         print(f"{'ping ' + key + ' (ms)':<34}{value:>12}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_result(args.json, result)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,8 @@ from livekit import api
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from bench._daemon_proc import daemon_under_test  # noqa: E402
+from bench._results import write_result  # noqa: E402
 
 
 def _children(pid: int) -> list[int]:
@@ -97,7 +97,7 @@ async def main() -> None:
         print(f"{'RSS ' + key + ' (MB)':<28}{result['rss_mb'][key]:>10}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_result(args.json, result)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ from livekit import api
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from actors.persistence import EmbeddedStore  # noqa: E402
 from actors.room import Providers, dispose_rtc  # noqa: E402
+from bench._results import write_result  # noqa: E402
 from supervisor import Daemon  # noqa: E402
 from tests.conftest import daemon_config  # noqa: E402
 from tests.fakes.instant import EchoLlm, InstantStt, ToneTts  # noqa: E402
@@ -149,7 +149,7 @@ def main() -> None:
         print(f"voice to voice (ms): p50 {v2v['p50']}, max {v2v['max']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_result(args.json, result)
 
 
 if __name__ == "__main__":

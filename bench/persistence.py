@@ -15,7 +15,6 @@ backend's SQLite writes.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sqlite3
@@ -36,9 +35,9 @@ from prometheus_client import REGISTRY
 HERE = Path(__file__).resolve()
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT))
-
 from actors import Event, EventType  # noqa: E402
 from actors.persistence import EmbeddedStore, PersistenceActor, PersistenceSettings  # noqa: E402
+from bench._results import write_result  # noqa: E402
 
 GOALS = {"events_per_s": 20_000, "enqueue_p99_us": 50}
 # A realistic assistant turn: a sentence or two, the speaker, latency figures.
@@ -337,7 +336,7 @@ async def main() -> None:
     print("goals met" if met else "goals NOT met")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_result(args.json, result)
 
 
 if __name__ == "__main__":

@@ -30,11 +30,11 @@ import anyio
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from actors.providers import ChatMessage, SpeechEventKind  # noqa: E402
 from actors.providers.cartesia_tts import CartesiaTts  # noqa: E402
 from actors.providers.deepgram import DeepgramStt  # noqa: E402
 from actors.providers.openai_llm import OpenAiLlm  # noqa: E402
+from bench._results import write_result  # noqa: E402
 from tests.fakes.cartesia_fake import CartesiaFake  # noqa: E402
 from tests.fakes.deepgram_fake import DeepgramFake  # noqa: E402
 from tests.fakes.openai_fake import OpenAiFake  # noqa: E402
@@ -210,4 +210,4 @@ if __name__ == "__main__":
     text = json.dumps(results, indent=2)
     print(text)
     if args.json is not None:
-        args.json.write_text(text + "\n", encoding="utf-8")
+        write_result(args.json, results)

@@ -39,7 +39,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench._results import write_result  # noqa: E402
 from tests.harness.livekit_server import (  # noqa: E402
     API_KEY,
     API_SECRET,
@@ -704,7 +704,7 @@ def main() -> None:
     result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_result(args.json, result)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench._results import write_result  # noqa: E402
 from bench.rooms import (  # noqa: E402
     Server,
     cpu_s,
@@ -180,7 +180,7 @@ def main() -> None:
             stop(server.process)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"cores": os.cpu_count(), "modes": results}, indent=2))
+        write_result(args.json, {"cores": os.cpu_count(), "modes": results})
 
 
 if __name__ == "__main__":

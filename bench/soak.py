@@ -27,8 +27,8 @@ from livekit import api
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from bench._daemon_proc import daemon_under_test  # noqa: E402
+from bench._results import write_result  # noqa: E402
 from bench.latency import tone  # noqa: E402
 from tests.harness.caller import caller  # noqa: E402
 
@@ -153,7 +153,7 @@ async def main() -> None:
     print(f"{'growth per 1,000 rooms (MB)':<34}{result['growth_mb_per_1000_rooms']:>10}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_result(args.json, result)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,10 @@ from livekit import api, rtc
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from actors.persistence import EmbeddedStore  # noqa: E402
 from actors.providers import Rule, ScriptedLlm  # noqa: E402
 from actors.room import Providers, dispose_rtc  # noqa: E402
+from bench._results import write_result  # noqa: E402
 from supervisor import Daemon  # noqa: E402
 from tests.conftest import daemon_config  # noqa: E402
 from tests.fakes.instant import InstantStt, ToneTts  # noqa: E402
@@ -157,7 +157,7 @@ def main() -> None:
     print(f"added by a tool round trip: p50 {added['p50']} ms, p99 {added['p99']} ms")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_result(args.json, result)
 
 
 if __name__ == "__main__":

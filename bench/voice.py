@@ -32,9 +32,9 @@ from livekit import api
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from actors.persistence import EmbeddedStore  # noqa: E402
 from actors.room import dispose_rtc  # noqa: E402
+from bench._results import write_result  # noqa: E402
 from supervisor import Daemon  # noqa: E402
 from tests.conftest import daemon_config  # noqa: E402
 from tests.harness.livekit_server import LiveKitServer, free_port, start_server  # noqa: E402
@@ -211,7 +211,7 @@ def main() -> None:
     print(f"counts: {result['counts']}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+        write_result(args.json, result)
 
 
 def _value(text: str) -> Any:

@@ -5,7 +5,8 @@
 #                                          (Debian ships ensurepip separately)
 #   scripts/install-system-deps.sh run     base + espeak-ng (the local voice's fallback)
 #   scripts/install-system-deps.sh test    run + redis-server (failover tests), chromium and
-#                                          fonts-dejavu-core (the playground's browser test)
+#                                          fonts-dejavu-core (the playground's browser test),
+#                                          systemd (systemd-analyze checks the units in deploy/)
 #   scripts/install-system-deps.sh bench   test + libopus0 (the Go callers' pre-encoded audio)
 #   scripts/install-system-deps.sh [all]   every one of them (`make system-deps`)
 #
@@ -25,6 +26,7 @@ present() {  # present PACKAGE: whether what the package provides is already her
     redis-server) command -v redis-server >/dev/null ;;
     chromium) [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null ;;
     fonts-dejavu-core) [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] ;;
+    systemd) command -v systemd-analyze >/dev/null ;;
     libopus0) "$python" -c 'import ctypes.util, sys; sys.exit(not ctypes.util.find_library("opus"))' ;;
     *) echo "install-system-deps: no probe for $1" >&2; return 1 ;;
   esac
@@ -34,8 +36,8 @@ packages=(python3-venv)
 case "$profile" in
   base) ;;
   run) packages+=(espeak-ng) ;;
-  test) packages+=(espeak-ng redis-server chromium fonts-dejavu-core) ;;
-  bench | all) packages+=(espeak-ng redis-server chromium fonts-dejavu-core libopus0) ;;
+  test) packages+=(espeak-ng redis-server chromium fonts-dejavu-core systemd) ;;
+  bench | all) packages+=(espeak-ng redis-server chromium fonts-dejavu-core systemd libopus0) ;;
   *) echo "usage: $0 [base | run | test | bench | all]" >&2; exit 2 ;;
 esac
 

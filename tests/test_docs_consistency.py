@@ -165,3 +165,15 @@ def test_every_documented_config_key_exists() -> None:
     shipped = {s for s, _ in _toml_keys((ROOT / "config.toml").read_text())}
     missing = sorted(set(Config.model_fields) - shipped - _NOT_IN_CONFIG_TOML)
     assert not missing, f"sections config.toml does not show: {missing}"
+
+
+def test_the_benchmark_page_is_generated_from_the_committed_results() -> None:
+    from bench.report import render_benchmarks
+
+    shipped = (ROOT / "docs" / "benchmarks.md").read_text()
+    assert shipped.strip() == render_benchmarks().strip(), (
+        "docs/benchmarks.md is stale: run `python bench/report.py --out docs/benchmarks.md`"
+    )
+    # Every result file says which command wrote it (its meta, or bench/results/README.md).
+    rows = [line for line in shipped.splitlines() if line.startswith("| `") and ".json`" in line]
+    assert rows and all(row.split(" | ")[1].startswith("`python bench/") for row in rows), rows
