@@ -29,6 +29,9 @@ __all__ = ("RemoteTools", "ToolBox")
 
 logger = logging.getLogger(__name__)
 
+_FIRST_TRY_S = 2.0
+"""Longest a room host waits for its tool sources' first answer before it takes rooms."""
+
 
 class RemoteTools(Protocol):
     """A source of tools that may be down (an MCP server): its tools are offered while up."""
@@ -91,20 +94,29 @@ class ToolBox:
         self._validators: dict[tuple[str, str, str], Draft202012Validator] = {}
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Read the backend's tools and connect the MCP servers (``started`` once each has been
-        tried once), then keep both fresh until cancelled."""
+        """Read the backend's tools and connect the MCP servers, then keep both fresh until
+        cancelled. ``started`` once each source has been tried once, or after
+        ``_FIRST_TRY_S`` at most: a slow source never holds up the rooms (its tools are
+        offered from when it answers)."""
         try:
             async with anyio.create_task_group() as tg:
-                for remote in self._remotes:
-                    await tg.start(remote.run, name=f"tools:mcp:{remote.name}")
-                await self._refresh_backend()
+                first = anyio.Event()
+                tg.start_soon(self._first_try, first, name="tools:first-try")
+                with anyio.move_on_after(_FIRST_TRY_S):
+                    await first.wait()
                 task_status.started()
-                if self.settings.backend_tools:
-                    while True:
-                        await anyio.sleep(self.settings.backend_refresh_s)
-                        await self._refresh_backend()
         finally:
             await self.aclose()
+
+    async def _first_try(self, done: anyio.Event) -> None:
+        async with anyio.create_task_group() as tg:
+            for remote in self._remotes:
+                await tg.start(remote.run, name=f"tools:mcp:{remote.name}")
+            await self._refresh_backend()
+            done.set()
+            while self.settings.backend_tools:
+                await anyio.sleep(self.settings.backend_refresh_s)
+                await self._refresh_backend()
 
     async def aclose(self) -> None:
         """Close the HTTP client (``run`` does it when it ends)."""
