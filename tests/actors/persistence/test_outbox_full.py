@@ -16,7 +16,7 @@ from prometheus_client import REGISTRY
 from actors import OutboxFullError
 from actors.persistence import EmbeddedStore, PersistenceActor
 from supervisor import Config, Daemon, parse_config
-from supervisor.host import Pong, decode, encode
+from supervisor.host import PROTOCOL_VERSION, Pong, decode, encode
 from supervisor.workers import WorkerPool
 from tests.actors.persistence.conftest import (
     RecordingClock,
@@ -145,7 +145,7 @@ async def test_a_full_disk_refuses_events_retries_with_backoff_and_logs_once(
 
 async def test_readyz_reports_a_workers_full_outbox_from_its_pong(tmp_path: Path) -> None:
     reason = "cannot emit an event: the outbox holds [persistence] outbox_max_mb ..."
-    line = {"v": 2, "type": "pong", "seq": 7, "rss_mb": 100.0, "metrics": []}
+    line = {"v": PROTOCOL_VERSION, "type": "pong", "seq": 7, "rss_mb": 100.0, "metrics": []}
     pong = decode(json.dumps({**line, "outbox_refusal": reason}).encode())
     assert isinstance(pong, Pong) and pong.outbox_refusal == reason
     assert decode(encode(pong)) == pong
