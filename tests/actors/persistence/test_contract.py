@@ -16,10 +16,12 @@ from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
+from pydantic import SecretStr
 
 from actors import Event, EventType
 from actors.persistence import EmbeddedStore, PersistenceActor, build_backend_app
 from actors.persistence._contract import ContractError, parse_batch
+from actors.tools import ToolCallSettings, ToolContext, open_tools
 from tests.actors.persistence.conftest import running, settings, turn
 from tests.fakes.backend import Captured, FaultyBackend, running_backend
 
@@ -101,6 +103,45 @@ async def test_what_the_actor_sends_and_the_backend_answers_conform(
         "/v1/events:batch",
         f"/v1/conversations/{cid}/messages",
     }
+    for c in secured.captured:
+        assert c.status == 200
+        request = as_request(secured.url, c)
+        spec.validate_request(request)
+        spec.validate_response(request, as_response(c))
+
+
+async def test_tool_requests_and_answers_conform(
+    tmp_path: Path, store: EmbeddedStore, secured: FaultyBackend, spec: OpenAPI
+) -> None:
+    box = open_tools(
+        ToolCallSettings(),
+        (),
+        (),
+        backend_url=secured.url,
+        backend_token=SecretStr(TOKEN),
+    )
+    await box._refresh_backend()
+    (demo,) = [t for t in box.offered() if t.name == "order_status"]
+    await box.invoke(demo, '{"order_id": "42"}', ToolContext("conv", "room", "alice"), "call-1")
+    await box.aclose()
+    # The tool events and their messages conform too.
+    actor = PersistenceActor(settings(tmp_path / "data", secured), store)
+    async with running(actor):
+        for kind, data in (
+            (EventType.TOOL_CALL, {"call_id": "c", "name": "order_status", "arguments": "{}"}),
+            (EventType.TOOL_RESULT, {"call_id": "c", "name": "order_status", "content": "ok"}),
+            (EventType.TOOL_ERROR, {"call_id": "d", "name": "x", "code": "timeout"}),
+        ):
+            actor.emit(Event(kind, "room", "conv", data, 1.0))
+        await actor.wait_empty()
+        rows = await actor.recent_messages("conv", 5)
+    assert [(r["role"], r.get("tool_call_id")) for r in rows] == [
+        ("tool_call", "c"),
+        ("tool", "c"),
+        ("tool", "d"),
+    ]
+    paths = {c.path for c in secured.captured}
+    assert {"/v1/tools", "/v1/tools/order_status:invoke"} <= paths
     for c in secured.captured:
         assert c.status == 200
         request = as_request(secured.url, c)
