@@ -34,7 +34,7 @@ from actors.persistence import (
 )
 from actors.providers import build_llm, build_stt, build_tts
 from supervisor._config import Config, ServerSettings
-from supervisor.host import close_providers, open_providers
+from supervisor.host import close_providers, open_providers, open_tool_box
 
 __all__ = ("bind_problem", "config_problems", "provider_problems")
 
@@ -107,6 +107,12 @@ def provider_problems(config: Config) -> list[str]:
             problems.append(str(exc))
         else:
             _close(chain.aclose)
+    try:  # the tools a room host would offer ([[tools]] without anywhere to run them, ...)
+        box = open_tool_box(config)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    else:
+        _close(box.aclose)
     return problems
 
 

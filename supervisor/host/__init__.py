@@ -29,7 +29,12 @@ from supervisor.host._protocol import (
     decode,
     encode,
 )
-from supervisor.host._providers import OpenedProviders, close_providers, open_providers
+from supervisor.host._providers import (
+    OpenedProviders,
+    close_providers,
+    open_providers,
+    open_tool_box,
+)
 
 __all__ = (
     "PROTOCOL_VERSION",
@@ -60,5 +65,6 @@ __all__ = (
     "encode",
     "memory_links",
     "open_providers",
+    "open_tool_box",
     "snapshot",
 )
