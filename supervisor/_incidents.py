@@ -70,6 +70,7 @@ class RoomFailure:
         code: which failure.
         room: the room's name.
         sid: the room's sid ("" when unknown).
+        agent: the agent's profile (``[agents.NAME]``; "" for the default agent).
         conversation_id: the conversation the agent had ("" when unknown).
         attempt: which start of the actor failed (0 = the first).
         restarts: restarts within ``restart_window_s`` (``room_given_up``), else 0.
@@ -79,6 +80,7 @@ class RoomFailure:
     code: ErrorCode
     room: str
     sid: str = ""
+    agent: str = ""
     conversation_id: str = ""
     attempt: int = 0
     restarts: int = 0
@@ -125,8 +127,8 @@ class RoomIncidents:
     def __init__(self, sink: EventSink, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self._sink = sink
         self._clock = clock
-        self._last: OrderedDict[str, RoomFailure] = OrderedDict()
-        """Room → what its last failed run was (conversation, attempt, error type)."""
+        self._last: OrderedDict[tuple[str, str], RoomFailure] = OrderedDict()
+        """(room, agent) → what its last failed run was (conversation, attempt, error type)."""
         self.refused = 0
         """Events the persistence actor refused (its outbox full); it logs the cause."""
 
@@ -140,7 +142,8 @@ class RoomIncidents:
         A give-up takes what the room's last failed run knew (its conversation, its attempt,
         its error type) where the registry does not know it.
         """
-        last = self._last.pop(failure.room, None)
+        key = (failure.room, failure.agent)
+        last = self._last.pop(key, None)
         if failure.code is ErrorCode.ROOM_GIVEN_UP and last is not None:
             failure = replace(
                 failure,
@@ -149,13 +152,14 @@ class RoomIncidents:
                 error_type=failure.error_type or last.error_type,
             )
         else:
-            self._last[failure.room] = failure
+            self._last[key] = failure
             while len(self._last) > _ROOMS_REMEMBERED:
                 self._last.popitem(last=False)
         data = ErrorData(
             code=failure.code.value,
             message=_MESSAGES[failure.code],
             room_sid=failure.sid or None,
+            agent=failure.agent or None,
             attempt=failure.attempt,
             restarts=failure.restarts,
             error_type=failure.error_type,
@@ -177,9 +181,9 @@ class RoomIncidents:
                     extra={"room": failure.room, "code": failure.code.value},
                 )
 
-    def ended_cleanly(self, room: str) -> None:
+    def ended_cleanly(self, room: str, agent: str = "") -> None:
         """The room's agent finished without failing: forget its last failure."""
-        self._last.pop(room, None)
+        self._last.pop((room, agent), None)
 
 
 class _Watched:
@@ -210,13 +214,14 @@ class _Watched:
                     RoomFailure(
                         ErrorCode.ROOM_CRASHED if self._joined else ErrorCode.ROOM_START_FAILED,
                         spec.room,
+                        agent=spec.agent,
                         conversation_id=self._runner.conversation_id,
                         attempt=spec.attempt,
                         error_type=self._runner.failure or type(_cause(exc)).__name__,
                     )
                 )
             raise
-        self._incidents.ended_cleanly(spec.room)
+        self._incidents.ended_cleanly(spec.room, spec.agent)
 
     def _started(self, joined: _Stoppable) -> None:
         self._joined = joined

@@ -414,8 +414,9 @@ class RoomRegistry:
             ACTOR_GIVE_UPS.inc()
             if self._on_give_up is not None:
                 restarts = len(slot.crashes) - 1
+                room, agent = slot.key
                 self._on_give_up(
-                    RoomFailure(ErrorCode.ROOM_GIVEN_UP, slot.key.room, slot.sid, restarts=restarts)
+                    RoomFailure(ErrorCode.ROOM_GIVEN_UP, room, slot.sid, agent, restarts=restarts)
                 )
             logger.error(
                 "giving up on room after too many restarts; it is left alone until it "

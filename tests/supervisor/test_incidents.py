@@ -71,19 +71,18 @@ class Runner:
         await handle.stopped.wait()
 
 
-async def _given_up(fail: str) -> list[Event]:
+async def _given_up(fail: str, agent: str = "") -> list[Event]:
     sink = Sink()
     incidents = RoomIncidents(sink)
     registry = RoomRegistry(
         FAST,
-        # (room, attempt), or (room, agent, attempt) once rooms have several agents
-        lambda *key: RoomSpec(key[0], "ws://x", "t", key[-1]),
+        lambda room, agent, attempt: RoomSpec(room, "ws://x", "t", attempt, agent=agent),
         lambda spec: incidents.watch(Runner(spec, fail)),
         on_give_up=incidents.report,
     )
     async with anyio.create_task_group() as tg:
         await tg.start(registry.run)
-        registry.ensure("room-1", sid="RM_1")
+        registry.ensure("room-1", sid="RM_1", agent=agent)
         await poll_until(lambda: not registry.rooms, deadline_s=5, what="room given up")
         tg.cancel_scope.cancel()
     return sink.events
@@ -110,13 +109,18 @@ async def test_a_room_that_crashes_after_joining_keeps_its_conversation() -> Non
     assert events[-1].data["error_type"] == "ActorCrashed"  # the runner named no cause
 
 
+async def test_each_agent_of_a_room_has_its_own_events() -> None:
+    events = await _given_up("start", agent="sales")
+    assert {e.data["agent"] for e in events} == {"sales"}
+    assert events[-1].data["code"] == "room_given_up" and events[-1].data["attempt"] == 2
+
+
 async def test_a_room_stopped_or_ending_cleanly_sends_nothing() -> None:
     sink = Sink()
     incidents = RoomIncidents(sink)
     registry = RoomRegistry(
         FAST,
-        # (room, attempt), or (room, agent, attempt) once rooms have several agents
-        lambda *key: RoomSpec(key[0], "ws://x", "t", key[-1]),
+        lambda room, agent, attempt: RoomSpec(room, "ws://x", "t", attempt, agent=agent),
         lambda spec: incidents.watch(Runner(spec, "")),
         on_give_up=incidents.report,
     )
