@@ -16,14 +16,14 @@ runs to its end in the room's task group and its result is recorded, so the next
 knows what happened. Each call and its result are messages of the history (``tool_call``,
 ``tool``) and events (``tool_call``, ``tool_result`` or ``tool_error``, with timing).
 
-Built-in tools' outcomes act on the room: ``say`` is spoken as it is, and ``end_session``
-(``end_call``) stops the actor once the reply is over.
+Built-in tools' outcomes act on the room: ``say`` is spoken as it is, and ``after_reply``
+(``end_call``: stop the actor) runs once the reply is over.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,7 +45,14 @@ from actors.providers import (
 )
 from actors.room._messages import RoomSpec
 from actors.room._state import ConversationHistory, Message, SessionInfo
-from actors.tools import ToolBox, ToolCallSettings, ToolContext, ToolOutcome, ToolSpec
+from actors.tools import (
+    RoomControl,
+    ToolBox,
+    ToolCallSettings,
+    ToolContext,
+    ToolOutcome,
+    ToolSpec,
+)
 
 __all__ = ("ToolCalls", "ToolHost", "chat_messages")
 
@@ -190,11 +197,11 @@ class ToolCalls:
             for outcome in outcomes:
                 if outcome.say:
                     yield _now(outcome.say)
-            if any(o.end_session for o in outcomes):
-                self._task_group.start_soon(self._end_after, reply_done, name="tools:end-call")
-                return
-            if any(o.say for o in outcomes):
-                return  # a built-in spoke for the agent: the model is not asked again
+            afters = [o.after_reply for o in outcomes if o.after_reply is not None]
+            if afters:
+                self._task_group.start_soon(self._after, reply_done, afters, name="tools:after")
+            if afters or any(o.say for o in outcomes):
+                return  # a built-in spoke or acted for the agent: the model is not asked again
             if said.strip():
                 context.append(ChatMessage("assistant", said))
             for p in pending:
@@ -270,9 +277,12 @@ class ToolCalls:
         host.history.append(message)
         host.emit(payload)
 
-    async def _end_after(self, reply_done: anyio.Event) -> None:
-        await reply_done.wait()  # the goodbye has played out and the reply is recorded
-        self._bound_host.request_stop("ended by the agent")
+    async def _after(
+        self, reply_done: anyio.Event, actions: list[Callable[[RoomControl], None]]
+    ) -> None:
+        await reply_done.wait()  # what it said has played out, and the reply is recorded
+        for action in actions:
+            action(self._bound_host)
 
 
 async def _all_finished(pending: Sequence[_Pending]) -> None:

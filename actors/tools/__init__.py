@@ -11,7 +11,7 @@ from __future__ import annotations
 from actors.tools._box import RemoteTools, ToolBox
 from actors.tools._builtins import BUILTINS, Builtin
 from actors.tools._http import ToolHttp, result_text
-from actors.tools._model import ToolContext, ToolOutcome, ToolSpec
+from actors.tools._model import RoomControl, ToolContext, ToolOutcome, ToolSpec
 from actors.tools._open import open_tools
 from actors.tools._settings import McpServerSettings, ToolCallSettings, ToolSettings
 
@@ -20,6 +20,7 @@ __all__ = (
     "Builtin",
     "McpServerSettings",
     "RemoteTools",
+    "RoomControl",
     "ToolBox",
     "ToolCallSettings",
     "ToolContext",

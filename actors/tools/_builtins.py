@@ -2,8 +2,10 @@
 
 Adding one is one entry in ``BUILTINS``: its definition (what the model is offered) and a
 function from the model's arguments (already validated against the definition's schema) to a
-``ToolOutcome``. The outcome's ``say`` and ``end_session`` are what the room acts on; a
-built-in never touches the room itself. ``[tool_calls] builtins`` picks the ones offered.
+``ToolOutcome``: what the model is told, what the agent ``say``s at once, and what happens to
+the room once the reply is over (``after_reply``, given the room's ``RoomControl``; a built-in
+that needs more of the room adds a method there). ``[tool_calls] builtins`` picks the ones
+offered.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.providers import ToolDefinition
-from actors.tools._model import ToolOutcome
+from actors.tools._model import RoomControl, ToolOutcome
 from actors.tools._settings import ToolCallSettings
 
 __all__ = ("BUILTINS", "Builtin")
@@ -26,7 +28,10 @@ class Builtin:
 
 
 def _end_call(_arguments: dict[str, Any], settings: ToolCallSettings) -> ToolOutcome:
-    return ToolOutcome("The call is ending.", say=settings.goodbye, end_session=True)
+    def leave(room: RoomControl) -> None:
+        room.request_stop("ended by the agent")
+
+    return ToolOutcome("The call is ending.", say=settings.goodbye, after_reply=leave)
 
 
 BUILTINS: dict[str, Builtin] = {

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from actors.providers import ToolDefinition
 
-__all__ = ("ToolContext", "ToolOutcome", "ToolSpec")
+__all__ = ("RoomControl", "ToolContext", "ToolOutcome", "ToolSpec")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,14 @@ class ToolContext:
     """The identity of the participant whose turn led to the call, when known."""
 
 
+class RoomControl(Protocol):
+    """What a built-in tool may do to its room (through ``ToolOutcome.after_reply``)."""
+
+    def request_stop(self, reason: str) -> None:
+        """End the agent's session in the room (it saves the session and leaves)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ToolOutcome:
     """How one call ended.
@@ -52,9 +62,9 @@ class ToolOutcome:
         error: the failure's code when not ``ok`` (``timeout``, ``unavailable``, ``refused``,
             ``invalid_arguments``, ``too_large``, ``unknown_tool``, ``cancelled``).
         attempts: how many attempts were made.
-        say: what the agent says now, as it is (a built-in's words: ``end_call``'s goodbye);
-            the model is not asked to go on after it.
-        end_session: the room's session ends once ``say`` is spoken (``end_call``).
+        say: what the agent says now, as it is (a built-in's words: ``end_call``'s goodbye).
+        after_reply: what a built-in does to the room once the reply is over (``end_call``:
+            ends the session). With ``say`` or this, the model is not asked to go on.
     """
 
     content: str
@@ -62,4 +72,4 @@ class ToolOutcome:
     error: str | None = None
     attempts: int = 1
     say: str = ""
-    end_session: bool = False
+    after_reply: Callable[[RoomControl], None] | None = None

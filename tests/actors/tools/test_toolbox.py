@@ -149,7 +149,15 @@ async def test_end_call_is_built_in() -> None:
     (spec,) = box.offered()
     outcome = await box.invoke(spec, "", CONTEXT, "c")
     await box.aclose()
-    assert outcome.end_session and outcome.say == "Goodbye!"
+    assert outcome.after_reply is not None and outcome.say == "Goodbye!"
+    stopped: list[str] = []
+
+    class Room:
+        def request_stop(self, reason: str) -> None:
+            stopped.append(reason)
+
+    outcome.after_reply(Room())
+    assert stopped == ["ended by the agent"]
 
 
 def test_a_declared_tool_needs_somewhere_to_run() -> None:
