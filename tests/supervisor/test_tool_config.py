@@ -4,12 +4,19 @@ bad schema or an unknown key is a config error naming it."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import anyio
+import httpx
 import pytest
 
 from actors import ConfigError
-from supervisor import parse_config
+from actors.room import Providers
+from supervisor import Daemon, parse_config
 from supervisor._preflight import provider_problems
+from tests.fakes.instant import EchoLlm, InstantStt, ToneTts
+from tests.harness.livekit_server import free_port
+from tests.harness.waits import poll_until
 
 TOOL = {"name": "lookup", "description": "Look it up."}
 
@@ -31,3 +38,34 @@ def test_a_bad_schema_and_an_unknown_key_name_the_tool() -> None:
         parse_config({"tools": [{**TOOL, "timeout": 3}]})
     with pytest.raises(ConfigError, match="unknown built-in"):
         parse_config({"tool_calls": {"builtins": ["hang_up"]}})
+
+
+@pytest.mark.anyio
+async def test_readyz_shows_an_mcp_server_that_is_down(tmp_path: Path) -> None:
+    config = parse_config(
+        {
+            "livekit": {
+                "url": f"ws://127.0.0.1:{free_port()}",
+                "api_key": "k",
+                "api_secret": "s" * 32,
+            },
+            "server": {"host": "127.0.0.1", "port": free_port()},
+            "persistence": {"data_dir": str(tmp_path / "data")},
+            "supervisor": {"workers": 0, "worker_heartbeat_s": 0.2},
+            "mcp_servers": [{"name": "gone", "url": f"http://127.0.0.1:{free_port()}/mcp"}],
+        },
+        environ={},
+    )
+    daemon = Daemon(config, providers=Providers(InstantStt(), EchoLlm(), ToneTts()))
+    async with anyio.create_task_group() as tg:
+        info = await tg.start(daemon.run)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{info.port}") as http:
+
+            async def reported() -> dict[str, Any] | None:
+                providers = (await http.get("/readyz")).json().get("providers", {})
+                entry: dict[str, Any] | None = providers.get("tools:mcp:gone")
+                return entry
+
+            entry = await poll_until(reported, deadline_s=15, what="the MCP server in readyz")
+            assert entry["failing"] is True and entry["last_error"]
+        daemon.request_stop()
