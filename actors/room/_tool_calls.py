@@ -44,6 +44,7 @@ from actors.providers import (
     ToolDefinition,
 )
 from actors.room._messages import RoomSpec
+from actors.room._preempt import Preemption
 from actors.room._state import ConversationHistory, Message, SessionInfo
 from actors.tools import (
     RoomControl,
@@ -97,11 +98,13 @@ class ToolCalls:
 
     Args:
         box: the process's tools (None: none).
+        history: the room's conversation (calls and results are added to it).
         clock: time source.
     """
 
-    def __init__(self, box: ToolBox | None, clock: Clock) -> None:
+    def __init__(self, box: ToolBox | None, history: ConversationHistory, clock: Clock) -> None:
         self._box = box
+        self._history = history
         self._settings = box.settings if box is not None else ToolCallSettings()
         self._clock = clock
         self._host: ToolHost | None = None
@@ -121,6 +124,10 @@ class ToolCalls:
             return self._box.offered(names)
         return self._box.offered()
 
+    def history(self) -> list[ChatMessage]:
+        """The conversation as the model sees it now."""
+        return chat_messages(self._history.messages)
+
     def definitions(self) -> tuple[ToolDefinition, ...]:
         """What the model is offered."""
         return tuple(spec.definition for spec in self.offered())
@@ -128,28 +135,27 @@ class ToolCalls:
     async def stream(
         self,
         llm: LlmProvider,
-        messages: Sequence[ChatMessage],
         instructions: str | None,
         reply_done: anyio.Event,
-        first: AsyncGenerator[LlmItem] | None = None,
+        preempted: Preemption | None = None,
     ) -> AsyncGenerator[str]:
         """The reply's text deltas and the words said at once, tool calls in between.
 
         Args:
-            llm: the model.
-            messages: the history, the turn being answered last.
+            llm: the model (it sees the history, the turn being answered last).
             instructions: the system prompt ("" or None: the model's default).
-            reply_done: set when the reply is over (``end_call`` waits for it).
-            first: the first round's items when they are being generated already
-                (a preemptive generation the reply adopted).
+            reply_done: set when the reply is over (``after_reply`` actions wait for it).
+            preempted: the generation started on the likely-final words, adopted by the
+                reply: its items are the first round.
 
         Raises:
             ProviderError: the model failed (the pipeline apologises).
         """
         offered = {spec.name: spec for spec in self.offered()}
         definitions = [spec.definition for spec in offered.values()]
-        context, instructions = list(messages), instructions or None
-        caller = next((m.speaker for m in reversed(messages) if m.role == "user"), None)
+        context, instructions = self.history(), instructions or None
+        caller = next((m.speaker for m in reversed(context) if m.role == "user"), None)
+        first = None if preempted is None else preempted.deltas()  # generating already
         filler = self._settings.filler
         for _ in range(self._settings.max_rounds):
             items: AsyncGenerator[LlmItem] = (

@@ -47,7 +47,7 @@ from actors.room._preempt import PendingPreemption, Preemption
 from actors.room._settings import VoiceSettings
 from actors.room._state import ConversationHistory, SessionInfo
 from actors.room._team import Seat, solo_seat
-from actors.room._tool_calls import ToolCalls, ToolHost, chat_messages
+from actors.room._tool_calls import ToolCalls, ToolHost
 
 __all__ = ("VoicePipeline",)
 
@@ -132,7 +132,7 @@ class VoicePipeline:
         self._pending_trigger: tuple[float, dict[str, float]] | None = None
         self._preempts = PendingPreemption()
         self.muted = False
-        self._tool_calls = ToolCalls(providers.tools, clock)
+        self._tool_calls = ToolCalls(providers.tools, history, clock)
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -243,7 +243,7 @@ class VoicePipeline:
             return
         if not self._seat.answers(speaker, text):
             return
-        messages = chat_messages(self._history.messages)
+        messages = self._tool_calls.history()
         instructions = self._session().instructions or self._p.instructions or None
         preempt = Preemption(speaker, text)
         preempt.start(self._tg, self._p.llm, messages, instructions, self._tool_calls.definitions())
@@ -347,10 +347,8 @@ class VoicePipeline:
             for sentence in chunker.push(fixed_text) + chunker.flush():
                 yield sentence
             return
-        first = None if reply.preempted is None else reply.preempted.deltas()  # generating already
-        messages = chat_messages(self._history.messages)
         instructions = self._session().instructions or self._p.instructions
-        deltas = self._tool_calls.stream(self._p.llm, messages, instructions, reply.done, first)
+        deltas = self._tool_calls.stream(self._p.llm, instructions, reply.done, reply.preempted)
         try:
             async for delta in deltas:
                 # "" is a reasoning model thinking (alive, nothing to say): not a first token.

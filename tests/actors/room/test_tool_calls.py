@@ -16,7 +16,8 @@ from actors._payloads import Payload, ToolCallData, ToolErrorData, ToolResultDat
 from actors.pipeline import BREAK
 from actors.providers import ChatMessage, LlmItem, ToolCall, ToolDefinition
 from actors.room import ConversationHistory, RoomSpec
-from actors.room._state import SessionInfo
+from actors.room._preempt import Preemption
+from actors.room._state import Message, SessionInfo
 from actors.room._tool_calls import ToolCalls
 from actors.tools import ToolBox, ToolCallSettings, ToolHttp, ToolOutcome, ToolSpec
 
@@ -114,7 +115,7 @@ async def rig() -> AsyncIterator[Rig]:
     box = ToolBox(settings, (), ToolHttp(settings, None, None), [tools])
     host = Host()
     async with anyio.create_task_group() as tg:
-        calls = ToolCalls(box, SYSTEM_CLOCK)
+        calls = ToolCalls(box, host.history, SYSTEM_CLOCK)
         calls.bind(tg, host)
         yield Rig(calls, host, tools)
         tg.cancel_scope.cancel()
@@ -123,7 +124,8 @@ async def rig() -> AsyncIterator[Rig]:
 
 async def _said(rig: Rig, llm: ScriptLlm) -> list[str]:
     out = []
-    stream = rig.calls.stream(llm, [ChatMessage("user", "hi", "alice")], None, anyio.Event())
+    rig.host.history.append(Message("user", "hi", 0.0, "alice"))
+    stream = rig.calls.stream(llm, None, anyio.Event())
     async for delta in stream:
         if "One moment." in delta:
             rig.tools.release.set()  # answered only once the filler is out
@@ -159,7 +161,8 @@ async def test_a_failed_call_is_an_apology_and_the_reply_ends(rig: Rig) -> None:
 
 async def test_closing_the_stream_cancels_lookups_and_lets_a_booking_finish(rig: Rig) -> None:
     llm = ScriptLlm(["lookup", "book"])
-    stream = rig.calls.stream(llm, [ChatMessage("user", "hi")], None, anyio.Event())
+    rig.host.history.append(Message("user", "hi", 0.0))
+    stream = rig.calls.stream(llm, None, anyio.Event())
     async for delta in stream:
         if "One moment." in delta:
             break  # the barge-in: what is not yet said is not wanted
@@ -174,14 +177,15 @@ async def test_closing_the_stream_cancels_lookups_and_lets_a_booking_finish(rig:
 
 
 async def test_an_adopted_preemptive_round_is_the_first_and_its_call_runs(rig: Rig) -> None:
-    async def preempted() -> AsyncGenerator[LlmItem]:
-        yield "Let me see."
-        yield ToolCall("p1", "lookup", "{}")
-
     rig.tools.release.set()
+    rig.host.history.append(Message("user", "hi", 0.0))
+    early = ScriptLlm(["lookup"])  # generated on the likely-final words, with the tools
     llm = ScriptLlm()  # asked only for the round after the call
-    stream = rig.calls.stream(llm, [ChatMessage("user", "hi")], None, anyio.Event(), preempted())
-    said = "".join([delta async for delta in stream])
+    async with anyio.create_task_group() as tg:
+        preempted = Preemption("alice", "hi")
+        preempted.start(tg, early, [], None, rig.calls.definitions())
+        stream = rig.calls.stream(llm, None, anyio.Event(), preempted)
+        said = "".join([delta async for delta in stream])
     assert [chunk for chunk in said.split(BREAK) if chunk] == ["Let me see.", "All done."]
-    assert rig.tools.started == 1 and len(llm.seen) == 1
+    assert rig.tools.started == 1 and len(early.seen) == 1 and len(llm.seen) == 1
     assert [m.role for m in llm.seen[0]] == ["user", "assistant", "tool_call", "tool"]
