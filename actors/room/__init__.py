@@ -20,7 +20,7 @@ from actors.room._settings import (
     VoiceSettings,
 )
 from actors.room._state import ConversationHistory, Message, ParticipantState, RoomLifecycle
-from actors.room._team import Floor, LocalFloor, Seat, Team
+from actors.room._team import Floor, LocalFloor, Relay, Seat, Team, TeamNews
 from actors.room._voice import VoicePipeline
 
 __all__ = (
@@ -37,6 +37,7 @@ __all__ = (
     "ParticipantState",
     "Persistence",
     "Providers",
+    "Relay",
     "RoomActor",
     "RoomHandle",
     "RoomLifecycle",
@@ -45,6 +46,7 @@ __all__ = (
     "Seat",
     "Speaks",
     "Team",
+    "TeamNews",
     "VoicePipeline",
     "VoiceSettings",
     "dispose_rtc",

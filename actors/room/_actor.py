@@ -317,14 +317,14 @@ class RoomActor:
             event_id = self.seat.turn_id(self.conversation_id, speaker or "", content)
         elif role == "assistant" and speaker is None:
             speaker = self.spec.agent or None
-        self.history.append(Message(role, content, now, speaker, interrupted))
+        self.history.append(message := Message(role, content, now, speaker, interrupted))
         self._emit(
             TurnData(role, content, speaker, interrupted, latency_ms, self.session.user_id),
             ts=now,
             event_id=event_id,
         )
-        if role == "assistant" and not interrupted and self.seat is not None:
-            self.seat.spoke(content)
+        if self.seat is not None:
+            self.seat.recorded(message, event_id)
 
     # -- what data commands may do (DataHost) -------------------------------------------------
 

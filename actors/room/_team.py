@@ -33,9 +33,19 @@ from typing import Protocol
 import anyio
 
 from actors.room._profiles import DEFAULT_AGENT, AgentProfile, Speaks
-from actors.room._state import ConversationHistory
+from actors.room._state import ConversationHistory, Message
 
-__all__ = ("Floor", "LocalFloor", "Seat", "Team", "addressed", "handed_to", "solo_seat")
+__all__ = (
+    "Floor",
+    "LocalFloor",
+    "Relay",
+    "Seat",
+    "Team",
+    "TeamNews",
+    "addressed",
+    "handed_to",
+    "solo_seat",
+)
 
 _SAME_TURN_S = 10.0
 """Two agents' reports of the same words from the same speaker this close are one turn."""
@@ -56,6 +66,30 @@ class Floor(Protocol):
 
     def release(self, who: str) -> None:
         """Give the floor back if ``who`` holds it; never blocks."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class TeamNews:
+    """What a room's agents on one daemon tell those on others (through a ``Relay``): a turn
+    added to the history, or a hand-over to agent ``to``."""
+
+    kind: str  # "turn" or "hand_over"
+    agent: str
+    role: str = ""
+    content: str = ""
+    speaker: str | None = None
+    interrupted: bool = False
+    ts: float = 0.0
+    event_id: str = ""
+    to: str = ""
+
+
+class Relay(Protocol):
+    """Carries ``TeamNews`` to the room's agents on other daemons (a Redis stream)."""
+
+    def publish(self, news: TeamNews) -> None:
+        """Queue news for the others; never blocks."""
         ...
 
 
@@ -230,11 +264,25 @@ class Seat:
         key = "\x1f".join((conversation_id, speaker, words, str(before)))
         return "EV_turn_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
-    def spoke(self, text: str) -> None:
-        """This agent's reply ended with ``text``: a hand-over in it passes the turn on."""
-        target = handed_to(text, self.roster, self.name)
-        if target is not None:
-            self.team.hand_over(target)
+    def recorded(self, message: Message, event_id: str | None) -> None:
+        """A turn this agent added to the history: told to the agents on other daemons; a
+        reply of its own that hands over passes the turn on."""
+        self.team.tell(
+            TeamNews(
+                "turn",
+                self.name,
+                message.role,
+                message.content,
+                message.speaker,
+                message.interrupted,
+                message.ts,
+                event_id or "",
+            )
+        )
+        if message.role == "assistant" and not message.interrupted:
+            target = handed_to(message.content, self.roster, self.name)
+            if target is not None:
+                self.team.hand_over(target)
 
     def hand_over(self, to: str) -> bool:
         """Pass the turn to agent ``to`` (``"default"`` is ``[agent]``; itself: answer now),
@@ -280,6 +328,8 @@ class Team:
         """Set by the first agent that loads the stored history, so only one does."""
         self._seats: dict[str, Seat] = {}
         self._recent: deque[_Heard] = deque(maxlen=64)
+        self.relay: Relay | None = None
+        """The agents of this room on other daemons (None: all of them are here)."""
 
     @property
     def empty(self) -> bool:
@@ -317,10 +367,33 @@ class Team:
 
     def hand_over(self, to: str) -> bool:
         seat = self._seats.get(to)
-        if seat is None or not seat.speaks:
+        if seat is None:
+            if self.relay is None:
+                return False
+            self.relay.publish(TeamNews("hand_over", "", to=to))  # it may be on another daemon
+            return True
+        if not seat.speaks:
             return False
         seat.answer_now()
         return True
+
+    def tell(self, news: TeamNews) -> None:
+        if self.relay is not None:
+            self.relay.publish(news)
+
+    def news(self, news: TeamNews) -> None:
+        """News from the room's agents on another daemon."""
+        if news.kind == "hand_over":
+            seat = self._seats.get(news.to)
+            if seat is not None and seat.speaks:
+                seat.answer_now()
+            return
+        if news.role == "user":
+            if not self.heard(f"~{news.agent}", news.speaker or "", news.content, news.ts):
+                return  # heard here already
+        self.history.append(
+            Message(news.role, news.content, news.ts, news.speaker, news.interrupted)
+        )
 
 
 def solo_seat() -> Seat:

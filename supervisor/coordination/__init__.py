@@ -5,6 +5,7 @@ Redis health. Absent ``[redis] url``: none of it runs.
 
 from __future__ import annotations
 
+from supervisor.coordination._conversation import RedisRelay
 from supervisor.coordination._coordinator import Coordinator
 from supervisor.coordination._floor import RedisFloor
 from supervisor.coordination._gate import GatedLlm
@@ -19,6 +20,7 @@ __all__ = (
     "GatedLlm",
     "LeaseTable",
     "RedisFloor",
+    "RedisRelay",
     "RedisSettings",
     "RedisStore",
     "UserLimits",

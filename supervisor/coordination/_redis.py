@@ -174,6 +174,40 @@ class RedisStore:
         keys = self._floor_keys(room)
         return bool(await self._script("floor_release", self._release_floor, keys, args))
 
+    def conversation_key(self, conversation_id: str) -> str:
+        return f"{self._prefix}conversation:{conversation_id}"
+
+    async def append_news(self, key: str, fields: dict[str, str], keep: int) -> str:
+        """XADD to a conversation's stream, trimmed to about ``keep`` entries; its id."""
+
+        async def xadd() -> Any:
+            entry: dict[Any, Any] = dict(fields)  # redis-py's field types are invariant
+            return await self._client.xadd(key, entry, maxlen=keep, approximate=True)
+
+        return _text(await self._call("news_add", xadd))
+
+    async def last_news_id(self, key: str) -> str | None:
+        async def newest() -> Any:
+            return await self._client.xrevrange(key, count=1)
+
+        entries = await self._call("news_read", newest)
+        return _text(entries[0][0]) if entries else None
+
+    async def read_news(
+        self, key: str, after: str, block_ms: int
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Entries of a conversation's stream after ``after``, waiting up to ``block_ms``."""
+
+        async def xread() -> Any:
+            return await self._client.xread({key: after}, count=100, block=block_ms)
+
+        result = await self._call("news_read", xread)
+        entries: list[tuple[str, dict[str, str]]] = []
+        for _key, items in result or []:
+            for entry_id, fields in items:
+                entries.append((_text(entry_id), {_text(k): _text(v) for k, v in fields.items()}))
+        return entries
+
     async def aclose(self) -> None:
         with anyio.move_on_after(self._timeout_s, shield=True), _translate("close"):
             await self._client.aclose()

@@ -39,7 +39,7 @@ from actors.room import (
 )
 from supervisor._config import Config, parse_config
 from supervisor._logging import configure_logging
-from supervisor.coordination import GatedLlm, RedisFloor, RedisStore, UserLimits
+from supervisor.coordination import GatedLlm, RedisFloor, RedisRelay, RedisStore, UserLimits
 from supervisor.host._link import HostLink
 from supervisor.host._metrics_wire import snapshot
 from supervisor.host._protocol import (
@@ -105,8 +105,9 @@ class RoomHost:
         """Every room's scope, from its start to its end (``_handles``: once joined)."""
         self._teams: dict[str, Team] = {}
         """Each room's agents on this host: their floor and history, shared in memory."""
-        self._floors: dict[str, anyio.CancelScope] = {}
-        """The task of each room's Redis floor (agents on several daemons), by room."""
+        self._shared: dict[str, list[anyio.CancelScope]] = {}
+        """The tasks of each room's Redis floor and conversation stream (its agents may be on
+        several daemons), by room; cancelled when its last agent here ends."""
         self._redis: RedisStore | None = None
         self._rooms_tg: TaskGroup | None = None
         self._warm_up: Callable[[], Awaitable[None]] | None = None
@@ -283,6 +284,7 @@ class RoomHost:
             with scope:
                 async with anyio.create_task_group() as tg:
                     handle = await tg.start(actor.run, name=f"{key.task_name()}:actor")
+                    self._relay(actor.team, handle.conversation_id)
                     self._handles[key] = handle
                     await self._send(RoomStarted(spec.room, handle.conversation_id, spec.agent))
                     if self._warm_up is not None and self._rooms_tg is not None:
@@ -302,9 +304,8 @@ class RoomHost:
                 del self._handles[key]
             if all(k.room != spec.room for k in self._scopes):  # the room's last agent here
                 self._teams.pop(spec.room, None)
-                floor_task = self._floors.pop(spec.room, None)
-                if floor_task is not None:
-                    floor_task.cancel("the room's last agent here ended")
+                for shared in self._shared.pop(spec.room, []):
+                    shared.cancel("the room's last agent here ended")
                 if limits is not None:
                     with anyio.move_on_after(_CLOSE_BACKSTOP_S, shield=True):
                         await limits.leave(spec.room)
@@ -324,14 +325,36 @@ class RoomHost:
                 # A room's agents may run on other daemons too: the floor is Redis's.
                 ttl_s = cfg.redis.lease_ttl_s
                 floor = redis_floor = RedisFloor(self._redis, room, ttl_s=ttl_s, gap_s=gap_s)
-                scope = self._floors[room] = anyio.CancelScope()
-                self._rooms_tg.start_soon(self._run_floor, redis_floor, scope, name=f"floor:{room}")
+                self._start_shared(room, redis_floor.run, f"floor:{room}")
             team = self._teams[room] = Team(room, floor)
         return team
 
-    async def _run_floor(self, floor: RedisFloor, scope: anyio.CancelScope) -> None:
-        with scope:
-            await floor.run()
+    def _relay(self, team: Team, conversation_id: str) -> None:
+        """The room's conversation stream, once per team, when its agents may be elsewhere."""
+        cfg = self.config
+        if team.relay is not None or self._redis is None or not cfg.agents:
+            return
+        relay = RedisRelay(
+            self._redis,
+            team,
+            conversation_id,
+            node_id=cfg.redis.node_id,
+            keep=cfg.persistence.history_limit,
+            block_s=cfg.redis.timeout_s / 2,
+        )
+        team.relay = relay
+        self._start_shared(team.room, relay.run, f"relay:{team.room}")
+
+    def _start_shared(self, room: str, run: Callable[[], Awaitable[None]], name: str) -> None:
+        assert self._rooms_tg is not None
+        scope = anyio.CancelScope()
+        self._shared.setdefault(room, []).append(scope)
+
+        async def task() -> None:
+            with scope:
+                await run()
+
+        self._rooms_tg.start_soon(task, name=name)
 
     async def _refresh_limits(self, limits: UserLimits) -> None:
         # Each room keeps its place among its user's rooms for one lease TTL; one task renews

@@ -18,6 +18,7 @@ from tests.failover._redis_server import RedisServer
 from tests.harness.caller import Caller, caller
 from tests.harness.ears import ears
 from tests.harness.livekit_server import start_server
+from tests.harness.participants import joined
 from tests.harness.waits import poll_until
 
 pytestmark = [pytest.mark.failover, pytest.mark.anyio]
@@ -123,6 +124,7 @@ async def test_two_agents_on_two_daemons_share_the_floor_and_fail_over_apart(
     async with (
         caller(fleet.server, ROOM, "alice", agent_identity=AVA) as alice,
         ears(fleet.server, ROOM, (AVA, SAM)) as listener,
+        joined(fleet.server, ROOM, "olga", attributes={"agent.role": "operator"}) as op,
     ):
         # Both named: both answer, one after the other through the floor in Redis.
         await chat(alice, "Ava and Sam, hello", AVA, "first you said: Ava and Sam, hello.")
@@ -132,6 +134,26 @@ async def test_two_agents_on_two_daemons_share_the_floor_and_fail_over_apart(
             what="Sam's answer too",
         )
         await chat(alice, "Sam, and now?", SAM, "2 things so far")
+        # A hand-over reaches the agent on the other daemon: the concierge (the room's first
+        # agent) runs an operator's command, the specialist answers.
+        await poll_until(  # both agents know the operator (its role) by now
+            lambda: (
+                sum(
+                    e["data"]["identity"] == "olga" for e in store.events(["participant_connected"])
+                )
+                >= 2
+            ),
+            deadline_s=10,
+            what="the operator known to both agents",
+        )
+        seen = len(alice.captions)
+        command = {"id": "h1", "command": "hand_over", "to": "specialist"}
+        await op.local_participant.send_text(json.dumps(command), topic="agent.command")
+        await alice.wait_for(
+            lambda: any(c.final and c.sender == SAM for c in alice.captions[seen:]),
+            deadline_s=20,
+            what="the specialist's answer to a hand-over from the other daemon",
+        )
         await poll_until(
             lambda: listener.spans(AVA) and listener.spans(SAM), deadline_s=10, what="audio"
         )

@@ -1,4 +1,5 @@
-"""The floor of a room whose agents are on two daemons, against a real redis-server."""
+"""The floor and the conversation stream of a room whose agents are on two daemons, against a
+real redis-server."""
 
 from __future__ import annotations
 
@@ -8,9 +9,16 @@ import anyio
 import pytest
 from prometheus_client import REGISTRY
 
-from supervisor.coordination import RedisFloor, RedisStore
+from actors.room import AgentProfile, Message, Speaks, Team
+from supervisor.coordination import RedisFloor, RedisRelay, RedisStore
 from tests.failover._redis_server import RedisServer
 from tests.failover.conftest import fast_settings
+from tests.harness.waits import poll_until
+
+ROSTER = {
+    "concierge": AgentProfile(identity="a-concierge", name="Ava"),
+    "specialist": AgentProfile(identity="a-sam", name="Sam", speaks=Speaks.WHEN_ADDRESSED),
+}
 
 pytestmark = [pytest.mark.failover, pytest.mark.anyio]
 
@@ -85,3 +93,32 @@ async def test_a_hold_that_expires_is_lost_and_cannot_free_the_next_one(
         b.close()
         await here.aclose()
         await there.aclose()
+
+
+async def test_news_reaches_the_rooms_agents_on_another_daemon(redis_server: RedisServer) -> None:
+    here_store = RedisStore(fast_settings(redis_server.url, "here"))
+    there_store = RedisStore(fast_settings(redis_server.url, "there"))
+    here, there = Team("r"), Team("r")
+    answered: list[str] = []
+    ava = here.join("concierge", ROSTER, lambda: None)
+    there.join("specialist", ROSTER, lambda: answered.append("specialist"))
+    relays = [
+        RedisRelay(store, team, "c-news", node_id=node, keep=20, block_s=0.05)
+        for store, team, node in ((here_store, here, "here"), (there_store, there, "there"))
+    ]
+    here.relay, there.relay = relays
+    try:
+        async with anyio.create_task_group() as tg:
+            for relay in relays:
+                await tg.start(relay.run)
+            reply = Message("assistant", "That is one for Sam. Over to you, Sam.", 1.0, "concierge")
+            here.history.append(reply)
+            ava.recorded(reply, "EV_1")
+            await poll_until(lambda: answered, deadline_s=5, what="the hand-over over there")
+            # The reply came first, so the specialist answers knowing it; nothing came back.
+            assert [m.content for m in there.history.messages] == [reply.content]
+            assert [m.content for m in here.history.messages] == [reply.content]
+            tg.cancel_scope.cancel()
+    finally:
+        await here_store.aclose()
+        await there_store.aclose()

@@ -7,7 +7,7 @@ import functools
 import anyio
 
 from actors.room import AgentProfile, ConversationHistory, LocalFloor, Message, Speaks, Team
-from actors.room._team import addressed, handed_to
+from actors.room._team import TeamNews, addressed, handed_to
 
 ROSTER = {
     "concierge": AgentProfile(identity="a-concierge", name="Ava"),
@@ -43,7 +43,7 @@ def test_a_reply_that_hands_over_makes_the_named_agent_answer() -> None:
     assert handed_to("Over to you, the specialist!", ROSTER, "concierge") == "specialist"
     assert handed_to("Sam is great.", ROSTER, "concierge") is None
     assert handed_to("Over to you, Notes.", ROSTER, "concierge") is None  # a listener
-    s["concierge"].spoke("Good question. Over to you, Sam.")
+    s["concierge"].recorded(Message("assistant", "Good question. Over to you, Sam.", 1.0), None)
     assert answered == ["specialist"]
     assert s["specialist"].hand_over("concierge") and answered == ["specialist", "concierge"]
     assert not s["specialist"].hand_over("notes")  # a listener does not speak
@@ -146,3 +146,39 @@ def test_a_user_turn_gets_the_same_event_id_from_every_agent_on_every_daemon() -
     again = a.turn_id("c-1", "alice", "yes please")  # said a second time: a new turn
     assert again != first and again == b.turn_id("c-1", "alice", "yes please")
     assert a.turn_id("c-1", "bob", "yes please") != again
+
+
+class Relayed:
+    def __init__(self) -> None:
+        self.news: list[TeamNews] = []
+
+    def publish(self, news: TeamNews) -> None:
+        self.news.append(news)
+
+
+def test_news_between_daemons_keeps_one_history_and_passes_hand_overs_on() -> None:
+    here, there = Team("r"), Team("r")
+    here.relay, there.relay = Relayed(), Relayed()
+    answered: list[str] = []
+    ava = here.join("concierge", ROSTER, lambda: answered.append("concierge"))
+    there.join("specialist", ROSTER, lambda: answered.append("specialist"))
+    # Ava hears the user and answers with a hand-over; the news goes to the other daemon.
+    assert ava.heard("alice", "a mortgage question", 10.0)
+    user = Message("user", "a mortgage question", 10.0, "alice")
+    here.history.append(user)
+    ava.recorded(user, "EV_1")
+    reply = Message("assistant", "Over to you, Sam.", 11.0, "concierge")
+    here.history.append(reply)
+    ava.recorded(reply, "EV_2")
+    assert isinstance(here.relay, Relayed)
+    assert [n.kind for n in here.relay.news] == ["turn", "turn", "hand_over"]
+    # The specialist's daemon heard the user itself first: the user's turn is not repeated.
+    assert there.heard("specialist", "alice", "a mortgage question", 10.1)
+    there.history.append(Message("user", "a mortgage question", 10.1, "alice"))
+    for news in here.relay.news:
+        there.news(news)
+    assert [(m.role, m.speaker) for m in there.history.messages] == [
+        ("user", "alice"),
+        ("assistant", "concierge"),
+    ]
+    assert answered == ["specialist"]
