@@ -63,6 +63,7 @@ class Captions:
         self._send, self._receive = anyio.create_memory_object_stream[CaptionJob](capacity)
         self._writers: dict[str, rtc.TextStreamWriter] = {}
         self.state = ""
+        self._done = anyio.Event()
 
     def post(self, job: CaptionJob) -> None:
         """Queue a job; never blocks."""
@@ -81,7 +82,21 @@ class Captions:
     def close(self) -> None:
         self._send.close()
 
+    async def aclose(self, timeout_s: float = 1.0) -> None:
+        """``close``, then wait (at most ``timeout_s``) until the queued captions are out: a
+        room whose agent leaves right after a reply (``end_call``) closes its last caption
+        instead of cutting it."""
+        self.close()
+        with anyio.move_on_after(timeout_s):
+            await self._done.wait()
+
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            self._done.set()
+
+    async def _run(self) -> None:
         with self._send, self._receive:  # a cancelled run (a crashed room) closes both ends
             async for job in self._receive:
                 try:

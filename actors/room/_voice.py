@@ -153,7 +153,7 @@ class VoicePipeline:
         self.interrupt(reason="room closing")
         self._listeners.close("room closing")
         if self._captions is not None:
-            self._captions.close()
+            await self._captions.aclose()
         with anyio.move_on_after(1, shield=True):
             await self._audio.aclose()
 

