@@ -94,6 +94,16 @@ def trailing_s(pcm: np.ndarray) -> float:
     return (len(pcm) - int(loud[-1])) / RATE if len(loud) else 0.0
 
 
+def trimmed(pcm: np.ndarray, *, front: bool = False, back: bool = False) -> np.ndarray:
+    """``pcm`` without hibari's near-silence (~0.3 s before the first word, ~0.4 s after the
+    last) at the ``front`` and/or ``back``, so that a pause put between two halves is as long as
+    it says (with the padding, a "700 ms" pause was ~1.4 s of silence)."""
+    loud = np.nonzero(np.abs(pcm) > 100)[0]
+    if not len(loud):
+        return pcm
+    return pcm[int(loud[0]) if front else 0 : int(loud[-1]) + 1 if back else len(pcm)]
+
+
 def voice_after(bot: Caller, t: float) -> float | None:
     return next((v for v in bot.voiced_at if v >= t), None)
 
@@ -152,7 +162,7 @@ async def question(bot: Caller, pcm: np.ndarray, kind: str, text: str) -> dict[s
 async def paused(
     bot: Caller, voice: Voice, first: str, pause: float, second: str
 ) -> dict[str, Any]:
-    head, tail = voice(first), voice(second)
+    head, tail = trimmed(voice(first), back=True), trimmed(voice(second), front=True)
     finals_before = user_finals(bot)
     await bot.say(np.concatenate([head, silence(pause), tail]).tobytes(), RATE)
     sent = anyio.current_time()
