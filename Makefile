@@ -52,6 +52,7 @@ bench: setup
 	mkdir -p bench/results
 	$(BIN)/python bench/join.py --rooms 20 --json bench/results/join.json
 	$(BIN)/python bench/latency.py --turns 50 --json bench/results/latency.json
+	$(BIN)/python bench/latency.py --turns 10 --local --json bench/results/latency-local.json
 	$(BIN)/python bench/persistence.py --events 200000 --json bench/results/persistence.json
 	$(BIN)/python bench/webhooks.py --requests 20000 --json bench/results/webhooks.json
 	$(BIN)/python bench/failover.py --json bench/results/failover.json
