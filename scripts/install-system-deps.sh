@@ -4,7 +4,8 @@
 #   scripts/install-system-deps.sh base    python3-venv, only when `python3 -m venv` cannot work
 #                                          (Debian ships ensurepip separately)
 #   scripts/install-system-deps.sh run     base + espeak-ng (the local voice's fallback)
-#   scripts/install-system-deps.sh test    run + redis-server (failover tests), chromium and
+#   scripts/install-system-deps.sh test    run + redis-server and redis-sentinel (failover
+#                                          tests), chromium and
 #                                          fonts-dejavu-core (the playground's browser test),
 #                                          systemd (systemd-analyze checks the units in deploy/)
 #   scripts/install-system-deps.sh bench   test + libopus0 (the Go callers' pre-encoded audio)
@@ -24,6 +25,7 @@ present() {  # present PACKAGE: whether what the package provides is already her
     python3-venv) "$python" -c 'import ensurepip, venv' >/dev/null 2>&1 ;;
     espeak-ng) command -v espeak-ng >/dev/null ;;
     redis-server) command -v redis-server >/dev/null ;;
+    redis-sentinel) command -v redis-sentinel >/dev/null ;;
     chromium) [ -x /usr/lib/chromium/chromium ] || command -v chromium >/dev/null ;;
     fonts-dejavu-core) [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] ;;
     systemd) command -v systemd-analyze >/dev/null ;;
@@ -36,8 +38,10 @@ packages=(python3-venv)
 case "$profile" in
   base) ;;
   run) packages+=(espeak-ng) ;;
-  test) packages+=(espeak-ng redis-server chromium fonts-dejavu-core systemd) ;;
-  bench | all) packages+=(espeak-ng redis-server chromium fonts-dejavu-core systemd libopus0) ;;
+  test) packages+=(espeak-ng redis-server redis-sentinel chromium fonts-dejavu-core systemd) ;;
+  bench | all)
+    packages+=(espeak-ng redis-server redis-sentinel chromium fonts-dejavu-core systemd libopus0)
+    ;;
   *) echo "usage: $0 [base | run | test | bench | all]" >&2; exit 2 ;;
 esac
 

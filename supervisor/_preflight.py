@@ -40,7 +40,7 @@ __all__ = ("bind_problem", "config_problems", "provider_problems")
 
 _WEB = ("http", "https")
 _SOCKETS = ("ws", "wss", "http", "https")
-_REDIS = ("redis", "rediss", "unix")
+_REDIS = ("redis", "rediss", "unix", "redis+sentinel")
 
 
 def config_problems(config: Config, *, providers: bool = True) -> list[str]:

@@ -15,12 +15,13 @@ import anyio
 from redis import asyncio as aioredis
 from redis import exceptions as redis_errors
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 
 from actors import CoordinationError
 from supervisor.coordination import _scripts
 from supervisor.coordination._metrics import REDIS_ERRORS
-from supervisor.coordination._settings import RedisSettings
+from supervisor.coordination._settings import SENTINEL_SCHEME, RedisSettings, sentinel_parts
 
 __all__ = ("RedisStore",)
 
@@ -36,17 +37,12 @@ class RedisStore:
     """
 
     def __init__(self, settings: RedisSettings, client: aioredis.Redis | None = None) -> None:
+        self._sentinels: list[aioredis.Redis] = []
+        """The clients of the sentinels themselves (a ``redis+sentinel://`` URL), closed too."""
         if client is None:
             if not settings.url:
                 raise RuntimeError("RedisStore needs [redis] url")
-            client = aioredis.Redis.from_url(
-                settings.url,
-                socket_timeout=settings.timeout_s,
-                socket_connect_timeout=settings.timeout_s,
-                # One immediate retry reconnects a pooled connection that Redis closed (after a
-                # restart); callers keep their own cadence, so no backoff here.
-                retry=Retry(NoBackoff(), 1),
-            )
+            client, self._sentinels = _client(settings.url, settings.timeout_s)
         self._client = client
         self._timeout_s = settings.timeout_s
         self._prefix = settings.key_prefix
@@ -210,7 +206,10 @@ class RedisStore:
 
     async def aclose(self) -> None:
         with anyio.move_on_after(self._timeout_s, shield=True), _translate("close"):
-            await self._client.aclose()
+            # A Sentinel client's pool is not its own to close unless told so.
+            await self._client.aclose(close_connection_pool=True)
+            for sentinel in self._sentinels:
+                await sentinel.aclose(close_connection_pool=True)
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -225,6 +224,36 @@ class RedisStore:
     async def _call(self, op: str, fn: Callable[[], Awaitable[T]]) -> T:
         with _translate(op), anyio.fail_after(self._timeout_s):
             return await fn()
+
+
+def _client(url: str, timeout_s: float) -> tuple[aioredis.Redis, list[aioredis.Redis]]:
+    """The client for ``url``, and for a Sentinel URL the sentinels' own clients."""
+    # One immediate retry reconnects a pooled connection that Redis closed (after a restart,
+    # or Sentinel's failover to another primary); callers keep their own cadence: no backoff.
+    retry = Retry(NoBackoff(), 1)
+    if not url.startswith(SENTINEL_SCHEME):
+        client = aioredis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=retry
+        )
+        return client, []
+    parts = sentinel_parts(url)
+    # redis-py asks the sentinels for the primary on every new connection and after a
+    # connection error, so a failover costs a reconnect, not a restart.
+    untyped: Any = Sentinel  # redis-py's Sentinel has no annotations
+    sentinel = untyped(
+        list(parts.sentinels), socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+    )
+    primary: aioredis.Redis = sentinel.master_for(
+        parts.service,
+        redis_class=aioredis.Redis,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=retry,
+        db=parts.db,
+        username=parts.username,
+        password=parts.password,
+    )
+    return primary, list(sentinel.sentinels)
 
 
 @contextmanager

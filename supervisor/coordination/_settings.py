@@ -7,12 +7,59 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from actors import Settings
 
-__all__ = ("RedisSettings",)
+__all__ = ("SENTINEL_SCHEME", "RedisSettings", "SentinelParts", "sentinel_parts")
+
+SENTINEL_SCHEME = "redis+sentinel://"
+_SENTINEL_PORT = 26379
+
+
+@dataclass(frozen=True, slots=True)
+class SentinelParts:
+    """A ``redis+sentinel://`` URL, taken apart."""
+
+    sentinels: tuple[tuple[str, int], ...]
+    service: str
+    db: int
+    username: str | None
+    password: str | None
+
+
+def sentinel_parts(url: str) -> SentinelParts:
+    """Parse ``redis+sentinel://[[user]:password@]host:port[,host:port...]/SERVICE[/DB]``.
+
+    Raises:
+        ValueError: naming the part that is missing or wrong (never echoing the password).
+    """
+    netloc, _, path = url[len(SENTINEL_SCHEME) :].partition("/")
+    credentials, _, hosts = netloc.rpartition("@")
+    username, _, password = credentials.partition(":")
+    sentinels = []
+    for host in filter(None, hosts.split(",")):
+        name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+        if not name or (port and not port.isdigit()):
+            raise ValueError("each sentinel must be host or host:port, separated by commas")
+        sentinels.append((name, int(port) if port else _SENTINEL_PORT))
+    if not sentinels:
+        raise ValueError("a redis+sentinel:// URL needs at least one sentinel host:port")
+    parts = [p for p in path.split("/") if p]
+    if not parts or len(parts) > 2 or (len(parts) == 2 and not parts[1].isdigit()):
+        raise ValueError(
+            "a redis+sentinel:// URL ends with the primary's service name and an optional "
+            "database number: .../mymaster or .../mymaster/0"
+        )
+    return SentinelParts(
+        tuple(sentinels),
+        parts[0],
+        int(parts[1]) if len(parts) == 2 else 0,
+        username or None,
+        password or None,
+    )
 
 
 def _default_node_id() -> str:
@@ -21,7 +68,9 @@ def _default_node_id() -> str:
 
 class RedisSettings(Settings):
     url: str | None = None
-    """Redis URL (``redis://``, ``rediss://`` for TLS, ``unix://``); the REDIS_URL environment
+    """Redis URL (``redis://``, ``rediss://`` for TLS, ``unix://``), or Sentinel's:
+    ``redis+sentinel://[[user]:password@]host:port[,host:port...]/SERVICE[/DB]`` (the sentinels,
+    and the primary's service name; the password is the primary's). The REDIS_URL environment
     variable overrides it. Unset = a single daemon: no leases, no per-user limits."""
 
     key_prefix: str = Field(default="voice-supervisor:", pattern=r"^[A-Za-z0-9_.:{}-]{0,64}$")
@@ -64,6 +113,13 @@ class RedisSettings(Settings):
         max_length=500,
     )
     """Said (and captioned) instead of an answer beyond ``turns_per_minute_per_user``."""
+
+    @field_validator("url")
+    @classmethod
+    def _sentinel_url(cls, value: str | None) -> str | None:
+        if value is not None and value.startswith(SENTINEL_SCHEME):
+            sentinel_parts(value)  # raises ValueError naming what is missing
+        return value
 
     @model_validator(mode="after")
     def _timeout_under_renewal(self) -> RedisSettings:
