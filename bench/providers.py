@@ -68,7 +68,9 @@ async def repeat(runs: int, once: Callable[[], Awaitable[Any]]) -> list[Any]:
 
 async def deepgram(runs: int) -> dict[str, Any]:
     async with DeepgramFake().serve() as fake:
-        stt = DeepgramStt(api_key=fake.api_key, base_url=fake.url, endpointing_ms=300)
+        stt = DeepgramStt(
+            api_key=fake.api_key, base_url=fake.url, endpointing_ms=300, turn_detection="silence"
+        )
         audio = tone(0.6) + bytes(int(0.5 * RATE) * 2)
 
         async def once() -> tuple[float, float]:
