@@ -139,19 +139,23 @@ class RoomIncidents:
     def report(self, failure: RoomFailure) -> None:
         """Record one failure as an event; non-blocking, never raises.
 
-        A give-up takes what the room's last failed run knew (its conversation, its attempt,
-        its error type) where the registry does not know it.
+        A failure keeps the conversation an earlier run of the room's agent had (a restart
+        that cannot join again has none of its own), and a give-up takes the last failed run's
+        attempt and error type, which the registry does not know.
         """
         key = (failure.room, failure.agent)
         last = self._last.pop(key, None)
-        if failure.code is ErrorCode.ROOM_GIVEN_UP and last is not None:
+        if last is not None:
             failure = replace(
-                failure,
-                conversation_id=failure.conversation_id or last.conversation_id,
-                attempt=failure.attempt or last.attempt,
-                error_type=failure.error_type or last.error_type,
+                failure, conversation_id=failure.conversation_id or last.conversation_id
             )
-        else:
+            if failure.code is ErrorCode.ROOM_GIVEN_UP:
+                failure = replace(
+                    failure,
+                    attempt=failure.attempt or last.attempt,
+                    error_type=failure.error_type or last.error_type,
+                )
+        if failure.code is not ErrorCode.ROOM_GIVEN_UP:
             self._last[key] = failure
             while len(self._last) > _ROOMS_REMEMBERED:
                 self._last.popitem(last=False)

@@ -51,7 +51,8 @@ class Handle:
 
 
 class Runner:
-    """Fails as scripted: before joining (``start``) or after (``run``), else runs on."""
+    """Fails as scripted: before joining (``start``) or after (``run``; ``run-then-start``:
+    after joining the first time, then before), else runs on."""
 
     def __init__(self, spec: RoomSpec, fail: str) -> None:
         self.spec = spec
@@ -60,13 +61,13 @@ class Runner:
         self._fail = fail
 
     async def run(self, *, task_status: TaskStatus[Any] = anyio.TASK_STATUS_IGNORED) -> None:
-        if self._fail == "start":
+        if self._fail == "start" or (self._fail == "run-then-start" and self.spec.attempt > 0):
             self.failure = "TimeoutError"  # what a host reports for a join that timed out
             raise ActorStartError("room actor could not start on its host (TimeoutError)")
         self.conversation_id = "conv-7"
         handle = Handle()
         task_status.started(handle)
-        if self._fail == "run":
+        if self._fail in ("run", "run-then-start"):
             raise ActorCrashed("room actor failed on its host (RuntimeError)")
         await handle.stopped.wait()
 
@@ -107,6 +108,13 @@ async def test_a_room_that_crashes_after_joining_keeps_its_conversation() -> Non
     assert [e.data["code"] for e in events] == ["room_crashed"] * 3 + ["room_given_up"]
     assert {e.conversation_id for e in events} == {"conv-7"}
     assert events[-1].data["error_type"] == "ActorCrashed"  # the runner named no cause
+
+
+async def test_a_restart_that_cannot_join_keeps_the_conversation_of_the_first_run() -> None:
+    events = await _given_up("run-then-start")
+    codes = [e.data["code"] for e in events]
+    assert codes == ["room_crashed"] + ["room_start_failed"] * 2 + ["room_given_up"]
+    assert {e.conversation_id for e in events} == {"conv-7"}
 
 
 async def test_each_agent_of_a_room_has_its_own_events() -> None:
