@@ -314,7 +314,7 @@ class RoomActor:
         if role == "user" and self.seat is not None:
             if not self.seat.heard(speaker or "", content, now):
                 return
-            event_id = self.seat.turn_id(self.conversation_id, speaker or "", content)
+            event_id = self.seat.turn_id(self.conversation_id, speaker or "", content, now)
         elif role == "assistant" and speaker is None:
             speaker = self.spec.agent or None
         self.history.append(message := Message(role, content, now, speaker, interrupted))

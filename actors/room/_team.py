@@ -47,6 +47,8 @@ __all__ = (
     "solo_seat",
 )
 
+_TURN_ID_BUCKET_S = 60.0
+"""A user turn's event id names its minute (two agents' clocks agree on it but at its edge)."""
 _SAME_TURN_S = 10.0
 """Two agents' reports of the same words from the same speaker this close are one turn."""
 
@@ -248,11 +250,13 @@ class Seat:
         """A user turn this agent heard; True when it is new to the team (record it)."""
         return self.team.heard(self.name, speaker, text, at)
 
-    def turn_id(self, conversation_id: str, speaker: str, text: str) -> str:
+    def turn_id(self, conversation_id: str, speaker: str, text: str, at: float) -> str:
         """The event id of a user turn about to be added to the history: the same for every
         agent that heard it, on any daemon, so the backend stores it once (it de-duplicates by
-        event id). It counts how often the speaker said these words before in the history, which
-        agents restored from the same backend and fed with the same turns agree on."""
+        event id). It counts how often the speaker said these words before in the history
+        (agents restored from one backend and fed the same turns agree on it) and names the
+        minute: a history restored short of an earlier turn with the same words and count
+        cannot make a new turn look like that one."""
         words = " ".join(text.lower().split())
         before = sum(
             1
@@ -261,7 +265,8 @@ class Seat:
             and m.speaker == speaker
             and " ".join(m.content.lower().split()) == words
         )
-        key = "\x1f".join((conversation_id, speaker, words, str(before)))
+        minute = str(int(at // _TURN_ID_BUCKET_S))
+        key = "\x1f".join((conversation_id, speaker, words, str(before), minute))
         return "EV_turn_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
     def recorded(self, message: Message, event_id: str | None) -> None:

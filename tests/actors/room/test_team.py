@@ -139,13 +139,17 @@ def test_a_user_turn_gets_the_same_event_id_from_every_agent_on_every_daemon() -
     here, there = Team("r"), Team("r")  # two daemons: two teams, one backend history
     a = here.join("concierge", ROSTER, lambda: None)
     b = there.join("specialist", ROSTER, lambda: None)
-    first = a.turn_id("c-1", "alice", "Yes please")
-    assert first == b.turn_id("c-1", "alice", "yes  please") and first.startswith("EV_")
+    first = a.turn_id("c-1", "alice", "Yes please", 600.1)
+    assert first == b.turn_id("c-1", "alice", "yes  please", 600.4) and first.startswith("EV_")
     for team in (here, there):
         team.history.append(Message("user", "yes please", 1.0, "alice"))
-    again = a.turn_id("c-1", "alice", "yes please")  # said a second time: a new turn
-    assert again != first and again == b.turn_id("c-1", "alice", "yes please")
-    assert a.turn_id("c-1", "bob", "yes please") != again
+    again = a.turn_id("c-1", "alice", "yes please", 610.0)  # said a second time: a new turn
+    assert again != first and again == b.turn_id("c-1", "alice", "yes please", 610.2)
+    assert a.turn_id("c-1", "bob", "yes please", 610.0) != again
+    # Restored short of the first turn, the same words later are still a new turn.
+    assert Team("r").join("concierge", ROSTER, lambda: None).turn_id(
+        "c-1", "alice", "yes please", 900.0
+    ) not in (first, again)
 
 
 class Relayed:
