@@ -299,3 +299,34 @@ async def test_an_mcp_servers_tool_is_called_like_the_others(
         lambda: rig.backend.store.events(["tool_call"]), deadline_s=5, what="the call stored"
     )
     assert calls[0]["data"]["name"] == "weather" and calls[0]["data"]["source"] == "mcp:weather"
+
+
+async def test_a_room_in_a_worker_process_calls_the_backends_tool(
+    livekit_server: LiveKitServer, lkapi: api.LiveKitAPI, webhook_port: int, tmp_path: Path
+) -> None:
+    async with running_backend(tmp_path / "backend.sqlite3") as backend:
+        config = daemon_config(
+            livekit_server,
+            webhook_port,
+            tmp_path / "data",
+            supervisor={"workers": 1, "worker_heartbeat_s": 0.5},
+            voice={"enabled": True, "providers_factory": "tests.fakes.tool_providers:providers"},
+            persistence={"backend_url": backend.url},
+            llm={"greeting": "Hi.", "rules": [RULES[0].model_dump()]},
+        )
+        daemon = Daemon(config)
+        async with anyio.create_task_group() as tg:
+            await tg.start(daemon.run)
+            rig = ToolRig(daemon, backend, RecordingLlm(), ToneTts(), anyio.Event())
+            await _room(lkapi, rig, "t-worker")
+            async with caller(livekit_server, "t-worker", "ivy") as ivy:
+                await ivy.wait_for(lambda: "Hi." in ivy.finals(AGENT), deadline_s=15, what="hi")
+                await ivy.room.local_participant.send_text("where is order 77", topic="lk.chat")
+                await ivy.wait_for(
+                    lambda: "Order 77 has shipped and arrives tomorrow." in ivy.finals(AGENT),
+                    deadline_s=15,
+                    what="the tool's result, from a worker",
+                )
+            daemon.request_stop()
+    assert backend.tool_routes is not None
+    assert [i["arguments"] for i in backend.tool_routes.invocations] == [{"order_id": "77"}]
