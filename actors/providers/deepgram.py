@@ -297,6 +297,7 @@ class _DeepgramStream:
         self._speech_start: float | None = None  # audio time the current speech run began
         self._paused_at: float | None = None  # when an unfinished turn's speech_final came
         self._held = anyio.Event()  # set while a turn is held
+        self._stopped = False  # END_OF_SPEECH sent for the words so far
         self._ended = False
 
     async def send(self, pcm: bytes) -> None:
@@ -343,11 +344,8 @@ class _DeepgramStream:
             self._last_sent = anyio.current_time()
 
     async def expire_holds(self) -> None:
-        """The hold task: ends a held turn when no words came for ``max_endpointing_ms``.
-
-        UtteranceEnd normally ends it first (measured on the audio); this is for when that never
-        comes (the docs allow it).
-        """
+        """The hold task: ends a held turn when no words came for ``max_endpointing_ms``, should
+        the UtteranceEnd (which normally ends it first, on the audio's clock) never come."""
         while True:
             await self._held.wait()
             paused_at = self._paused_at
@@ -356,11 +354,19 @@ class _DeepgramStream:
                 continue
             await anyio.sleep_until(paused_at + self._endpointing.hold_s)
             if self._paused_at == paused_at:
-                await self._flush_final(timed=True)
+                await self._end_turn()
 
     def _hold(self) -> None:
         self._paused_at = anyio.current_time()
         self._held.set()
+
+    async def _end_turn(self) -> None:
+        """The turn ended at a pause: its FINAL, and END_OF_SPEECH at once, not at the
+        UtteranceEnd ``max_endpointing_ms`` later (an agent paused by an "uh-huh" resumes now)."""
+        await self._flush_final(timed=True)
+        if not self._stopped:
+            self._stopped = True
+            await self._emit(SpeechEvent(SpeechEventKind.END_OF_SPEECH))
 
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, ListenV1Results):
@@ -369,6 +375,7 @@ class _DeepgramStream:
             spoken = self._speech_s(alternatives[0], message) if alternatives and text else 0.0
             if text:
                 self._paused_at = None  # more words: a held turn goes on
+                self._stopped = False
             if not message.is_final:
                 if text:
                     interim = " ".join([*self._final_parts, text])
@@ -380,17 +387,21 @@ class _DeepgramStream:
                 await self._flush_final()
             elif message.speech_final:
                 detect = self._endpointing.detect_turns
-                if detect and self._final_parts and not likely_complete(self._text()):
+                if not detect:
+                    await self._flush_final(timed=True)
+                elif self._final_parts and not likely_complete(self._text()):
                     self._hold()  # "send the report to …": wait for the rest
                 else:
-                    await self._flush_final(timed=True)
+                    await self._end_turn()
         elif isinstance(message, ListenV1SpeechStarted):
             # Each run of speech after a pause starts here: barge-in measures from it.
             self._speech_start = message.timestamp
             await self._emit(SpeechEvent(SpeechEventKind.START_OF_SPEECH))
         elif isinstance(message, ListenV1UtteranceEnd):
             await self._flush_final()
-            await self._emit(SpeechEvent(SpeechEventKind.END_OF_SPEECH))
+            if not self._stopped:  # said at the turn's end already (text detection)
+                await self._emit(SpeechEvent(SpeechEventKind.END_OF_SPEECH))
+            self._stopped = False
         elif isinstance(message, ListenV1Error):
             logger.debug("deepgram error message", extra={"pii.description": message.description})
             raise ProviderError(

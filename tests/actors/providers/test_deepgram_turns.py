@@ -89,3 +89,39 @@ async def test_without_an_utterance_end_our_clock_ends_a_held_turn(
             await stream.end_input()
     assert final is not None and final.text == "i would like a pizza with"
     assert final.end_of_turn_ms is not None  # endpointing and the hold
+
+
+async def test_a_turn_that_ends_at_a_pause_says_the_speaker_stopped_at_once(
+    deepgram_fake: DeepgramFake,
+) -> None:
+    # "Uh-huh" over the agent: END_OF_SPEECH with its FINAL (the agent resumes), not 2 s later
+    # at the UtteranceEnd, which then adds no second one.
+    deepgram_fake.transcripts = ["uh-huh"]
+    seen: list[SpeechEventKind] = []
+    with anyio.fail_after(10):
+        async with provider(deepgram_fake).stream() as stream:
+            events = stream.events()
+
+            async def until(kind: SpeechEventKind) -> None:
+                async for event in events:
+                    if event.kind is not SpeechEventKind.INTERIM:
+                        seen.append(event.kind)
+                    if event.kind is kind:
+                        return
+
+            for audio in (tone(0.4), silence(0.4)):
+                for offset in range(0, len(audio), CHUNK):
+                    await stream.send(audio[offset : offset + CHUNK])
+            await until(SpeechEventKind.END_OF_SPEECH)
+            assert not any(m["type"] == "UtteranceEnd" for m in deepgram_fake.sent)
+            quiet = silence(2.5)
+            for offset in range(0, len(quiet), CHUNK):
+                await stream.send(quiet[offset : offset + CHUNK])
+            await stream.end_input()
+            await until(SpeechEventKind.FINAL)  # none comes: to the end of the stream
+    assert any(m["type"] == "UtteranceEnd" for m in deepgram_fake.sent)
+    assert seen == [
+        SpeechEventKind.START_OF_SPEECH,
+        SpeechEventKind.FINAL,
+        SpeechEventKind.END_OF_SPEECH,
+    ]
