@@ -11,6 +11,7 @@ figures are what a caller hears on the subscribed tracks:
 
     python bench/agents.py --rounds 20 --json bench/results/agents.json
     python bench/agents.py --rounds 20 --gap-ms 0   # the floor without its pause
+    python bench/agents.py --rounds 20 --queue-ms 0  # tracks that stop between replies
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
-async def run(rounds: int, gap_ms: int) -> dict[str, Any]:
+async def run(rounds: int, gap_ms: int, queue_ms: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-agents-"))
     port = free_port()
     server = start_server(work, [f"http://127.0.0.1:{port}/webhook"])
@@ -68,7 +69,7 @@ async def run(rounds: int, gap_ms: int) -> dict[str, Any]:
         server,
         port,
         work / "data",
-        voice={"enabled": True, "floor_gap_ms": gap_ms},
+        voice={"enabled": True, "floor_gap_ms": gap_ms, "team_audio_out_queue_ms": queue_ms},
         agents=PROFILES,
     )
     providers = Providers(stt, HandOverLlm({"mortgage": "Sam"}), ToneTts(ms_per_word=60))
@@ -119,6 +120,7 @@ async def run(rounds: int, gap_ms: int) -> dict[str, Any]:
     return {
         "rounds": rounds,
         "floor_gap_ms": gap_ms,
+        "team_audio_out_queue_ms": queue_ms,
         "hand_over_ms": {
             "p50": round(percentile(hand_overs, 50), 1),
             "p95": round(percentile(hand_overs, 95), 1),
@@ -137,13 +139,14 @@ async def run(rounds: int, gap_ms: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--gap-ms", type=int, default=250, help="[voice] floor_gap_ms")
+    parser.add_argument("--gap-ms", type=int, default=150, help="[voice] floor_gap_ms")
+    parser.add_argument("--queue-ms", type=int, default=100, help="[voice] team_audio_out_queue_ms")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args()
-    result = anyio.run(run, args.rounds, args.gap_ms)
+    result = anyio.run(run, args.rounds, args.gap_ms, args.queue_ms)
     h, o = result["hand_over_ms"], result["overlap_ms"]
     rows = {
-        "rounds / floor_gap_ms": f"{args.rounds} / {args.gap_ms}",
+        "rounds / floor_gap_ms / team queue ms": f"{args.rounds} / {args.gap_ms} / {args.queue_ms}",
         "hand-over p50 / p95 (ms)": f"{h['p50']} / {h['p95']}",
         "hand-over min / max (ms)": f"{h['min']} / {h['max']}",
         "overlap total / worst (ms)": f"{o['total']} / {o['max_per_hand_over']}",

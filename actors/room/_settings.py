@@ -81,10 +81,17 @@ class VoiceSettings(Settings):
     """With ``audio_out_queue_ms = 0``: how far ahead of playout the agent sends its audio; an
     event-loop stall shorter than this is inaudible. Barge-in drops what has not been sent."""
 
-    floor_gap_ms: int = Field(default=250, ge=0, le=2000)
+    floor_gap_ms: int = Field(default=150, ge=0, le=2000)
     """With several agents in a room: the pause after one agent's reply has played out before
-    another may start, so that the caller hears the first one to its end (the sender's end is
-    ahead of the caller's by the jitter buffer of a track that has been playing a while)."""
+    another may start, so that the caller hears the first one to its end (what the caller hears
+    of a track lags the sender's playout by its jitter buffer)."""
+
+    team_audio_out_queue_ms: int = Field(default=100, ge=0, le=5000, multiple_of=10)
+    """``audio_out_queue_ms`` of the agents of ``[agents.NAME]`` profiles. Above 0 their tracks
+    run without a break (native pacing), which keeps the caller's jitter buffer for each agent
+    steady: with a track that stops between replies it grows after each pause, and an agent's
+    reply reached the caller up to ~0.9 s after the next agent began (bench/agents.py).
+    0 = as ``audio_out_queue_ms``."""
 
     apology: str = "Sorry, I ran into a problem. Could you say that again?"
     """Said (and captioned) when a provider fails during a reply."""

@@ -36,6 +36,7 @@ from actors.room import (
     RoomHandle,
     RoomSpec,
     Team,
+    VoiceSettings,
 )
 from supervisor._config import Config, parse_config
 from supervisor._logging import configure_logging
@@ -271,7 +272,7 @@ class RoomHost:
             team=self._team(spec.room),
             history_limit=cfg.persistence.history_limit,
             providers=providers,
-            voice=cfg.voice,
+            voice=cfg.voice if not spec.agent else _team_voice(cfg.voice),
             data=cfg.data,
             clock=self._clock,
         )
@@ -363,6 +364,13 @@ class RoomHost:
             await self._clock.sleep(self.config.redis.lease_ttl_s / 3)
             for room in {key.room for key in self._handles}:
                 await limits.refresh(room)
+
+
+def _team_voice(voice: VoiceSettings) -> VoiceSettings:
+    """The voice of a profile's agent: its track runs without a break (see the setting)."""
+    if not voice.team_audio_out_queue_ms:
+        return voice
+    return voice.model_copy(update={"audio_out_queue_ms": voice.team_audio_out_queue_ms})
 
 
 def _ending(exc: Exception) -> tuple[RoomEndKind, str]:

@@ -29,8 +29,22 @@ the silence between two replies of the fakes is longer)."""
 @dataclass
 class Ears:
     room: rtc.Room
-    voiced: dict[str, list[float]] = field(default_factory=dict)
-    """Per agent identity: the arrival time of each audible frame (anyio clock)."""
+    _audible: dict[str, list[int]] = field(default_factory=dict)
+    """Per agent identity: the index of each audible frame in its stream."""
+    _base: dict[str, float] = field(default_factory=dict)
+    """Per agent identity: when its stream's frame 0 came out (anyio clock)."""
+
+    @property
+    def voiced(self) -> dict[str, list[float]]:
+        """Per agent identity: when each audible frame came out of the caller's side of the
+        track (anyio clock). The rtc SDK hands out one 10 ms frame per 10 ms, silence too, so a
+        frame's time is its stream's start plus its index: a stall of this process's event loop
+        (which delays reading) does not move it."""
+        frame_s = FRAME_MS / 1000
+        return {
+            who: [self._base[who] + i * frame_s for i in indices]
+            for who, indices in self._audible.items()
+        }
 
     def spans(self, identity: str) -> list[tuple[float, float]]:
         """Stretches of speech of one agent: (first frame's start, last frame's end)."""
@@ -65,15 +79,21 @@ class Ears:
         ]
 
     async def _record(self, track: rtc.Track, identity: str) -> None:
-        times = self.voiced.setdefault(identity, [])
+        audible = self._audible.setdefault(identity, [])
+        frame_s = FRAME_MS / 1000
         stream = rtc.AudioStream.from_track(
             track=track, sample_rate=RATE, num_channels=1, frame_size_ms=FRAME_MS
         )
         try:
+            index = 0
             async for event in stream:
+                # A frame is read at or after it came out: the earliest reading is the truest.
+                start = anyio.current_time() - index * frame_s
+                self._base[identity] = min(self._base.get(identity, start), start)
                 samples = np.frombuffer(event.frame.data, dtype=np.int16)
                 if len(samples) and float(np.abs(samples).max()) > _VOICE_PEAK:
-                    times.append(anyio.current_time())
+                    audible.append(index)
+                index += 1
         finally:
             await stream.aclose()
 
