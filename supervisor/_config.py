@@ -113,7 +113,8 @@ class SupervisorSettings(Settings):
     """How often the room list is compared with the running actors (a lost webhook costs one)."""
 
     max_rooms: int = Field(default=200, ge=1, le=100_000)
-    """Most rooms this daemon serves at once; more wait, and /readyz says so."""
+    """Most room agents this daemon runs at once (one per room, or one per ``[agents.NAME]``
+    a room names); more wait, and /readyz says so."""
 
     drain_timeout_s: float = Field(default=10.0, gt=0, le=600)
     """On SIGTERM/SIGINT: how long actors and the outbox get to finish before they are cancelled."""
@@ -134,7 +135,8 @@ class SupervisorSettings(Settings):
     """Room-worker processes (unset = one per core); 0 runs rooms in the supervisor process."""
 
     rooms_per_worker: int = Field(default=100, ge=1, le=10_000)
-    """Most rooms one worker process hosts (the rtc SDK's per-process cost grows with rooms²)."""
+    """Most room agents one worker process hosts (the rtc SDK's per-process cost grows with
+    rooms²); a room's agents go to one worker while it has room."""
 
     worker_init_timeout_s: float = Field(default=60.0, gt=0, le=600)
     """How long a starting worker may take to load its models and report ready."""
