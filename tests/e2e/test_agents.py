@@ -156,3 +156,43 @@ async def test_two_agents_share_one_floor_one_history_and_answer_when_addressed(
     )
     assert sorted(s["data"]["agent"] for s in sessions) == ["concierge", "notes", "specialist"]
     assert all(s["data"]["agents"] == list(PROFILES) for s in sessions)
+
+
+async def test_a_rooms_agents_run_together_on_one_worker_process(
+    livekit_server: LiveKitServer, lkapi: api.LiveKitAPI, webhook_port: int, tmp_path: Path
+) -> None:
+    config = daemon_config(
+        livekit_server,
+        webhook_port,
+        tmp_path / "data",
+        supervisor={"workers": 2, "rooms_per_worker": 10},
+        voice={"enabled": True, "providers_factory": "tests.fakes.instant:providers"},
+        llm={"greeting": ""},
+        agents=PROFILES,
+    )
+    daemon = Daemon(config)
+    async with anyio.create_task_group() as tg:
+        await tg.start(daemon.run)
+        rooms = ["team-w0", "team-w1"]
+        for room in rooms:
+            metadata = {"conversation_id": f"c-{room}", "agents": ["concierge", "specialist"]}
+            await lkapi.room.create_room(
+                api.CreateRoomRequest(name=room, metadata=json.dumps(metadata))
+            )
+        registry, pool = daemon.registry, daemon.pool
+        assert registry is not None and pool is not None
+        await poll_until(lambda: len(registry.actors) == 4, deadline_s=30, what="four agents")
+        await poll_until(lambda: registry.joined == set(rooms), deadline_s=30, what="joined")
+        # Both agents of a room on one worker (they share its floor and history there).
+        for room in rooms:
+            hosts = {w.worker_id for w in pool.workers for key in w.rooms if key.room == room}
+            assert len(hosts) == 1, (room, hosts)
+        async with caller(livekit_server, "team-w0", "bob", agent_identity=SAM) as bob:
+            await bob.room.local_participant.send_text("Sam, are you there", topic="lk.chat")
+            await bob.wait_for(
+                lambda: "You said: Sam, are you there." in answers(bob, SAM),
+                deadline_s=15,
+                what="the specialist's answer from its worker",
+            )
+            assert answers(bob, AVA) == []
+        daemon.request_stop()
