@@ -88,10 +88,9 @@ class VoiceSettings(Settings):
 
     team_audio_out_queue_ms: int = Field(default=100, ge=0, le=5000, multiple_of=10)
     """``audio_out_queue_ms`` of the agents of ``[agents.NAME]`` profiles. Above 0 their tracks
-    run without a break (native pacing), which keeps the caller's jitter buffer for each agent
-    steady: with a track that stops between replies it grows after each pause, and an agent's
-    reply reached the caller up to ~0.9 s after the next agent began (bench/agents.py).
-    0 = as ``audio_out_queue_ms``."""
+    run without a break (native pacing), so what the caller hears of each agent keeps a steady
+    delay: a track that stops between replies reached the caller ~140 ms later than the next
+    agent's, and now and then up to ~0.9 s (bench/agents.py). 0 = as ``audio_out_queue_ms``."""
 
     apology: str = "Sorry, I ran into a problem. Could you say that again?"
     """Said (and captioned) when a provider fails during a reply."""
