@@ -60,7 +60,8 @@ DATA_MESSAGES = Counter(
 TOOL_CALLS = Counter(
     "voice_supervisor_tool_calls_total",
     "Tool calls by source (builtin, config, backend, mcp) and outcome (ok, or the error: "
-    "timeout, unavailable, refused, invalid_arguments, too_large, unknown_tool, cancelled).",
+    "timeout, unavailable, refused, invalid_arguments, too_large, unknown_tool, cancelled; "
+    "forbidden: a built-in the caller's role may not use).",
     ["source", "outcome"],
 )
 TOOL_SECONDS = Histogram(

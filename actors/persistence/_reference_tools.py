@@ -23,7 +23,8 @@ __all__ = ("DEMO_TOOLS", "BackendTool", "ToolRoutes")
 
 ToolRun = Callable[[dict[str, Any]], Awaitable[Any]]
 """A tool's body: the invoke body (``arguments``, ``conversation_id``, ``room``, ``caller``,
-``call_id``) to its JSON result; raising ``web.HTTPException`` answers that status."""
+``caller_role``, ``call_id``) to its JSON result; raising ``web.HTTPException`` answers that
+status (``HTTPForbidden`` for a caller whose role may not use it)."""
 
 _REMEMBERED = 10_000
 
@@ -95,6 +96,10 @@ class ToolRoutes:
         if not isinstance(body, dict) or not isinstance(body.get("arguments"), dict):
             return web.json_response(
                 {"error": "the body must be an object with an 'arguments' object"}, status=400
+            )
+        if any(not isinstance(body.get(k), str | None) for k in ("caller", "caller_role")):
+            return web.json_response(
+                {"error": "'caller' and 'caller_role' must be strings or null"}, status=400
             )
         given = request.headers.get("Idempotency-Key")
         key = None if given is None else f"{tool.name}\0{given}"

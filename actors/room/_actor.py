@@ -21,6 +21,7 @@ from actors._clock import SYSTEM_CLOCK, Clock
 from actors._events import Event, new_event_id
 from actors._exceptions import ActorCrashed, ActorStartError, OutboxFullError
 from actors._payloads import AgentJoined, Payload, SessionData, TurnData, payload_json
+from actors.room._access import AccessPolicy
 from actors.room._data import DataTopics
 from actors.room._handle import RoomHandle
 from actors.room._listening import TrackAudio, track_pcm
@@ -108,9 +109,9 @@ class RoomActor:
         self._history_limit = history_limit
         self._providers = providers
         self._voice_settings = voice or VoiceSettings()
-        self._data_settings = data or DataSettings()
+        self.access = AccessPolicy(data or DataSettings())  # commands' and built-in tools'
         self._data: DataTopics | None = None
-        self._admission = Admission(self._data_settings, clock)
+        self._admission = Admission(self.access.settings, clock)
         self.voice: VoicePipeline | None = None
         self._greeted = False
         self._clock = clock
@@ -169,7 +170,7 @@ class RoomActor:
                 replies = ReplySender(room)
                 tg.start_soon(replies.run, name=f"room:{self.spec.room}:replies")
                 self._data = DataTopics(
-                    self._data_settings, self, replies, self._admission, self._inbox_send.send
+                    self.access.settings, self, replies, self._admission, self._inbox_send.send
                 )
                 await self._start_voice(room, tg)
                 task_status.started(handle)

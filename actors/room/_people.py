@@ -7,11 +7,17 @@ seen) becomes nothing.
 
 from __future__ import annotations
 
+from livekit import rtc
+
 from actors._payloads import ParticipantConnected, ParticipantDisconnected
 from actors.room._messages import MetadataChanged, ParticipantJoined
 from actors.room._state import ParticipantState
 
 __all__ = ("People",)
+
+_NOT_PEOPLE = frozenset(
+    {rtc.ParticipantKind.PARTICIPANT_KIND_AGENT, rtc.ParticipantKind.PARTICIPANT_KIND_EGRESS}
+)
 
 
 class People:
@@ -25,6 +31,13 @@ class People:
         """Identities in the room now, sorted."""
         return sorted(i for i, p in self.states.items() if p.left_at is None)
 
+    def callers(self) -> list[str]:
+        """Identities of the people in the room now: agents (ours and any other) and recorders
+        (egress) left out, sorted."""
+        return sorted(
+            i for i, p in self.states.items() if p.left_at is None and p.kind not in _NOT_PEOPLE
+        )
+
     def joined(self, m: ParticipantJoined, user_id: str | None) -> ParticipantConnected | None:
         """``m``'s participant arrived; None when it was known to be here already."""
         known = self.states.get(m.identity)
@@ -37,6 +50,7 @@ class People:
             m.metadata,
             m.attributes,
             may_set_attributes=m.may_set_attributes,
+            kind=m.kind,
         )
         return ParticipantConnected(
             identity=m.identity,

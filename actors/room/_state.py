@@ -59,6 +59,8 @@ class ParticipantState:
     left_at: float | None = None
     may_set_attributes: bool = False
     """Its token lets it change its own attributes, so none of them can be trusted."""
+    kind: int = 0
+    """``rtc.ParticipantKind``: a person (standard, SIP), an agent, a recorder (egress)..."""
 
     def to_json(self) -> dict[str, Any]:
         return {

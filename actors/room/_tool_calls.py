@@ -17,7 +17,11 @@ knows what happened. Each call and its result are messages of the history (``too
 ``tool``) and events (``tool_call``, ``tool_result`` or ``tool_error``, with timing).
 
 Built-in tools' outcomes act on the room: ``say`` is spoken as it is, and ``after_reply``
-(``end_call``: stop the actor) runs once the reply is over.
+(``end_call``: stop the actor) runs once the reply is over. A built-in obeys its command twin's
+``[data] command_roles``, checked when the call starts against the speaker of the turn being
+answered (the history's last user turn): refused, it is ``[tool_calls] refusal`` spoken, a
+``tool_error`` (``forbidden``) the model sees, and counted. Every call carries the speaker's
+identity and role to its endpoint, which authorises its own tools with them.
 """
 
 from __future__ import annotations
@@ -43,10 +47,13 @@ from actors.providers import (
     ToolCallingLlm,
     ToolDefinition,
 )
+from actors.room._access import AccessPolicy
 from actors.room._messages import RoomSpec
+from actors.room._people import People
 from actors.room._preempt import Preemption
 from actors.room._state import ConversationHistory, Message, SessionInfo
 from actors.tools import (
+    BUILTINS,
     RoomControl,
     ToolBox,
     ToolCallSettings,
@@ -77,6 +84,8 @@ class ToolHost(Protocol):
     conversation_id: str
     session: SessionInfo
     history: ConversationHistory
+    people: People
+    access: AccessPolicy
 
     def emit(self, payload: Payload) -> None: ...
 
@@ -197,8 +206,11 @@ class ToolCalls:
                     if not p.finished.is_set() and (p.spec is None or p.spec.idempotent):
                         p.scope.cancel("the reply was cut")  # not yet said: not wanted now
             outcomes = [p.outcome for p in pending if p.outcome is not None]
-            if any(not o.ok for o in outcomes):
-                yield _now(self._settings.apology)
+            if any(not o.ok for o in outcomes):  # a refusal says so; anything else is sorry
+                yield _now(
+                    next((o.say for o in outcomes if not o.ok and o.say), "")
+                    or (self._settings.apology)
+                )
                 return
             for outcome in outcomes:
                 if outcome.say:
@@ -240,21 +252,36 @@ class ToolCalls:
             ),
             ToolCallData(call.id, call.name, call.arguments, source, caller, host.session.user_id),
         )
-        context = ToolContext(host.conversation_id, host.spec.room, caller)
-        self._task_group.start_soon(self._run, pending, context, name=f"tool:{call.name}")
+        # Who asked is looked up now, at call time: their role and who else is in the room.
+        participant = None if caller is None else host.people.get(caller)
+        role = host.access.role_of(participant) or None
+        context = ToolContext(host.conversation_id, host.spec.room, caller, role)
+        refusal = None
+        if spec is not None and spec.source == "builtin":
+            builtin = BUILTINS[spec.name]
+            alone = builtin.alone_may and host.people.callers() == [caller]
+            refusal = host.access.tool_refusal(spec.name, builtin.command, participant, alone=alone)
+        self._task_group.start_soon(self._run, pending, context, refusal, name=f"tool:{call.name}")
         return pending
 
-    async def _run(self, pending: _Pending, context: ToolContext) -> None:
+    async def _run(self, pending: _Pending, context: ToolContext, refusal: str | None) -> None:
         call, spec = pending.call, pending.spec
         outcome = ToolOutcome("error: cancelled", ok=False, error="cancelled")
         with pending.scope:
             try:
-                if spec is None:
+                if refusal is not None:
+                    logger.info("built-in tool refused", extra={"tool": call.name})
+                    say = self._settings.refusal
+                    outcome = ToolOutcome(
+                        f"error: forbidden: {refusal}", False, "forbidden", say=say
+                    )
+                elif spec is None:
                     raise ToolError(
                         "the model called a tool it was not offered", code="unknown_tool"
                     )
-                assert self._box is not None  # offered() is empty without a box
-                outcome = await self._box.invoke(spec, call.arguments, context, call.id)
+                else:
+                    assert self._box is not None  # offered() is empty without a box
+                    outcome = await self._box.invoke(spec, call.arguments, context, call.id)
             except ToolError as exc:
                 outcome = ToolOutcome(f"error: {exc.code}", ok=False, error=exc.code)
         pending.outcome = outcome

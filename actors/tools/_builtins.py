@@ -6,6 +6,10 @@ function from the model's arguments (already validated against the definition's 
 the room once the reply is over (``after_reply``, given the room's ``RoomControl``; a built-in
 that needs more of the room adds a method there). ``[tool_calls] builtins`` picks the ones
 offered.
+
+A built-in does what a command does, so it obeys that command's ``[data] command_roles``: the
+room checks the role of the participant whose turn led to the call before it runs (the model
+acts on anyone's words, and any of them could ask it to end the call for everyone).
 """
 
 from __future__ import annotations
@@ -23,8 +27,20 @@ __all__ = ("BUILTINS", "Builtin")
 
 @dataclass(frozen=True, slots=True)
 class Builtin:
+    """One built-in tool.
+
+    Attributes:
+        definition: what the model is offered.
+        run: the model's (validated) arguments to the outcome.
+        command: its command twin: the caller needs a role ``[data] command_roles`` allows it.
+        alone_may: the caller may use it without that role when they are the only person in
+            the room (a 1:1 call's caller may hang up; with others there it ends theirs too).
+    """
+
     definition: ToolDefinition
     run: Callable[[dict[str, Any], ToolCallSettings], ToolOutcome]
+    command: str
+    alone_may: bool = False
 
 
 def _end_call(_arguments: dict[str, Any], settings: ToolCallSettings) -> ToolOutcome:
@@ -43,6 +59,8 @@ BUILTINS: dict[str, Builtin] = {
             {"type": "object", "properties": {}},
         ),
         _end_call,
+        command="end",
+        alone_may=True,
     ),
 }
 """Every built-in tool, by name."""

@@ -132,6 +132,7 @@ class ToolHttp:
             "conversation_id": context.conversation_id,
             "room": context.room,
             "caller": context.caller,
+            "caller_role": context.caller_role,
         }
         headers = {"idempotency-key": call_id}
         attempts = 1 + (self._settings.retries if spec.idempotent else 0)

@@ -42,6 +42,9 @@ class ToolContext:
     room: str
     caller: str | None
     """The identity of the participant whose turn led to the call, when known."""
+    caller_role: str | None = None
+    """Their role (``[data] role_attribute``, as the agent trusts it), None when they have none:
+    the backend authorises its own tools with it."""
 
 
 class RoomControl(Protocol):
@@ -60,9 +63,10 @@ class ToolOutcome:
         content: what the model is given (the result as text, or a short error note).
         ok: the tool answered.
         error: the failure's code when not ``ok`` (``timeout``, ``unavailable``, ``refused``,
-            ``invalid_arguments``, ``too_large``, ``unknown_tool``, ``cancelled``).
+            ``invalid_arguments``, ``too_large``, ``unknown_tool``, ``cancelled``, ``forbidden``).
         attempts: how many attempts were made.
-        say: what the agent says now, as it is (a built-in's words: ``end_call``'s goodbye).
+        say: what the agent says now, as it is (a built-in's words: ``end_call``'s goodbye, or
+            the refusal of a built-in the caller may not use).
         after_reply: what a built-in does to the room once the reply is over (``end_call``:
             ends the session). With ``say`` or this, the model is not asked to go on.
     """

@@ -136,6 +136,10 @@ class ToolCallSettings(Settings):
     goodbye: str = Field(default="Goodbye!", min_length=1)
     """Said by the built-in ``end_call`` tool before the agent leaves."""
 
+    refusal: str = Field(default="Sorry, I'm not allowed to do that for you.", min_length=1)
+    """Said when the model calls a built-in tool the caller may not use (``end_call`` needs a
+    role ``[data] command_roles`` allows ``end``, unless the caller is alone in the room)."""
+
     builtins: tuple[str, ...] = ("end_call",)
     """Built-in tools offered to the LLM (``end_call``: say goodbye and end the session)."""
 

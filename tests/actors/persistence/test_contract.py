@@ -122,7 +122,10 @@ async def test_tool_requests_and_answers_conform(
     )
     await box._refresh_backend()
     (demo,) = [t for t in box.offered() if t.name == "order_status"]
-    await box.invoke(demo, '{"order_id": "42"}', ToolContext("conv", "room", "alice"), "call-1")
+    for n, context in enumerate(
+        (ToolContext("conv", "room", "alice", "operator"), ToolContext("conv", "room", None))
+    ):
+        await box.invoke(demo, '{"order_id": "42"}', context, f"call-{n}")
     await box.aclose()
     # The tool events and their messages conform too.
     actor = PersistenceActor(settings(tmp_path / "data", secured), store)
@@ -174,6 +177,21 @@ async def test_the_backends_error_answers_conform(
     assert (named["event_index"], named["event_id"]) == (0, "EV_00000001")
     assert json.loads(secured.captured[4].response_body) == {"accepted": 0, "duplicates": 1}
     assert secured.captured[0].response_headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_both_refuse_an_invocation_whose_caller_role_is_not_text(
+    secured: FaultyBackend, spec: OpenAPI
+) -> None:
+    body = {"call_id": "c", "arguments": {"order_id": "1"}, "conversation_id": "conv"}
+    body |= {"room": "room", "caller": "alice", "caller_role": ["operator"]}
+    async with httpx.AsyncClient(base_url=secured.url) as client:
+        answer = await client.post(
+            "/v1/tools/order_status:invoke", json=body, headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+    assert answer.status_code == 400 and "caller_role" in answer.json()["error"]
+    (captured,) = secured.captured
+    assert list(spec.iter_request_errors(as_request(secured.url, captured)))
+    assert secured.tool_routes is not None and secured.tool_routes.invocations == []
 
 
 async def test_a_body_too_large_gets_a_json_413(tmp_path: Path, spec: OpenAPI) -> None:

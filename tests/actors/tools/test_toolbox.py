@@ -18,7 +18,7 @@ from tests.fakes.backend import Fault, FaultyBackend, running_backend
 pytestmark = pytest.mark.anyio
 
 TOKEN = "tool-token"
-CONTEXT = ToolContext("conv-1", "room-1", "alice")
+CONTEXT = ToolContext("conv-1", "room-1", "alice", "operator")
 
 
 async def _big(_body: dict[str, Any]) -> Any:
@@ -98,6 +98,7 @@ async def test_a_call_carries_the_contract_body_and_its_idempotency_key(
         "conversation_id": "conv-1",
         "room": "room-1",
         "caller": "alice",
+        "caller_role": "operator",
     }
 
 
