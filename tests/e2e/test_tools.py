@@ -1,11 +1,13 @@
 """Tools end to end: the real server, the real reference backend, the scripted LLM's tool rules
 and zero-latency voice fakes. The agent calls the backend's demo tool and speaks its result; a
 slow tool gets the filler once; a failing one an apology (the room goes on); ``end_call`` ends
-the session; a tool result comes back with the history after the actor restarts."""
+the session for a caller alone in the room or an operator, never for a role-less caller others
+share the room with; a tool result comes back with the history after the actor restarts."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,23 +18,27 @@ from aiohttp import web
 from livekit import api
 
 from actors.persistence._reference_tools import DEMO_TOOLS, BackendTool
-from actors.providers import ChatMessage, LlmItem, Rule, ScriptedLlm, ToolDefinition
+from actors.providers import Rule, ScriptedLlm
 from actors.room import Providers
 from actors.tools import McpServerSettings
 from supervisor import Daemon
 from tests.conftest import daemon_config, room_metadata
 from tests.e2e.conftest import tone
+from tests.e2e.test_data_messages import OPERATOR
 from tests.fakes.backend import FaultyBackend, running_backend
 from tests.fakes.instant import InstantStt, ToneTts
 from tests.fakes.mcp_server import serving_http
-from tests.harness.caller import caller
+from tests.fakes.recording_llm import RecordingLlm
+from tests.harness.caller import Caller, caller
 from tests.harness.livekit_server import LiveKitServer
+from tests.harness.participants import joined
 from tests.harness.waits import poll_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.anyio]
 
 AGENT = "voice-agent"
 APOLOGY = "Sorry, I couldn't do that just now."
+REFUSAL = "Sorry, I'm not allowed to do that for you."
 RULES = (
     Rule(
         match=r"order (?P<order_id>\w+)", tool="order_status", arguments={"order_id": "{order_id}"}
@@ -42,31 +48,6 @@ RULES = (
     Rule(keywords=("bye",), tool="end_call"),
     Rule(keywords=("weather",), tool="weather", arguments={"city": "Paris"}),
 )
-
-
-class RecordingLlm(ScriptedLlm):
-    """The scripted rules; records what each round saw, and can crash once (a bug)."""
-
-    def __init__(self) -> None:
-        super().__init__(rules=RULES)
-        self.seen: list[list[ChatMessage]] = []
-        self.crash_next = False
-
-    async def complete_with_tools(
-        self,
-        messages: Sequence[ChatMessage],
-        *,
-        instructions: str | None = None,
-        tools: Sequence[ToolDefinition] = (),
-    ) -> AsyncGenerator[LlmItem]:
-        self.seen.append(list(messages))
-        if self.crash_next:
-            self.crash_next = False
-            raise RuntimeError("a bug in the middle of an answer")
-        async for item in super().complete_with_tools(
-            messages, instructions=instructions, tools=tools
-        ):
-            yield item
 
 
 @dataclass
@@ -100,7 +81,7 @@ async def rig(
         running_backend(tmp_path / "backend.sqlite3", tools=tools) as backend,
         serving_http() as mcp_url,
     ):
-        llm = RecordingLlm()
+        llm = RecordingLlm.scripted(ScriptedLlm(rules=RULES))
         config = daemon_config(
             livekit_server,
             webhook_port,
@@ -129,6 +110,51 @@ async def _room(lkapi: api.LiveKitAPI, rig: ToolRig, name: str) -> None:
     await poll_until(lambda: name in registry.joined, deadline_s=10, what="agent joined")
 
 
+@asynccontextmanager
+async def _greeted(
+    rig: ToolRig,
+    lkapi: api.LiveKitAPI,
+    server: LiveKitServer,
+    room: str,
+    who: str,
+    *,
+    deadline_s: float = 10,
+) -> AsyncIterator[Caller]:
+    """``room`` with the agent in it, and ``who`` calling, greeted."""
+    await _room(lkapi, rig, room)
+    async with caller(server, room, who) as bot:
+        await bot.wait_for(lambda: "Hi." in bot.finals(AGENT), deadline_s=deadline_s, what="hi")
+        yield bot
+
+
+async def _ask(bot: Caller, text: str, answer: str, *, what: str, deadline_s: float = 10) -> None:
+    """``bot`` types ``text`` (a user turn) and hears a reply that contains ``answer``."""
+    await bot.room.local_participant.send_text(text, topic="lk.chat")
+    await bot.wait_for(
+        lambda: any(answer in f for f in bot.finals(AGENT)), deadline_s=deadline_s, what=what
+    )
+
+
+def _shipped(order: str) -> str:
+    return f"Order {order} has shipped and arrives tomorrow."
+
+
+async def _seen(rig: ToolRig, room: str, identity: str) -> None:
+    """Until the agent has seen ``identity`` join (its role is known from then on)."""
+    await poll_until(
+        lambda: any(
+            e["room"] == room and e["data"]["identity"] == identity
+            for e in rig.backend.store.events(["participant_connected"])
+        ),
+        deadline_s=10,
+        what=f"the agent saw {identity} join",
+    )
+
+
+def _session(rig: ToolRig, room: str) -> list[dict[str, Any]]:
+    return [s for s in rig.backend.store.sessions() if s["room"] == room]
+
+
 def _stored(rig: ToolRig, room: str) -> list[dict[str, Any]]:
     return rig.backend.store.recent_messages(f"c-{room}", 50)
 
@@ -136,14 +162,9 @@ def _stored(rig: ToolRig, room: str) -> list[dict[str, Any]]:
 async def test_the_agent_calls_the_backends_demo_tool_and_speaks_its_result(
     rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
 ) -> None:
-    await _room(lkapi, rig, "t-demo")
-    async with caller(livekit_server, "t-demo", "alice") as alice:
-        await alice.wait_for(lambda: "Hi." in alice.finals(AGENT), deadline_s=10, what="hi")
-        await alice.room.local_participant.send_text("where is order 42", topic="lk.chat")
-        answer = "Order 42 has shipped and arrives tomorrow."
-        await alice.wait_for(
-            lambda: answer in alice.finals(AGENT), deadline_s=10, what="the tool's result"
-        )
+    async with _greeted(rig, lkapi, livekit_server, "t-demo", "alice") as alice:
+        await _ask(alice, "where is order 42", _shipped("42"), what="the tool's result")
+        assert _shipped("42") in alice.finals(AGENT)
     rows = await poll_until(
         lambda: (m := _stored(rig, "t-demo")) and m[-1]["role"] == "assistant" and len(m) > 2 and m,
         deadline_s=5,
@@ -153,11 +174,12 @@ async def test_the_agent_calls_the_backends_demo_tool_and_speaks_its_result(
     result = next(r for r in rows if r["role"] == "tool")
     assert call["name"] == result["name"] == "order_status"
     assert call["tool_call_id"] == result["tool_call_id"]
-    assert result["content"] == answer
+    assert result["content"] == _shipped("42")
     assert [r["role"] for r in rows][-2:] == ["tool", "assistant"]
     assert rig.backend.tool_routes is not None
     (ran,) = rig.backend.tool_routes.invocations
     assert ran["arguments"] == {"order_id": "42"} and ran["caller"] == "alice"
+    assert ran["caller_role"] is None  # a plain token: no role
     assert ran["room"] == "t-demo" and ran["conversation_id"] == "c-t-demo"
     (event,) = rig.backend.store.events(["tool_result"])
     assert event["data"]["duration_ms"] >= 0 and event["data"]["attempts"] == 1
@@ -166,9 +188,7 @@ async def test_the_agent_calls_the_backends_demo_tool_and_speaks_its_result(
 async def test_a_slow_tool_gets_the_filler_once_then_its_result(
     rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
 ) -> None:
-    await _room(lkapi, rig, "t-slow")
-    async with caller(livekit_server, "t-slow", "bob") as bob:
-        await bob.wait_for(lambda: "Hi." in bob.finals(AGENT), deadline_s=10, what="hi")
+    async with _greeted(rig, lkapi, livekit_server, "t-slow", "bob") as bob:
         await bob.room.local_participant.send_text("a slow question", topic="lk.chat")
         # Captions arrive whole, at the reply's end: the filler is seen going to the voice.
         await poll_until(lambda: "One moment." in rig.tts.texts, deadline_s=10, what="filler")
@@ -186,19 +206,10 @@ async def test_a_slow_tool_gets_the_filler_once_then_its_result(
 async def test_a_failing_tool_gets_an_apology_and_the_room_goes_on(
     rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
 ) -> None:
-    await _room(lkapi, rig, "t-broken")
-    async with caller(livekit_server, "t-broken", "carol") as carol:
-        await carol.wait_for(lambda: "Hi." in carol.finals(AGENT), deadline_s=10, what="hi")
-        await carol.room.local_participant.send_text("the broken one", topic="lk.chat")
-        await carol.wait_for(
-            lambda: APOLOGY in carol.finals(AGENT), deadline_s=10, what="the apology"
-        )
-        await carol.room.local_participant.send_text("and order 7?", topic="lk.chat")
-        await carol.wait_for(
-            lambda: "Order 7 has shipped and arrives tomorrow." in carol.finals(AGENT),
-            deadline_s=10,
-            what="the next answer",
-        )
+    async with _greeted(rig, lkapi, livekit_server, "t-broken", "carol") as carol:
+        await _ask(carol, "the broken one", APOLOGY, what="the apology")
+        assert APOLOGY in carol.finals(AGENT)
+        await _ask(carol, "and order 7?", _shipped("7"), what="the next answer")
     errors = await poll_until(
         lambda: rig.backend.store.events(["tool_error"]), deadline_s=5, what="tool_error"
     )
@@ -206,63 +217,93 @@ async def test_a_failing_tool_gets_an_apology_and_the_room_goes_on(
     assert sum(1 for c in rig.backend.captured if c.path == "/v1/tools/broken:invoke") == 1
 
 
-async def test_end_call_says_goodbye_and_ends_the_session(
+async def test_end_call_ends_the_call_of_a_caller_alone_in_the_room(
     rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
 ) -> None:
-    await _room(lkapi, rig, "t-bye")
-    async with caller(livekit_server, "t-bye", "dave") as dave:
-        await dave.wait_for(lambda: "Hi." in dave.finals(AGENT), deadline_s=10, what="hi")
-        await dave.room.local_participant.send_text("bye for now", topic="lk.chat")
-        await dave.wait_for(lambda: "Goodbye!" in dave.finals(AGENT), deadline_s=10, what="bye")
+    async with _greeted(rig, lkapi, livekit_server, "t-bye", "dave") as dave:  # no role
+        await _ask(dave, "bye for now", "Goodbye!", what="bye")
         sessions = await poll_until(
-            lambda: [s for s in rig.backend.store.sessions() if s["room"] == "t-bye"],
-            deadline_s=10,
-            what="the session saved",
+            lambda: _session(rig, "t-bye"), deadline_s=10, what="the session saved"
         )
     assert sessions[0]["end_reason"] == "ended by the agent"
     assert [m["content"] for m in sessions[0]["messages"]][-1] == "Goodbye!"
 
 
+async def test_only_an_operator_ends_a_call_others_share(
+    rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
+) -> None:
+    stt = rig.daemon.providers.stt if rig.daemon.providers is not None else None
+    assert isinstance(stt, InstantStt)
+    room = "t-shared"
+    async with (
+        _greeted(rig, lkapi, livekit_server, room, "gus") as gus,
+        joined(livekit_server, room, "hal"),  # a second person, also without a role
+    ):
+        await _seen(rig, room, "hal")
+        stt.script.append("bye for now")
+        await gus.say(tone(1.0), 48_000)  # by voice: "bye for now", from a role-less caller
+        await gus.wait_for(
+            lambda: any(REFUSAL in f for f in gus.finals(AGENT)), deadline_s=10, what="refusal"
+        )
+        assert not any("Goodbye!" in f for f in gus.finals(AGENT))
+        (refused,) = await poll_until(
+            lambda: rig.backend.store.events(["tool_error"]), deadline_s=5, what="tool_error"
+        )
+        assert refused["data"]["name"] == "end_call" and refused["data"]["code"] == "forbidden"
+        async with joined(livekit_server, room, "olga", attributes=OPERATOR) as olga:
+            await _seen(rig, room, "olga")
+            await olga.local_participant.send_text("where is order 5", topic="lk.chat")
+            await gus.wait_for(
+                lambda: _shipped("5") in gus.finals(AGENT), deadline_s=10, what="the result"
+            )
+            assert rig.backend.tool_routes is not None
+            (ran,) = rig.backend.tool_routes.invocations
+            assert (ran["caller"], ran["caller_role"]) == ("olga", "operator")
+            await olga.local_participant.send_text("bye everyone", topic="lk.chat")
+            await gus.wait_for(
+                lambda: "Goodbye!" in gus.finals(AGENT), deadline_s=10, what="the goodbye"
+            )
+            sessions = await poll_until(
+                lambda: _session(rig, room), deadline_s=10, what="the session saved"
+            )
+    assert sessions[0]["end_reason"] == "ended by the agent"
+    messages = sessions[0]["messages"]
+    assert [m["speaker"] for m in messages if m["role"] == "user"] == ["gus", "olga", "olga"]
+    assert [m["content"] for m in messages][-1] == "Goodbye!"
+
+
 async def test_a_tool_result_is_restored_after_the_actor_restarts(
     rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
 ) -> None:
-    await _room(lkapi, rig, "t-restore")
-    async with caller(livekit_server, "t-restore", "erin") as erin:
-        await erin.wait_for(lambda: "Hi." in erin.finals(AGENT), deadline_s=10, what="hi")
-        await erin.room.local_participant.send_text("where is order 9", topic="lk.chat")
-        await erin.wait_for(
-            lambda: "Order 9 has shipped and arrives tomorrow." in erin.finals(AGENT),
-            deadline_s=10,
-            what="the tool's result",
-        )
+    async with _greeted(rig, lkapi, livekit_server, "t-restore", "erin") as erin:
+        await _ask(erin, "where is order 9", _shipped("9"), what="the tool's result")
         await poll_until(
             lambda: any(r["role"] == "assistant" for r in _stored(rig, "t-restore")[-1:]),
             deadline_s=5,
             what="the answer stored",
         )
         rig.llm.crash_next = True  # the actor dies answering the next turn, and restarts
-        await erin.room.local_participant.send_text("and now?", topic="lk.chat")
-        await erin.wait_for(
-            lambda: "You said: and now?" in erin.finals(AGENT),
-            deadline_s=20,
+        await _ask(
+            erin,
+            "and now?",
+            "You said: and now?",
             what="the restarted actor's answer",
+            deadline_s=20,
         )
     restored = rig.llm.seen[-1]
     call = next(m for m in restored if m.role == "tool_call")
     result = next(m for m in restored if m.role == "tool")
     assert call.name == result.name == "order_status"
     assert call.tool_call_id == result.tool_call_id
-    assert result.content == "Order 9 has shipped and arrives tomorrow."
+    assert result.content == _shipped("9")
 
 
 async def test_a_barge_in_lets_a_booking_finish_and_records_its_result(
     rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
 ) -> None:
-    await _room(lkapi, rig, "t-barge")
     stt = rig.daemon.providers.stt if rig.daemon.providers is not None else None
     assert isinstance(stt, InstantStt)
-    async with caller(livekit_server, "t-barge", "fred") as fred:
-        await fred.wait_for(lambda: "Hi." in fred.finals(AGENT), deadline_s=10, what="hi")
+    async with _greeted(rig, lkapi, livekit_server, "t-barge", "fred") as fred:
         await fred.room.local_participant.send_text("a slow booking", topic="lk.chat")
         await poll_until(lambda: "One moment." in rig.tts.texts, deadline_s=10, what="filler")
         stt.script.append("never mind")
@@ -286,15 +327,10 @@ async def test_a_barge_in_lets_a_booking_finish_and_records_its_result(
 async def test_an_mcp_servers_tool_is_called_like_the_others(
     rig: ToolRig, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
 ) -> None:
-    await _room(lkapi, rig, "t-mcp")
-    async with caller(livekit_server, "t-mcp", "hana") as hana:
-        await hana.wait_for(lambda: "Hi." in hana.finals(AGENT), deadline_s=10, what="hi")
-        await hana.room.local_participant.send_text("how is the weather", topic="lk.chat")
-        await hana.wait_for(
-            lambda: "It is sunny in Paris." in hana.finals(AGENT),
-            deadline_s=10,
-            what="the MCP tool's result",
-        )
+    async with _greeted(rig, lkapi, livekit_server, "t-mcp", "hana") as hana:
+        answer = "It is sunny in Paris."
+        await _ask(hana, "how is the weather", answer, what="the MCP tool's result")
+        assert answer in hana.finals(AGENT)
     calls = await poll_until(
         lambda: rig.backend.store.events(["tool_call"]), deadline_s=5, what="the call stored"
     )
@@ -317,16 +353,13 @@ async def test_a_room_in_a_worker_process_calls_the_backends_tool(
         daemon = Daemon(config)
         async with anyio.create_task_group() as tg:
             await tg.start(daemon.run)
-            rig = ToolRig(daemon, backend, RecordingLlm(), ToneTts(), anyio.Event())
-            await _room(lkapi, rig, "t-worker")
-            async with caller(livekit_server, "t-worker", "ivy") as ivy:
-                await ivy.wait_for(lambda: "Hi." in ivy.finals(AGENT), deadline_s=15, what="hi")
-                await ivy.room.local_participant.send_text("where is order 77", topic="lk.chat")
-                await ivy.wait_for(
-                    lambda: "Order 77 has shipped and arrives tomorrow." in ivy.finals(AGENT),
-                    deadline_s=15,
-                    what="the tool's result, from a worker",
-                )
+            llm = RecordingLlm.scripted(ScriptedLlm())  # unused: the worker has its own
+            rig = ToolRig(daemon, backend, llm, ToneTts(), anyio.Event())
+            greeted = _greeted(rig, lkapi, livekit_server, "t-worker", "ivy", deadline_s=15)
+            async with greeted as ivy:
+                what = "the tool's result, from a worker"
+                await _ask(ivy, "where is order 77", _shipped("77"), what=what, deadline_s=15)
+                assert _shipped("77") in ivy.finals(AGENT)
             daemon.request_stop()
     assert backend.tool_routes is not None
     assert [i["arguments"] for i in backend.tool_routes.invocations] == [{"order_id": "77"}]
