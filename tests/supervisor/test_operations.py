@@ -25,6 +25,7 @@ from supervisor._messages import SupervisorMessage
 from supervisor._preflight import config_problems
 from supervisor._supervisor import Supervisor
 from tests.harness.livekit_server import free_port
+from tests.harness.offline import offline_config, serving
 from tests.harness.waits import poll_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,37 +145,25 @@ async def test_short_intervals_still_allow_a_few_seconds() -> None:
 
 @pytest.mark.anyio
 async def test_readyz_is_503_with_the_reason_while_livekit_is_unreachable(tmp_path: Path) -> None:
-    config = parse_config(
-        {
-            "livekit": {
-                "url": f"ws://127.0.0.1:{free_port()}",
-                "api_key": "k",
-                "api_secret": "s" * 32,
-            },
-            "server": {"host": "127.0.0.1", "port": free_port()},
-            "persistence": {"data_dir": str(tmp_path / "data")},
-            "supervisor": {"workers": 0, "reconcile_interval_s": 0.2},
-            "voice": {"enabled": False},
-        },
-        environ={},
+    config = offline_config(
+        tmp_path,
+        supervisor={"workers": 0, "reconcile_interval_s": 0.2},
+        voice={"enabled": False},
     )
     daemon = Daemon(config, clock=SYSTEM_CLOCK)
-    async with anyio.create_task_group() as tg:
-        info = await tg.start(daemon.run)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{info.port}") as http:
+    async with serving(daemon) as http:
 
-            async def unready() -> httpx.Response | None:
-                response = await http.get("/readyz")
-                return response if response.status_code == 503 else None
+        async def unready() -> httpx.Response | None:
+            response = await http.get("/readyz")
+            return response if response.status_code == 503 else None
 
-            response = await poll_until(unready, deadline_s=15, what="readyz 503")
-            body = response.json()
-            assert body["ready"] is False
-            assert "LiveKit unreachable" in body["reason"] and "[livekit] url" in body["reason"]
-            assert body["livekit"]["reachable"] is False
-            assert body["livekit"]["last_call"] not in (None, "ok")
-            assert body["livekit"]["last_ok_age_s"] is None
-        daemon.request_stop()
+        response = await poll_until(unready, deadline_s=15, what="readyz 503")
+        body = response.json()
+        assert body["ready"] is False
+        assert "LiveKit unreachable" in body["reason"] and "[livekit] url" in body["reason"]
+        assert body["livekit"]["reachable"] is False
+        assert body["livekit"]["last_call"] not in (None, "ok")
+        assert body["livekit"]["last_ok_age_s"] is None
 
 
 # -- check-config and run ---------------------------------------------------------------------

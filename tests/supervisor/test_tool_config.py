@@ -6,8 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import anyio
-import httpx
 import pytest
 
 from actors import ConfigError
@@ -16,6 +14,7 @@ from supervisor import Daemon, parse_config
 from supervisor._preflight import provider_problems
 from tests.fakes.instant import EchoLlm, InstantStt, ToneTts
 from tests.harness.livekit_server import free_port
+from tests.harness.offline import offline_config, serving
 from tests.harness.waits import poll_until
 
 TOOL = {"name": "lookup", "description": "Look it up."}
@@ -42,30 +41,18 @@ def test_a_bad_schema_and_an_unknown_key_name_the_tool() -> None:
 
 @pytest.mark.anyio
 async def test_readyz_shows_an_mcp_server_that_is_down(tmp_path: Path) -> None:
-    config = parse_config(
-        {
-            "livekit": {
-                "url": f"ws://127.0.0.1:{free_port()}",
-                "api_key": "k",
-                "api_secret": "s" * 32,
-            },
-            "server": {"host": "127.0.0.1", "port": free_port()},
-            "persistence": {"data_dir": str(tmp_path / "data")},
-            "supervisor": {"workers": 0, "worker_heartbeat_s": 0.2},
-            "mcp_servers": [{"name": "gone", "url": f"http://127.0.0.1:{free_port()}/mcp"}],
-        },
-        environ={},
+    config = offline_config(
+        tmp_path,
+        supervisor={"workers": 0, "worker_heartbeat_s": 0.2},
+        mcp_servers=[{"name": "gone", "url": f"http://127.0.0.1:{free_port()}/mcp"}],
     )
     daemon = Daemon(config, providers=Providers(InstantStt(), EchoLlm(), ToneTts()))
-    async with anyio.create_task_group() as tg:
-        info = await tg.start(daemon.run)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{info.port}") as http:
+    async with serving(daemon) as http:
 
-            async def reported() -> dict[str, Any] | None:
-                providers = (await http.get("/readyz")).json().get("providers", {})
-                entry: dict[str, Any] | None = providers.get("tools:mcp:gone")
-                return entry
+        async def reported() -> dict[str, Any] | None:
+            providers = (await http.get("/readyz")).json().get("providers", {})
+            entry: dict[str, Any] | None = providers.get("tools:mcp:gone")
+            return entry
 
-            entry = await poll_until(reported, deadline_s=15, what="the MCP server in readyz")
-            assert entry["failing"] is True and entry["last_error"]
-        daemon.request_stop()
+        entry = await poll_until(reported, deadline_s=15, what="the MCP server in readyz")
+        assert entry["failing"] is True and entry["last_error"]
