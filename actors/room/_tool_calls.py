@@ -206,11 +206,9 @@ class ToolCalls:
                     if not p.finished.is_set() and (p.spec is None or p.spec.idempotent):
                         p.scope.cancel("the reply was cut")  # not yet said: not wanted now
             outcomes = [p.outcome for p in pending if p.outcome is not None]
-            if any(not o.ok for o in outcomes):  # a refusal says so; anything else is sorry
-                yield _now(
-                    next((o.say for o in outcomes if not o.ok and o.say), "")
-                    or (self._settings.apology)
-                )
+            failed = [o for o in outcomes if not o.ok]
+            if failed:  # a refused built-in says so (its ``say``); any other failure is sorry
+                yield _now(next((o.say for o in failed if o.say), self._settings.apology))
                 return
             for outcome in outcomes:
                 if outcome.say:
