@@ -5,26 +5,24 @@ daemon holding one agent brings that agent back elsewhere while the other keeps 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import Awaitable
 
 import anyio
 import pytest
 from livekit import api
 
 from actors.persistence import EmbeddedStore
-from supervisor.coordination import RedisSettings, RedisStore
-from tests.failover._fleet import Fleet, FleetSettings, build_fleet
-from tests.failover._redis_server import RedisServer
+from supervisor.coordination import RedisStore
+from tests.failover._fleet import Fleet, FleetSettings
 from tests.harness.caller import Caller, caller
 from tests.harness.ears import ears
-from tests.harness.livekit_server import start_server
 from tests.harness.participants import joined
 from tests.harness.waits import poll_until
 
 pytestmark = [pytest.mark.failover, pytest.mark.anyio]
 
 AVA, SAM = "agent-ava", "agent-sam"
-SETTINGS = FleetSettings(
+FLEET_SETTINGS = FleetSettings(
     lease_ttl_s=3.0,
     reconcile_interval_s=1.0,
     max_rooms_per_user=None,
@@ -36,52 +34,6 @@ SETTINGS = FleetSettings(
     },
 )
 ROOM = "team-fo"
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    work = tmp_path_factory.mktemp("agents-failover")
-    redis = RedisServer(work / "redis")
-    redis.start()
-    servers = []
-
-    def server_factory(urls: list[str]) -> object:
-        servers.append(start_server(work, urls))
-        return servers[-1]
-
-    try:
-        fleet = build_fleet(work / "run", server_factory, redis, ["a", "b", "c"], SETTINGS)
-    except BaseException:
-        for s in servers:
-            s.stop()
-        redis.stop()
-        raise
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
-        fleet.server.stop()
-        redis.stop()
-
-
-@pytest.fixture
-async def lk(fleet: Fleet) -> AsyncIterator[api.LiveKitAPI]:
-    client = api.LiveKitAPI(fleet.server.http_url, fleet.server.api_key, fleet.server.api_secret)
-    try:
-        yield client
-    finally:
-        for room in (await client.room.list_rooms(api.ListRoomsRequest())).rooms:
-            await client.room.delete_room(api.DeleteRoomRequest(room=room.name))
-        await client.aclose()
-
-
-@pytest.fixture
-async def leases(fleet: Fleet) -> AsyncIterator[RedisStore]:
-    store = RedisStore(RedisSettings(url=fleet.redis.url, node_id="test"))
-    try:
-        yield store
-    finally:
-        await store.aclose()
 
 
 async def holders(leases: RedisStore) -> tuple[str | None, str | None]:

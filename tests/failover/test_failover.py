@@ -5,7 +5,7 @@ that changes nothing visible, and per-user limits that hold across daemons."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import anyio
 import pytest
@@ -13,64 +13,16 @@ from livekit import api
 
 from actors.persistence import EmbeddedStore
 from supervisor.coordination import RedisSettings, RedisStore
-from tests.failover._fleet import DaemonProc, Fleet, FleetSettings, build_fleet
-from tests.failover._redis_server import RedisServer
+from tests.failover._fleet import DaemonProc, Fleet, FleetSettings
 from tests.harness.caller import Caller, caller
-from tests.harness.livekit_server import start_server
 from tests.harness.waits import poll_until
 
 pytestmark = [pytest.mark.failover, pytest.mark.anyio]
 
-SETTINGS = FleetSettings(lease_ttl_s=3.0, reconcile_interval_s=1.0)
+FLEET_SETTINGS = FleetSettings(lease_ttl_s=3.0, reconcile_interval_s=1.0)
 # A new agent must be in the room within the lease TTL plus one reconcile interval; joining
 # (connect, restore history) gets this much on top on a busy 2-core machine.
 JOIN_ALLOWANCE_S = 4.0
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    work = tmp_path_factory.mktemp("failover")
-    redis = RedisServer(work / "redis")
-    redis.start()
-    servers = []
-
-    def server_factory(urls: list[str]) -> object:
-        servers.append(start_server(work, urls))
-        return servers[-1]
-
-    try:
-        fleet = build_fleet(work / "run", server_factory, redis, ["a", "b", "c"], SETTINGS)
-    except BaseException:
-        for s in servers:
-            s.stop()
-        redis.stop()
-        raise
-    try:
-        yield fleet
-    finally:
-        fleet.stop()
-        fleet.server.stop()
-        redis.stop()
-
-
-@pytest.fixture
-async def lk(fleet: Fleet) -> AsyncIterator[api.LiveKitAPI]:
-    client = api.LiveKitAPI(fleet.server.http_url, fleet.server.api_key, fleet.server.api_secret)
-    try:
-        yield client
-    finally:
-        for room in (await client.room.list_rooms(api.ListRoomsRequest())).rooms:
-            await client.room.delete_room(api.DeleteRoomRequest(room=room.name))
-        await client.aclose()
-
-
-@pytest.fixture
-async def leases(fleet: Fleet) -> AsyncIterator[RedisStore]:
-    store = RedisStore(RedisSettings(url=fleet.redis.url, node_id="test"))
-    try:
-        yield store
-    finally:
-        await store.aclose()
 
 
 @pytest.fixture
@@ -121,7 +73,7 @@ async def reconciles(daemons: list[DaemonProc], passes: int) -> None:
 
     await poll_until(
         lambda: anyio.to_thread.run_sync(done),
-        deadline_s=passes * SETTINGS.reconcile_interval_s * 4 + 10,
+        deadline_s=passes * FLEET_SETTINGS.reconcile_interval_s * 4 + 10,
         what=f"{passes} reconcile passes on every daemon",
     )
 
@@ -188,7 +140,9 @@ async def test_kill_9_of_the_owner_hands_the_room_over_with_its_history(
         killed_at = anyio.current_time()
         second = await poll_until(
             lambda: _new_agent(lk, room, first),
-            deadline_s=SETTINGS.lease_ttl_s + SETTINGS.reconcile_interval_s + JOIN_ALLOWANCE_S,
+            deadline_s=FLEET_SETTINGS.lease_ttl_s
+            + FLEET_SETTINGS.reconcile_interval_s
+            + JOIN_ALLOWANCE_S,
             what="another daemon's agent in the room",
         )
         takeover_s = anyio.current_time() - killed_at
@@ -222,12 +176,12 @@ async def test_a_redis_restart_during_a_conversation_changes_nothing_visible(
         assert await chat(bea, "hello after", "2 things so far") == agent
         await poll_until(
             lambda: leases.lease_holder(room),
-            deadline_s=SETTINGS.lease_ttl_s,
+            deadline_s=FLEET_SETTINGS.lease_ttl_s,
             what="the owner re-claiming its lease",
         )
         assert await leases.lease_holder(room) == agent.removeprefix("agent-")
         # Past the hold-off (one TTL), every daemon has tried the room again and lost.
-        passes = int(SETTINGS.lease_ttl_s / SETTINGS.reconcile_interval_s) + 2
+        passes = int(FLEET_SETTINGS.lease_ttl_s / FLEET_SETTINGS.reconcile_interval_s) + 2
         await reconciles(daemons, passes)
         assert await agents(lk, room) == [agent]
         assert all(d.readyz()[0] == 200 for d in daemons)
