@@ -52,6 +52,7 @@ from actors.room._messages import RoomSpec
 from actors.room._people import People
 from actors.room._preempt import Preemption
 from actors.room._state import ConversationHistory, Message, SessionInfo
+from actors.room._team import Seat
 from actors.tools import (
     BUILTINS,
     RoomControl,
@@ -86,6 +87,8 @@ class ToolHost(Protocol):
     history: ConversationHistory
     people: People
     access: AccessPolicy
+    seat: Seat | None
+    """Its place in the room's team (None before it joined)."""
 
     def emit(self, payload: Payload) -> None: ...
 
@@ -255,10 +258,10 @@ class ToolCalls:
         role = host.access.role_of(participant) or None
         context = ToolContext(host.conversation_id, host.spec.room, caller, role)
         refusal = None
-        if spec is not None and spec.source == "builtin":
-            builtin = BUILTINS[spec.name]
+        builtin = BUILTINS[spec.name] if spec is not None and spec.source == "builtin" else None
+        if builtin is not None and builtin.command is not None:
             alone = builtin.alone_may and host.people.callers() == [caller]
-            refusal = host.access.tool_refusal(spec.name, builtin.command, participant, alone=alone)
+            refusal = host.access.tool_refusal(call.name, builtin.command, participant, alone=alone)
         self._task_group.start_soon(self._run, pending, context, refusal, name=f"tool:{call.name}")
         return pending
 
@@ -312,8 +315,22 @@ class ToolCalls:
         self, reply_done: anyio.Event, actions: list[Callable[[RoomControl], None]]
     ) -> None:
         await reply_done.wait()  # what it said has played out, and the reply is recorded
+        room = _Room(self._bound_host)
         for action in actions:
-            action(self._bound_host)
+            action(room)
+
+
+@dataclass(frozen=True, slots=True)
+class _Room:
+    """What built-ins may do to the room (``RoomControl``), through the actor."""
+
+    host: ToolHost
+
+    def request_stop(self, reason: str) -> None:
+        self.host.request_stop(reason)
+
+    def hand_over(self, to: str) -> bool:
+        return self.host.seat is not None and self.host.seat.hand_over(to)
 
 
 async def _all_finished(pending: Sequence[_Pending]) -> None:

@@ -7,13 +7,17 @@ the room once the reply is over (``after_reply``, given the room's ``RoomControl
 that needs more of the room adds a method there). ``[tool_calls] builtins`` picks the ones
 offered.
 
-A built-in does what a command does, so it obeys that command's ``[data] command_roles``: the
+A built-in that does what a command does obeys that command's ``[data] command_roles``: the
 room checks the role of the participant whose turn led to the call before it runs (the model
 acts on anyone's words, and any of them could ask it to end the call for everyone).
+``hand_over`` has no such twin: the operators' ``hand_over`` command overrides who answers,
+while the tool is the speaking agent's own judgement that a colleague should answer, which is
+what any caller's question may lead to (as a reply's "over to you, Sam" does).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +28,8 @@ from actors.tools._settings import ToolCallSettings
 
 __all__ = ("BUILTINS", "Builtin")
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class Builtin:
@@ -32,14 +38,15 @@ class Builtin:
     Attributes:
         definition: what the model is offered.
         run: the model's (validated) arguments to the outcome.
-        command: its command twin: the caller needs a role ``[data] command_roles`` allows it.
+        command: its command twin: the caller needs a role ``[data] command_roles`` allows it
+            (None: anyone's turn may lead to it).
         alone_may: the caller may use it without that role when they are the only person in
             the room (a 1:1 call's caller may hang up; with others there it ends theirs too).
     """
 
     definition: ToolDefinition
     run: Callable[[dict[str, Any], ToolCallSettings], ToolOutcome]
-    command: str
+    command: str | None
     alone_may: bool = False
 
 
@@ -48,6 +55,16 @@ def _end_call(_arguments: dict[str, Any], settings: ToolCallSettings) -> ToolOut
         room.request_stop("ended by the agent")
 
     return ToolOutcome("The call is ending.", say=settings.goodbye, after_reply=leave)
+
+
+def _hand_over(arguments: dict[str, Any], _settings: ToolCallSettings) -> ToolOutcome:
+    to = str(arguments["to"])
+
+    def pass_turn(room: RoomControl) -> None:
+        if not room.hand_over(to):
+            logger.warning("hand-over to an agent not in the room", extra={"agent": to})
+
+    return ToolOutcome(f"{to} answers once you have finished.", after_reply=pass_turn)
 
 
 BUILTINS: dict[str, Builtin] = {
@@ -61,6 +78,20 @@ BUILTINS: dict[str, Builtin] = {
         _end_call,
         command="end",
         alone_may=True,
+    ),
+    "hand_over": Builtin(
+        ToolDefinition(
+            "hand_over",
+            "Pass the conversation to another agent in the room, who answers next. Say a "
+            "short sentence that you are handing over, then call it.",
+            {
+                "type": "object",
+                "properties": {"to": {"type": "string", "description": "the agent's profile name"}},
+                "required": ["to"],
+            },
+        ),
+        _hand_over,
+        command=None,
     ),
 }
 """Every built-in tool, by name."""

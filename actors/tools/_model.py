@@ -54,6 +54,11 @@ class RoomControl(Protocol):
         """End the agent's session in the room (it saves the session and leaves)."""
         ...
 
+    def hand_over(self, to: str) -> bool:
+        """Pass the turn to the room's agent ``to`` (a profile name), which then answers;
+        False when no such agent speaks in the room."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ToolOutcome:

@@ -141,7 +141,8 @@ class ToolCallSettings(Settings):
     role ``[data] command_roles`` allows ``end``, unless the caller is alone in the room)."""
 
     builtins: tuple[str, ...] = ("end_call",)
-    """Built-in tools offered to the LLM (``end_call``: say goodbye and end the session)."""
+    """Built-in tools offered to the LLM (``end_call``: say goodbye and end the session;
+    ``hand_over``: another agent of the room answers next, for rooms with several agents)."""
 
     @field_validator("builtins")
     @classmethod

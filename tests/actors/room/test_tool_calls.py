@@ -3,6 +3,7 @@ apology, and what a barge-in (the stream closed) does to idempotent and other ca
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,14 +18,15 @@ from actors._metrics import TOOL_CALLS
 from actors._payloads import Payload, ToolCallData, ToolErrorData, ToolResultData
 from actors.pipeline import BREAK
 from actors.providers import ChatMessage, LlmItem, ToolCall, ToolDefinition
-from actors.room import ConversationHistory, DataSettings, RoomSpec
+from actors.room import AgentProfile, ConversationHistory, DataSettings, RoomSpec, Speaks, Team
 from actors.room._access import AccessPolicy
 from actors.room._people import People
 from actors.room._preempt import Preemption
 from actors.room._state import Message, ParticipantState, SessionInfo
+from actors.room._team import Seat
 from actors.room._tool_calls import ToolCalls
 from actors.tools import ToolBox, ToolCallSettings, ToolContext, ToolHttp, ToolOutcome, ToolSpec
-from tests.fakes.recording_llm import RecordingLlm
+from tests.fakes.recording_llm import RecordingLlm, Round
 
 pytestmark = pytest.mark.anyio
 
@@ -98,6 +100,7 @@ class Host:
     access: AccessPolicy = field(default_factory=lambda: AccessPolicy(DataSettings()))
     events: list[Payload] = field(default_factory=list)
     stopped: list[str] = field(default_factory=list)
+    seat: Seat | None = None
 
     def emit(self, payload: Payload) -> None:
         self.events.append(payload)
@@ -123,7 +126,7 @@ class Rig:
 @pytest.fixture
 async def rig() -> AsyncIterator[Rig]:
     tools = SlowTools()
-    settings = ToolCallSettings(filler_after_ms=0)
+    settings = ToolCallSettings(filler_after_ms=0, builtins=("end_call", "hand_over"))
     box = SeeingBox(settings, (), ToolHttp(settings, None, None), [tools])
     box.contexts = []
     host = Host()
@@ -268,6 +271,58 @@ async def test_an_operator_or_a_caller_alone_ends_the_call(
     assert said.endswith(f"{BREAK}Goodbye!{BREAK}")
     assert rig.host.stopped == ["ended by the agent"]
     assert not [e for e in rig.host.events if isinstance(e, ToolErrorData)]
+
+
+async def test_hand_over_passes_the_turn_once_the_reply_is_over_whoever_asked(rig: Rig) -> None:
+    answered: list[str] = []
+    team = Team("r")
+    roster = {
+        "concierge": AgentProfile(identity="a-ava", name="Ava"),
+        "specialist": AgentProfile(identity="a-sam", name="Sam", speaks=Speaks.WHEN_ADDRESSED),
+    }
+    seats = {n: team.join(n, roster, functools.partial(answered.append, n)) for n in roster}
+    rig.host.seat = seats["concierge"]
+    rig.host.present("guest")
+    rig.host.present("other")  # not alone, no role: a hand-over needs neither
+    reply_done = anyio.Event()
+    rig.host.history.append(Message("user", "about my mortgage", 0.0, "guest"))
+    llm = RecordingLlm(_calls(ToolCall("h1", "hand_over", '{"to": "specialist"}')))
+    said = "".join([d async for d in rig.calls.stream(llm, None, reply_done)])
+    await anyio.wait_all_tasks_blocked()
+    assert answered == []  # the concierge's reply is not over yet
+    reply_done.set()
+    await anyio.wait_all_tasks_blocked()
+    assert answered == ["specialist"] and "Over to Sam." in said
+    assert not [e for e in rig.host.events if isinstance(e, ToolErrorData)]
+    # To an agent that is not in the room: the model was told it goes ahead; nothing happens.
+    answered.clear()
+    await _run_to_end(rig, ToolCall("h2", "hand_over", '{"to": "nobody"}'))
+    assert answered == [] and rig.host.stopped == []
+
+
+def _calls(*calls: ToolCall) -> Round:
+    """A first round of "Over to Sam." and ``calls``, then "Done."."""
+
+    async def round_(
+        messages: Sequence[ChatMessage], _instructions: str | None, _tools: object
+    ) -> AsyncIterator[LlmItem]:
+        if messages and messages[-1].role == "tool":
+            yield "Done."
+            return
+        yield "Over to Sam."
+        for call in calls:
+            yield call
+
+    return round_
+
+
+async def _run_to_end(rig: Rig, call: ToolCall) -> None:
+    reply_done = anyio.Event()
+    rig.host.history.append(Message("user", "again", 0.0, "guest"))
+    async for _ in rig.calls.stream(RecordingLlm(_calls(call)), None, reply_done):
+        pass
+    reply_done.set()
+    await anyio.wait_all_tasks_blocked()
 
 
 async def test_a_call_carries_the_speakers_identity_and_role(rig: Rig) -> None:
