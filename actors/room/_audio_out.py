@@ -78,6 +78,10 @@ class AudioOut:
         # Behind (a new reply, or a stall longer than the lead): playout restarts now.
         self._playout_end = max(self._playout_end, now)
         for offset in range(0, len(data), self._frame_bytes):
+            # Checked before every frame, not only after a sleep: a clear() that came while a
+            # frame was being captured would otherwise let a lead's worth of the old audio out.
+            if generation != self._generation:
+                return
             ahead = self._playout_end - self._clock.monotonic()
             if ahead >= self._lead_s:
                 await self._clock.sleep(ahead - self._lead_s + _BATCH_S)

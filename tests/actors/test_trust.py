@@ -18,21 +18,8 @@ from actors.room._messages import CommandReceived, DataRefused, RoomMessage, Str
 from actors.room._quota import Admission, TokenBucket
 from actors.room._wiring import wire_room
 from supervisor import parse_config
+from tests.fakes.clock import JumpClock
 from tests.fakes.room import FakeReader, FakeRoom
-
-
-class ManualClock:
-    def __init__(self) -> None:
-        self.t = 1000.0
-
-    def now(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += seconds
 
 
 def person(identity: str, role: str | None = None, *, may_set: bool = False) -> ParticipantState:
@@ -89,7 +76,7 @@ def test_command_roles_merge_over_the_defaults_and_refuse_unknown_commands() -> 
 
 
 def test_token_bucket_allows_a_burst_then_the_rate() -> None:
-    clock = ManualClock()
+    clock = JumpClock()
     bucket = TokenBucket(per_minute=60, capacity=3, clock=clock)
     assert [bucket.take() for _ in range(4)] == [True, True, True, False]
     clock.t += 1.0
@@ -99,7 +86,7 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
 
 
 def test_admission_notifies_once_per_refused_burst() -> None:
-    clock = ManualClock()
+    clock = JumpClock()
     admission = Admission(DataSettings(burst=2, commands_per_minute=60), clock)
     assert admission.message("a", "agent.command") is None
     assert admission.message("a", "agent.command") is None
@@ -115,7 +102,7 @@ def test_admission_notifies_once_per_refused_burst() -> None:
 
 
 def test_open_streams_are_capped_per_participant_and_per_room() -> None:
-    admission = Admission(DataSettings(max_open_streams=2, room_max_open_streams=3), ManualClock())
+    admission = Admission(DataSettings(max_open_streams=2, room_max_open_streams=3), JumpClock())
     assert admission.open_stream("a", "agent.file") is None
     assert admission.open_stream("a", "agent.file") is None
     per_person = admission.open_stream("a", "agent.file")
@@ -129,7 +116,7 @@ def test_open_streams_are_capped_per_participant_and_per_room() -> None:
 
 
 def test_the_room_file_budget_counts_files_and_bytes() -> None:
-    admission = Admission(DataSettings(room_max_files=2, room_file_mb=1.0), ManualClock())
+    admission = Admission(DataSettings(room_max_files=2, room_file_mb=1.0), JumpClock())
     assert admission.file_started() is None
     assert admission.file_bytes(700_000) is None
     too_much = admission.file_bytes(400_000)
@@ -155,8 +142,8 @@ class FakePacket:
 def wired(settings: DataSettings, inbox_size: int) -> Iterator[tuple[FakeRoom, Any, Admission]]:
     room = FakeRoom()
     send, receive = anyio.create_memory_object_stream[RoomMessage](inbox_size)
-    admission = Admission(settings, ManualClock())
-    wire_room(room, send, admission, ManualClock(), anyio.Event())  # type: ignore[arg-type]  # a fake room
+    admission = Admission(settings, JumpClock())
+    wire_room(room, send, admission, JumpClock(), anyio.Event())  # type: ignore[arg-type]  # a fake room
     with send, receive:
         yield room, receive, admission
 

@@ -24,27 +24,11 @@ from actors.room import (
     RoomSpec,
     VoiceSettings,
 )
+from tests.fakes.clock import JumpClock
 from tests.fakes.instant import EchoLlm, InstantStt
 from tests.fakes.room import FakeParticipant, FakeRoom, FakeTrack, fake_track_audio
 
 pytestmark = pytest.mark.anyio
-
-
-class ManualClock:
-    """Time moves only when someone sleeps, and at once (an autojump clock)."""
-
-    def __init__(self) -> None:
-        self.t = 1_000.0
-
-    def now(self) -> float:
-        return self.t
-
-    def monotonic(self) -> float:
-        return self.t
-
-    async def sleep(self, seconds: float) -> None:
-        self.t += max(0.0, seconds)
-        await anyio.lowlevel.checkpoint()
 
 
 class Store:
@@ -121,7 +105,7 @@ class Rig:
     handle: RoomHandle
     llm: RecordingLlm
     tts: GatedTts
-    clock: ManualClock
+    clock: JumpClock
 
 
 OPERATOR = {"agent.role": "operator"}
@@ -140,7 +124,7 @@ async def running(
         metadata=json.dumps({"conversation_id": "c-1", "user_id": "u-1"} | (metadata or {})),
         people=people,
     )
-    store, llm, gated, clock = Store(history), RecordingLlm(), tts or GatedTts(), ManualClock()
+    store, llm, gated, clock = Store(history), RecordingLlm(), tts or GatedTts(), JumpClock()
     actor = RoomActor(
         RoomSpec("r-1", "ws://unused", "token"),
         RoomSettings(close_timeout_s=2),

@@ -15,7 +15,8 @@ from actors._events import EventType
 from actors.providers import SpeechEvent, SpeechEventKind, SttStream
 from actors.room import DataSettings, Providers, RoomActor, RoomSettings, RoomSpec, VoiceSettings
 from actors.room._preempt import same_words
-from tests.actors.room.test_actor import GatedTts, ManualClock, RecordingLlm, Store
+from tests.actors.room.test_actor import GatedTts, RecordingLlm, Store
+from tests.fakes.clock import JumpClock
 from tests.fakes.room import FakeParticipant, FakeRoom, FakeTrack, fake_track_audio
 
 pytestmark = pytest.mark.anyio
@@ -86,7 +87,7 @@ async def converse(likely: str, final: str) -> tuple[list[str], RecordingLlm]:
         providers=Providers(PreflightStt(likely, final), llm, GatedTts()),
         voice=VoiceSettings(enabled=True),
         data=DataSettings(),
-        clock=ManualClock(),
+        clock=JumpClock(),
         room_factory=lambda: room,  # type: ignore[arg-type,return-value]  # a fake room
         track_audio=fake_track_audio,
     )

@@ -14,7 +14,8 @@ from actors import ProviderConnectionError, ProviderError, ProviderStatusError
 from actors._events import EventType
 from actors.providers import SttStream
 from actors.room import DataSettings, Providers, RoomActor, RoomSettings, RoomSpec, VoiceSettings
-from tests.actors.room.test_actor import GatedTts, ManualClock, RecordingLlm, Store
+from tests.actors.room.test_actor import GatedTts, RecordingLlm, Store
+from tests.fakes.clock import JumpClock
 from tests.fakes.room import FakeParticipant, FakeRoom, FakeTrack, fake_track_audio
 
 pytestmark = pytest.mark.anyio
@@ -43,7 +44,7 @@ class RefusingStt:
 
 async def talk_while_the_voice_runs(stt: RefusingStt) -> None:
     room = FakeRoom(metadata=json.dumps({"conversation_id": "c-1"}), people=[FakeParticipant("a")])
-    store, clock = Store(), ManualClock()
+    store, clock = Store(), JumpClock()
     actor = RoomActor(
         RoomSpec("r-1", "ws://unused", "token"),
         RoomSettings(close_timeout_s=2),

@@ -157,6 +157,9 @@ async def test_end_call_is_built_in() -> None:
         def request_stop(self, reason: str) -> None:
             stopped.append(reason)
 
+        def hand_over(self, to: str) -> bool:
+            raise AssertionError(f"end_call handed over to {to}")
+
     outcome.after_reply(Room())
     assert stopped == ["ended by the agent"]
 
