@@ -218,11 +218,15 @@ class _Llm:
 async def test_the_gate_says_the_limit_message_instead_of_answering(
     redis_server: RedisServer,
 ) -> None:
-    settings = fast_settings(redis_server.url, "a", turns_per_minute_per_user=1)
+    # A Redis answer later than timeout_s lets the turn through (the gate fails open), so on a
+    # loaded machine the default 0.2 s would make the second turn an answer now and then.
+    settings = fast_settings(
+        redis_server.url, "a", turns_per_minute_per_user=1, timeout_s=2.0, lease_ttl_s=6.0
+    )
     coordinator = Coordinator(settings, store=_store(redis_server))
     async with anyio.create_task_group() as tg:
         await tg.start(coordinator.run)
-        limits_store = _store(redis_server)
+        limits_store = RedisStore(settings)
         limits = UserLimits(settings, limits_store)
         assert limits.enabled
         llm = GatedLlm(_Llm(), limits, "room-1", lambda: "u1")
@@ -233,7 +237,7 @@ async def test_the_gate_says_the_limit_message_instead_of_answering(
         ok, details = coordinator.health()
         assert ok and details["node_id"] == "a" and details["leases"] == 0
         redis_server.stop()
-        await poll_until(lambda: not coordinator.health()[0], deadline_s=2, what="redis down")
+        await poll_until(lambda: not coordinator.health()[0], deadline_s=15, what="redis down")
         assert "down_for_s" in coordinator.health()[1]
         coordinator.close()
     await limits_store.aclose()
