@@ -43,11 +43,18 @@ def webhook(
     *,
     secret: str | None = None,
     ttl_s: float = 300,
+    created_at: int | None = None,
 ) -> tuple[bytes, dict[str, str]]:
-    """A webhook as the server would send it, signed with ``secret`` (default: the server's)."""
-    body = json.dumps(
-        {"event": kind, "id": event_id, "room": {"name": room.name, "sid": room.sid}}
-    ).encode()
+    """A webhook as the server would send it, signed with ``secret`` (default: the server's);
+    ``created_at`` is its ``createdAt`` (unix seconds, a string as protobuf JSON writes it)."""
+    event: dict[str, object] = {
+        "event": kind,
+        "id": event_id,
+        "room": {"name": room.name, "sid": room.sid},
+    }
+    if created_at is not None:
+        event["createdAt"] = str(created_at)
+    body = json.dumps(event).encode()
     sha = base64.b64encode(hashlib.sha256(body).digest()).decode()
     token = (
         api.AccessToken(server.api_key, secret or server.api_secret)
