@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic_core import ErrorDetails
 
 from actors import ConfigError, Settings
 from actors.persistence import PersistenceSettings
-from actors.providers import LlmSettings, SttSettings, TtsSettings
+from actors.providers import LlmSettings, SttSettings, TtsSettings, overridden
 from actors.room import (
     DEFAULT_AGENT,
     PROFILE_NAME,
@@ -227,6 +228,18 @@ class Config(Settings):
         """Every profile by name, the default (``""``) first."""
         return {DEFAULT_AGENT: self.profile(DEFAULT_AGENT), **self.agents}
 
+    def stages(self, agent: str) -> tuple[SttSettings, LlmSettings, TtsSettings]:
+        """The provider settings of agent ``agent``: ``[stt]``, ``[llm]`` and ``[tts]`` with its
+        profile's own keys (``[agents.NAME.llm]``...) in place; the default agent's are those."""
+        profile = self.agents.get(agent)
+        if profile is None:
+            return self.stt, self.llm, self.tts
+        return (
+            overridden(self.stt, profile.stt),
+            overridden(self.llm, profile.llm),
+            overridden(self.tts, profile.tts),
+        )
+
 
 _ENV_SECRETS: tuple[tuple[str, str, str], ...] = (
     ("LIVEKIT_API_KEY", "livekit", "api_key"),
@@ -256,6 +269,10 @@ def parse_config(
         config = Config.model_validate(merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, source)) from None
+    stage_lines = _stage_problems(config)
+    if stage_lines:
+        lines = [f"{source}: {len(stage_lines)} invalid setting(s):", *stage_lines]
+        raise ConfigError("\n".join(lines))
     base = Path(source).parent if source.endswith(".toml") else Path.cwd()
     data_dir = config.persistence.data_dir
     if not data_dir.is_absolute():
@@ -326,18 +343,35 @@ def _describe(exc: ValidationError, source: str) -> str:
     for error in exc.errors():
         loc = [str(part) for part in error["loc"]]
         key = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else loc[0] if loc else "?"
-        if error["type"] == "extra_forbidden":
-            allowed = _allowed_keys(loc[:-1])
-            lines.append(f"  {key}: unknown key; allowed keys here: {', '.join(allowed)}")
-            continue
-        value = error.get("input")
-        secret = any(w in key for w in ("secret", "token", "api_key", "password"))
-        # A URL may carry credentials (redis://:password@host): never echo those back.
-        if isinstance(value, str) and re.search(r"://[^/@\s]*@", value):
-            secret = True
-        shown = "<secret>" if secret else repr(value)
-        lines.append(f"  {key} = {shown}: {error['msg']}")
+        lines.append(_error_line(key, error, _allowed_keys(loc[:-1])))
     return "\n".join(lines)
+
+
+def _stage_problems(config: Config) -> list[str]:
+    """What each profile's own provider keys, applied over their section, make invalid."""
+    lines = []
+    for name, profile in config.agents.items():
+        for stage in ("stt", "llm", "tts"):
+            base: Settings = getattr(config, stage)
+            try:
+                overridden(base, getattr(profile, stage))
+            except ValidationError as exc:
+                for error in exc.errors():
+                    key = f"[agents.{name}.{stage}] {'.'.join(map(str, error['loc']))}"
+                    lines.append(_error_line(key, error, sorted(type(base).model_fields)))
+    return lines
+
+
+def _error_line(key: str, error: ErrorDetails, allowed: list[str]) -> str:
+    if error["type"] == "extra_forbidden":
+        return f"  {key}: unknown key; allowed keys here: {', '.join(allowed)}"
+    value = error.get("input")
+    secret = any(w in key for w in ("secret", "token", "api_key", "password"))
+    # A URL may carry credentials (redis://:password@host): never echo those back.
+    if isinstance(value, str) and re.search(r"://[^/@\s]*@", value):
+        secret = True
+    shown = "<secret>" if secret else repr(value)
+    return f"  {key} = {shown}: {error['msg']}"
 
 
 def _allowed_keys(loc: list[str]) -> list[str]:

@@ -95,16 +95,24 @@ def provider_problems(config: Config) -> list[str]:
         _close(lambda: close_providers(opened.providers))
         return []
     problems: list[str] = []
-    builders: list[tuple[Callable[[Any], Any], Any]] = [
-        (build_stt, config.stt),
-        (build_llm, config.llm),
-        (build_tts, config.tts),
+    builders: list[tuple[str, Callable[[Any], Any], Any]] = [
+        ("", build_stt, config.stt),
+        ("", build_llm, config.llm),
+        ("", build_tts, config.tts),
     ]
-    for build, settings in builders:  # each stage on its own, so that every problem is named
+    for name, profile in config.agents.items():  # an agent's own chains, as a room host builds
+        stt, llm, tts = config.stages(name)
+        own: list[tuple[dict[str, Any], Callable[[Any], Any], Any]] = [
+            (profile.stt, build_stt, stt),
+            (profile.llm, build_llm, llm),
+            (profile.tts, build_tts, tts),
+        ]
+        builders += [(f"[agents.{name}] ", build, s) for keys, build, s in own if keys]
+    for prefix, build, settings in builders:  # each chain on its own: every problem is named
         try:
             chain = build(settings)
         except ConfigError as exc:
-            problems.append(str(exc))
+            problems.append(f"{prefix}{exc}")
         else:
             _close(chain.aclose)
     try:  # the tools a room host would offer ([[tools]] without anywhere to run them, ...)

@@ -24,7 +24,7 @@ from actors.providers._base import (
 from actors.providers._factory import build_llm, build_stt, build_tts
 from actors.providers._fallback import FallbackLlm, FallbackStt, FallbackTts
 from actors.providers._health import merge_health, provider_health
-from actors.providers._settings import LlmSettings, Rule, SttSettings, TtsSettings
+from actors.providers._settings import LlmSettings, Rule, SttSettings, TtsSettings, overridden
 from actors.providers.local_stt import LocalStt
 from actors.providers.local_tts import LocalTts
 from actors.providers.scripted_llm import ScriptedLlm
@@ -56,5 +56,6 @@ __all__ = (
     "build_stt",
     "build_tts",
     "merge_health",
+    "overridden",
     "provider_health",
 )

@@ -10,13 +10,16 @@ checked when the providers are built (``build_stt`` and friends), which raise ``
 from __future__ import annotations
 
 import re
-from typing import Literal, Self
+from collections.abc import Mapping
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from actors._settings import Settings
 
-__all__ = ("LlmCompat", "LlmSettings", "Rule", "SttSettings", "TtsSettings")
+__all__ = ("LlmCompat", "LlmSettings", "Rule", "SttSettings", "TtsSettings", "overridden")
+
+_S = TypeVar("_S", bound=Settings)
 
 SttVendor = Literal["local", "deepgram"]
 LlmVendor = Literal["scripted", "openai"]
@@ -38,6 +41,18 @@ def _check_url(value: str | None) -> str | None:
     if value is not None and not value.startswith(("http://", "https://", "ws://", "wss://")):
         raise ValueError("must start with http://, https://, ws:// or wss://")
     return value.rstrip("/") if value is not None else None
+
+
+def overridden(base: _S, changes: Mapping[str, Any]) -> _S:
+    """``base`` with the keys of ``changes`` in its place, validated as a whole (an agent's own
+    ``[agents.NAME.llm]`` over ``[llm]``); no changes: ``base`` itself.
+
+    Raises:
+        pydantic.ValidationError: an unknown key, a bad value, or a chain the whole refuses.
+    """
+    if not changes:
+        return base
+    return type(base).model_validate({**dict(base), **changes})
 
 
 class SttSettings(Settings):

@@ -1,11 +1,13 @@
 """Agent profiles: who an agent is in a room (``[agents.NAME]``), and which ones a room gets.
 
-A profile is an identity with its own display name, instructions, voice, language and a
-``speaks`` policy. The ``[agent]`` section is the default profile, named ``""``: a room whose
-metadata names no ``agents`` gets it alone, exactly as before profiles existed. A room whose
-metadata says ``"agents": ["concierge", "notes"]`` gets those profiles, in that order; a name
-with no profile is logged and skipped (the others still join), and when none is left the room
-gets the default agent rather than none.
+A profile is an identity with its own display name, instructions, voice, language, a
+``speaks`` policy and, if it says so, its own providers (``[agents.NAME.llm]`` and the like:
+keys of ``[stt]``/``[llm]``/``[tts]`` that differ for it). The ``[agent]`` section is the
+default profile, named ``""``: a room whose metadata names no ``agents`` gets it alone,
+exactly as before profiles existed. A room whose metadata says ``"agents": ["concierge",
+"notes"]`` gets those profiles, in that order; a name with no profile is logged and skipped
+(the others still join), and when none is left the room gets the default agent rather than
+none.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import re
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 from pydantic import Field, field_validator
 
@@ -73,6 +76,24 @@ class AgentProfile(Settings):
     speaks: Speaks = Speaks.ALWAYS
     """``always``, ``when_addressed`` (named in the user's turn, or handed over to) or
     ``never`` (a listener)."""
+
+    stt: dict[str, Any] = Field(default_factory=dict)
+    """``[stt]`` keys this agent uses instead (``provider``, ``language``, ...); the others are
+    ``[stt]``'s. Empty (the default): the process's shared chain."""
+
+    llm: dict[str, Any] = Field(default_factory=dict)
+    """``[llm]`` keys this agent uses instead (``provider``, ``model``, ``base_url``, ...); the
+    others are ``[llm]``'s. Empty (the default): the process's shared chain."""
+
+    tts: dict[str, Any] = Field(default_factory=dict)
+    """``[tts]`` keys this agent uses instead (``provider``, ``cartesia_model``, ...; ``voice``
+    above is simpler for a voice alone); the others are ``[tts]``'s. Empty (the default): the
+    process's shared chain."""
+
+    @property
+    def own_providers(self) -> bool:
+        """Whether any stage of this agent is not the process's shared one."""
+        return bool(self.stt or self.llm or self.tts)
 
     @field_validator("aliases")
     @classmethod

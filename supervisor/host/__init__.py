@@ -32,6 +32,7 @@ from supervisor.host._protocol import (
 from supervisor.host._providers import (
     OpenedProviders,
     close_providers,
+    open_agent_providers,
     open_providers,
     open_tool_box,
 )
@@ -61,6 +62,7 @@ __all__ = (
     "StartRoom",
     "StopRoom",
     "close_providers",
+    "open_agent_providers",
     "decode",
     "encode",
     "memory_links",

@@ -58,7 +58,12 @@ from supervisor.host._protocol import (
     StartRoom,
     StopRoom,
 )
-from supervisor.host._providers import close_providers, open_providers, open_tool_box
+from supervisor.host._providers import (
+    close_providers,
+    open_agent_providers,
+    open_providers,
+    open_tool_box,
+)
 
 __all__ = ("RELOADABLE", "RoomHost")
 
@@ -96,6 +101,11 @@ class RoomHost:
         self.config = config
         self._providers = providers
         self._owns_providers = providers is None
+        self._own: dict[str, tuple[object, Providers]] = {}
+        """The agents with providers of their own (``[agents.NAME.llm]``...): built from which
+        settings, and the providers (rebuilt when a reload changes those settings)."""
+        self._retired: list[Providers] = []
+        """Own providers a reload replaced: rooms may still use them until the host ends."""
         self._report_metrics = report_metrics
         self._clock = clock
         self._limits: UserLimits | None = None
@@ -163,6 +173,9 @@ class RoomHost:
         finally:
             with anyio.move_on_after(_CLOSE_BACKSTOP_S, shield=True):
                 await link.aclose()
+                if self._providers is not None:
+                    for own in [*(p for _, p in self._own.values()), *self._retired]:
+                        await close_providers(own, self._providers)
                 if self._owns_providers and self._providers is not None:
                     await close_providers(self._providers)
                 if redis_store is not None:
@@ -247,7 +260,15 @@ class RoomHost:
     async def _room(self, spec: RoomSpec) -> None:
         assert self._persistence is not None
         cfg = self.config
-        providers, limits = self._providers, self._limits
+        limits = self._limits
+        try:
+            providers = self._providers_of(spec.agent)
+        except ConfigError as exc:  # its own chains (a reload may have changed them)
+            logger.error("an agent's own providers cannot be built", extra={"error": str(exc)})
+            await self._send(
+                RoomEnded(spec.room, RoomEndKind.START_FAILED.value, "ConfigError", spec.agent)
+            )
+            return
         actor: RoomActor | None = None
         if providers is not None and limits is not None:
 
@@ -315,6 +336,23 @@ class RoomHost:
         if handle is None and kind is RoomEndKind.CLEAN:
             kind = RoomEndKind.CANCELLED  # stopped before it joined
         await self._send(RoomEnded(spec.room, kind.value, detail, spec.agent))
+
+    def _providers_of(self, agent: str) -> Providers | None:
+        """The providers of agent ``agent``: the shared ones, or its own (built once, and again
+        after a reload changed its provider settings)."""
+        shared = self._providers
+        profile = self.config.agents.get(agent)
+        if shared is None or profile is None or not profile.own_providers:
+            return shared
+        stages = self.config.stages(agent)
+        known = self._own.get(agent)
+        if known is not None and known[0] == stages:
+            return known[1]
+        own = open_agent_providers(self.config, agent, shared)
+        if known is not None:
+            self._retired.append(known[1])
+        self._own[agent] = (stages, own)
+        return own
 
     def _team(self, room: str) -> Team:
         team = self._teams.get(room)

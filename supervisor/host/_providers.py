@@ -12,12 +12,25 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 from actors import ConfigError
-from actors.providers import build_llm, build_stt, build_tts
+from actors.providers import (
+    LlmProvider,
+    SttProvider,
+    TtsProvider,
+    build_llm,
+    build_stt,
+    build_tts,
+)
 from actors.room import Providers
 from actors.tools import ToolBox, open_tools
 from supervisor._config import Config
 
-__all__ = ("OpenedProviders", "close_providers", "open_providers", "open_tool_box")
+__all__ = (
+    "OpenedProviders",
+    "close_providers",
+    "open_agent_providers",
+    "open_providers",
+    "open_tool_box",
+)
 
 
 async def _nothing() -> None:
@@ -68,6 +81,33 @@ def open_providers(config: Config) -> OpenedProviders:
     return OpenedProviders(built, warm_up)
 
 
+def open_agent_providers(config: Config, agent: str, shared: Providers) -> Providers:
+    """The providers of agent ``agent``: ``shared`` with each stage its profile changes
+    (``[agents.NAME.stt]``, ``.llm``, ``.tts``) built from its own settings, as
+    ``open_providers`` builds the shared ones. ``shared`` itself for a profile that changes
+    none, and with a ``providers_factory`` (whose providers serve every agent).
+
+    Raises:
+        ConfigError: a vendor of the agent's own chains has no API key, or a model is missing.
+    """
+    profile = config.agents.get(agent)
+    if profile is None or not profile.own_providers or config.voice.providers_factory:
+        return shared
+    stt, llm, tts = config.stages(agent)
+    try:  # building opens nothing (models load and connections open on first use)
+        own = replace(
+            shared,
+            stt=build_stt(stt) if profile.stt else shared.stt,
+            llm=build_llm(llm) if profile.llm else shared.llm,
+            tts=build_tts(tts) if profile.tts else shared.tts,
+        )
+    except ConfigError as exc:
+        raise ConfigError(f"[agents.{agent}] {exc}") from None
+    if profile.llm:
+        own = replace(own, greeting=llm.greeting, instructions=llm.instructions)
+    return own
+
+
 def open_tool_box(config: Config) -> ToolBox:
     """The process's tools (``[[tools]]``, the backend's, MCP servers', built-ins).
 
@@ -83,8 +123,17 @@ def open_tool_box(config: Config) -> ToolBox:
     )
 
 
-async def close_providers(providers: Providers) -> None:
-    """Close the three chains (each bounded by its own close timeouts) and the tools' client."""
+async def close_providers(providers: Providers, shared: Providers | None = None) -> None:
+    """Close the three chains (each bounded by its own close timeouts) and the tools' client;
+    with ``shared`` (an agent's own providers): only the chains that are not ``shared``'s."""
+    if shared is not None:
+        own: list[SttProvider | LlmProvider | TtsProvider] = []
+        own += [providers.stt] if providers.stt is not shared.stt else []
+        own += [providers.llm] if providers.llm is not shared.llm else []
+        own += [providers.tts] if providers.tts is not shared.tts else []
+        for provider in own:
+            await provider.aclose()
+        return
     for provider in (providers.stt, providers.llm, providers.tts):
         await provider.aclose()
     if providers.tools is not None:

@@ -196,3 +196,48 @@ async def test_a_rooms_agents_run_together_on_one_worker_process(
             )
             assert answers(bob, AVA) == []
         daemon.request_stop()
+
+
+async def test_a_profile_with_its_own_llm_answers_with_it_and_the_other_agent_does_not(
+    livekit_server: LiveKitServer, lkapi: api.LiveKitAPI, webhook_port: int, tmp_path: Path
+) -> None:
+    own = {**PROFILES["specialist"], "llm": {"echo_prefix": "Sam heard: ", "timeout_s": 5}}
+    config = daemon_config(
+        livekit_server,
+        webhook_port,
+        tmp_path / "data",
+        voice={"enabled": True},
+        llm={"greeting": ""},
+        agents={"concierge": PROFILES["concierge"], "specialist": own},
+    )
+    providers = Providers(TeamStt(silence_ms=200), HandOverLlm({}), ToneTts(ms_per_word=30))
+    daemon = Daemon(config, providers=providers)
+    async with anyio.create_task_group() as tg:
+        await tg.start(daemon.run)
+        room = "team-own-llm"
+        metadata = {"conversation_id": "c-own", "agents": ["concierge", "specialist"]}
+        await lkapi.room.create_room(
+            api.CreateRoomRequest(name=room, metadata=json.dumps(metadata))
+        )
+        async with caller(livekit_server, room, "bob", agent_identity=SAM) as bob:
+            await bob.wait_for(lambda: joined_agents(bob) >= {AVA, SAM}, deadline_s=15, what="up")
+            # The specialist's own [agents.specialist.llm] (the scripted model, another prefix).
+            await bob.room.local_participant.send_text("Sam, are you there", topic="lk.chat")
+            await bob.wait_for(
+                lambda: any(a.startswith("Sam heard: Sam") for a in answers(bob, SAM)),
+                deadline_s=15,
+                what="the specialist's answer from its own model",
+            )
+            # The concierge still answers with the shared one.
+            await bob.room.local_participant.send_text("what time is it", topic="lk.chat")
+            await bob.wait_for(
+                lambda: "You said: what time is it." in answers(bob, AVA),
+                deadline_s=15,
+                what="the concierge's answer from the shared model",
+            )
+            assert not any(a.startswith("Sam heard:") for a in answers(bob, AVA))
+        daemon.request_stop()
+
+
+def joined_agents(who: Caller) -> set[str]:
+    return set(who.room.remote_participants)
