@@ -39,6 +39,13 @@ class AudioOut:
             return self.source.queued_duration
         return max(0.0, self._playout_end - self._clock.monotonic())
 
+    async def publish(self, room: rtc.Room) -> str:
+        """Publish this source as the agent's microphone track; the track's sid."""
+        track = rtc.LocalAudioTrack.create_audio_track("agent-voice", self.source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        publication = await room.local_participant.publish_track(track, options)
+        return publication.sid
+
     async def play(self, pcm: bytes) -> None:
         """Send 16-bit mono ``pcm``; returns once it has left (or ``clear`` dropped it)."""
         if self._native:

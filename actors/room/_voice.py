@@ -137,14 +137,13 @@ class VoicePipeline:
     # -- life cycle ---------------------------------------------------------------------------
 
     async def start(self, tg: TaskGroup, host: ToolHost | None = None) -> None:
-        """Publish the agent's audio track and start the captions in ``tg``; ``host``: for tools."""
+        """Publish the agent's audio track (a listener has none) and start the captions in
+        ``tg``; ``host``: for tools."""
         self._tg = tg
         self._tool_calls.bind(tg, host)
         self._listeners.start(tg)
-        track = rtc.LocalAudioTrack.create_audio_track("agent-voice", self._audio.source)
-        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
-        publication = await self._room.local_participant.publish_track(track, options)
-        self._captions = Captions(self._room, agent_track_sid=publication.sid)
+        track_sid = await self._audio.publish(self._room) if self._seat.speaks else ""
+        self._captions = Captions(self._room, agent_track_sid=track_sid)
         tg.start_soon(self._captions.run, name="captions")
         self._captions.set_state("listening")
 

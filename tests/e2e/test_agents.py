@@ -125,8 +125,10 @@ async def test_two_agents_share_one_floor_one_history_and_answer_when_addressed(
             what="the specialist's answer to the hand_over command",
         )
 
-    # The listener never spoke: no caption, no audible frame.
+    # The listener never spoke: no caption, no audible frame, not even a track.
     assert answers(alice, NOTES) == [] and not listener.voiced.get(NOTES)
+    published = {i: len(p.track_publications) for i, p in alice.room.remote_participants.items()}
+    assert {AVA: 1, SAM: 1, NOTES: 0}.items() <= published.items()
     assert sorted(k.agent for k in registry.actors) == ["concierge", "notes", "specialist"]
     assert sorted(set(listener.voiced) - {NOTES}) == [AVA, SAM]
     # The caller never heard two agents at once (measured on the subscribed tracks).
@@ -156,6 +158,26 @@ async def test_two_agents_share_one_floor_one_history_and_answer_when_addressed(
     )
     assert sorted(s["data"]["agent"] for s in sessions) == ["concierge", "notes", "specialist"]
     assert all(s["data"]["agents"] == list(PROFILES) for s in sessions)
+
+
+async def test_a_listener_alone_publishes_no_track_and_still_hears_and_records(
+    team: Team, lkapi: api.LiveKitAPI, livekit_server: LiveKitServer
+) -> None:
+    room = "team-notes"
+    metadata = {"conversation_id": "c-notes", "user_id": "u", "agents": ["notes"]}
+    await lkapi.room.create_room(api.CreateRoomRequest(name=room, metadata=json.dumps(metadata)))
+    async with caller(livekit_server, room, "alice", agent_identity=NOTES) as alice:
+        await say(alice, team, "note that the rate is fixed")
+        turns = await poll_until(
+            lambda: team.store.recent_messages("c-notes", 10),
+            deadline_s=10,
+            what="the user's turn stored by the listener",
+        )
+        assert [(t["role"], t["content"]) for t in turns] == [
+            ("user", "note that the rate is fixed")
+        ]
+        notes = alice.room.remote_participants[NOTES]
+        assert not notes.track_publications and answers(alice, NOTES) == []
 
 
 async def test_a_rooms_agents_run_together_on_one_worker_process(
