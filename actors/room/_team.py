@@ -213,7 +213,8 @@ class Seat:
 
     @property
     def lead(self) -> bool:
-        """The room's first agent: it answers commands that name no agent."""
+        """The room's first agent: it answers commands that name no agent, and stores the
+        room's participant events (once a room, whichever daemon runs it)."""
         return next(iter(self.roster)) == self.name
 
     @property

@@ -4,6 +4,7 @@ specialist that answers when named or handed over to, and a note-taker that neve
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +159,12 @@ async def test_two_agents_share_one_floor_one_history_and_answer_when_addressed(
     )
     assert sorted(s["data"]["agent"] for s in sessions) == ["concierge", "notes", "specialist"]
     assert all(s["data"]["agents"] == list(PROFILES) for s in sessions)
+    # Participant events are the room's: stored once (by its lead agent, the concierge, which
+    # sees the other agents join too), not once per agent.
+    people = team.store.events(["participant_connected", "participant_disconnected"])
+    seen = Counter((e["type"], e["data"]["identity"]) for e in people)
+    kinds = ("participant_connected", "participant_disconnected")
+    assert seen == {(k, i): 1 for k in kinds for i in ("alice", "olga", "ears", SAM, NOTES)}
 
 
 async def test_a_listener_alone_publishes_no_track_and_still_hears_and_records(
@@ -242,7 +249,11 @@ async def test_a_profile_with_its_own_llm_answers_with_it_and_the_other_agent_do
             api.CreateRoomRequest(name=room, metadata=json.dumps(metadata))
         )
         async with caller(livekit_server, room, "bob", agent_identity=SAM) as bob:
-            await bob.wait_for(lambda: joined_agents(bob) >= {AVA, SAM}, deadline_s=15, what="up")
+            await poll_until(
+                lambda: {AVA, SAM} <= set(bob.room.remote_participants),
+                deadline_s=15,
+                what="both agents in the room",
+            )
             # The specialist's own [agents.specialist.llm] (the scripted model, another prefix).
             await bob.room.local_participant.send_text("Sam, are you there", topic="lk.chat")
             await bob.wait_for(
@@ -259,7 +270,3 @@ async def test_a_profile_with_its_own_llm_answers_with_it_and_the_other_agent_do
             )
             assert not any(a.startswith("Sam heard:") for a in answers(bob, AVA))
         daemon.request_stop()
-
-
-def joined_agents(who: Caller) -> set[str]:
-    return set(who.room.remote_participants)
