@@ -1,5 +1,5 @@
 """Several daemons through Redis: room leases (one agent per room, failover), per-user limits
-across rooms, a distributed lock, the floor of a room whose agents are on several daemons, and
+across rooms, the floor of a room whose agents are on several daemons, and
 Redis health. Absent ``[redis] url``: none of it runs.
 """
 
@@ -11,7 +11,6 @@ from supervisor.coordination._floor import RedisFloor
 from supervisor.coordination._gate import GatedLlm
 from supervisor.coordination._leases import LeaseTable
 from supervisor.coordination._limits import UserLimits
-from supervisor.coordination._lock import distributed_lock
 from supervisor.coordination._redis import RedisStore
 from supervisor.coordination._settings import RedisSettings
 
@@ -24,5 +23,4 @@ __all__ = (
     "RedisSettings",
     "RedisStore",
     "UserLimits",
-    "distributed_lock",
 )

@@ -1,6 +1,6 @@
 """The coordinator: what a daemon does through Redis, behind one object.
 
-It owns the Redis client, the room leases, the locks and a health probe. The registry asks it
+It owns the Redis client, the room leases and a health probe. The registry asks it
 for leases (``claim``/``keep``/``release``: the registry's ``RoomLeases`` port), the daemon
 reports ``health()`` in /readyz. It never starts or stops an actor itself; per-user limits
 are the room hosts' (``UserLimits`` and ``GatedLlm``, beside the rooms they limit).
@@ -9,14 +9,12 @@ are the room hosts' (``UserLimits`` and ``GatedLlm``, beside the rooms they limi
 from __future__ import annotations
 
 import logging
-from contextlib import AbstractAsyncContextManager
 
 import anyio
 from anyio.abc import TaskStatus
 
 from actors import SYSTEM_CLOCK, Clock, CoordinationError
 from supervisor.coordination._leases import LeaseTable
-from supervisor.coordination._lock import distributed_lock
 from supervisor.coordination._metrics import REDIS_UP
 from supervisor.coordination._redis import RedisStore
 from supervisor.coordination._settings import RedisSettings
@@ -27,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 
 class Coordinator:
-    """Leases, locks and Redis health for one daemon.
+    """Leases and Redis health for one daemon.
 
     Args:
         settings: the ``[redis]`` settings (``url`` set).
@@ -65,12 +63,6 @@ class Coordinator:
     async def release(self, room: str) -> None:
         """``room``'s agent ended: free its lease. Never raises."""
         await self.leases.release(room)
-
-    # -- locks --------------------------------------------------------------------------------
-
-    def lock(self, name: str, *, ttl_s: float, wait_s: float) -> AbstractAsyncContextManager[None]:
-        """A distributed lock for ``async with``; see ``distributed_lock``."""
-        return distributed_lock(self._store, name, ttl_s=ttl_s, wait_s=wait_s, clock=self._clock)
 
     async def lease_holder(self, room: str) -> str | None:
         """The node id holding ``room``'s lease, if any.

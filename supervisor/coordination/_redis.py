@@ -51,8 +51,6 @@ class RedisStore:
         self._renew = client.register_script(_scripts.RENEW_LEASE)
         self._release = client.register_script(_scripts.RELEASE_LEASE)
         self._heartbeat = client.register_script(_scripts.HEARTBEAT)
-        self._delete = client.register_script(_scripts.COMPARE_AND_DELETE)
-        self._set_nx = client.register_script(_scripts.SET_IF_ABSENT)
         self._admit = client.register_script(_scripts.ADMIT_USER_ROOM)
         self._take_floor = client.register_script(_scripts.TAKE_FLOOR)
         self._renew_floor = client.register_script(_scripts.RENEW_FLOOR)
@@ -81,9 +79,6 @@ class RedisStore:
 
     def _user_turns_key(self, user_id: str) -> str:
         return f"{self._prefix}user:{user_id}:turns"
-
-    def _lock_key(self, name: str) -> str:
-        return f"{self._prefix}lock:{name}"
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -141,13 +136,6 @@ class RedisStore:
         """0 counted, else ms until a turn leaves the window (refused)."""
         keys = [self._user_turns_key(user_id)]
         return int(await self._script("turn", self._turn, keys, [most, window_ms, turn_id]))
-
-    async def take_lock(self, name: str, token: str, ttl_ms: int) -> bool:
-        keys = [self._lock_key(name)]
-        return bool(await self._script("lock", self._set_nx, keys, [token, ttl_ms]))
-
-    async def drop_lock(self, name: str, token: str) -> bool:
-        return bool(await self._script("unlock", self._delete, [self._lock_key(name)], [token]))
 
     def _floor_keys(self, room: str) -> list[str]:
         base = f"{self._prefix}floor:{room}"

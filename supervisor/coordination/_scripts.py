@@ -9,14 +9,12 @@ from __future__ import annotations
 __all__ = (
     "ACQUIRE_LEASE",
     "ADMIT_USER_ROOM",
-    "COMPARE_AND_DELETE",
     "COUNT_TURN",
     "HEARTBEAT",
     "RELEASE_FLOOR",
     "RELEASE_LEASE",
     "RENEW_FLOOR",
     "RENEW_LEASE",
-    "SET_IF_ABSENT",
     "TAKE_FLOOR",
 )
 
@@ -129,22 +127,6 @@ end
 return redis.call('ZCARD', KEYS[1])
 """
 )
-
-COMPARE_AND_DELETE = """
--- KEYS[1] lease or lock; ARGV[1] owner token. Returns 1 deleted, 0 not ours (left alone).
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
-
-SET_IF_ABSENT = """
--- KEYS[1] lock; ARGV[1] owner token, ARGV[2] ttl ms. Returns 1 taken, 0 held by someone.
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return 1
-end
-return 0
-"""
 
 ADMIT_USER_ROOM = (
     _NOW_MS

@@ -8,7 +8,6 @@ import anyio
 import pytest
 from redis import asyncio as aioredis
 
-from actors import CoordinationError
 from actors.providers import ChatMessage
 from supervisor import parse_config
 from supervisor.coordination import (
@@ -242,38 +241,6 @@ async def test_the_gate_says_the_limit_message_instead_of_answering(
         coordinator.close()
     await limits_store.aclose()
     assert not UserLimits(fast_settings(redis_server.url, "b"), limits_store).enabled
-
-
-async def test_the_lock_admits_one_holder_at_a_time(redis_server: RedisServer) -> None:
-    store_a, store_b = _store(redis_server), _store(redis_server)
-    a = Coordinator(fast_settings(redis_server.url, "a"), store=store_a)
-    b = Coordinator(fast_settings(redis_server.url, "b"), store=store_b)
-    try:
-        await _exclusive(a, b)
-    finally:
-        await store_a.aclose()
-        await store_b.aclose()
-
-
-async def _exclusive(a: Coordinator, b: Coordinator) -> None:
-    inside: list[str] = []
-    overlap: list[bool] = []
-
-    async def work(c: Coordinator, name: str) -> None:
-        async with c.lock("room-1:floor", ttl_s=5, wait_s=5):
-            overlap.append(bool(inside))
-            inside.append(name)
-            await anyio.wait_all_tasks_blocked()  # the other is waiting for the lock now
-            inside.remove(name)
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(work, a, "a")
-        tg.start_soon(work, b, "b")
-    assert overlap == [False, False]
-    async with a.lock("busy", ttl_s=5, wait_s=1):
-        with pytest.raises(CoordinationError, match="still busy"):
-            async with b.lock("busy", ttl_s=5, wait_s=0.1):
-                pass
 
 
 def _store(server: RedisServer) -> RedisStore:
