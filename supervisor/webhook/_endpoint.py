@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,10 @@ _RESULTS = (
     "draining",
 )
 _COUNTERS = {result: WEBHOOKS.labels(result=result) for result in _RESULTS}
+
+
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+"""What protobuf JSON writes for an int64 (``int()`` would also take "1_000", " 1" or "²")."""
 
 
 class WebhookEndpoint:
@@ -255,15 +260,17 @@ def _parse(raw: bytes) -> _Event:
 
 
 def _seconds(data: dict[str, Any], key: str) -> float | None:
-    """An integer field (protobuf JSON writes int64 as a string); None when absent or not
-    one, since only the event's age is judged from it and an unknown age is a fresh one."""
+    """An integer field (protobuf JSON writes int64 as a string of ASCII digits); None when
+    absent or not one, since only the event's age is judged from it and an unknown age is a
+    fresh one."""
     value = data.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    if isinstance(value, bool):
         return None
-    try:
+    if isinstance(value, int):
+        return float(value) if abs(value) < 10**19 else None  # float() overflows past ~1e308
+    if isinstance(value, str) and _INTEGER.fullmatch(value):
         return float(int(value))
-    except ValueError:
-        return None
+    return None
 
 
 def _object(data: dict[str, Any], key: str) -> dict[str, Any] | None:

@@ -324,7 +324,7 @@ events = st.fixed_dictionaries(
         "id": st.one_of(st.text(min_size=1, max_size=12), text_or_junk),
         "room": objects_or_junk,
         "participant": objects_or_junk,
-        "createdAt": st.one_of(st.integers(), st.text(max_size=12)),
+        "createdAt": st.one_of(st.integers(), st.integers().map(str), st.text(max_size=12)),
         "numDropped": st.integers(),
     },
 )
@@ -356,11 +356,14 @@ def expected(event: dict[str, Any]) -> tuple[int, SupervisorMessage | None]:
 
 
 def _created_at(value: object) -> float | None:
-    """The event's age is judged from ``createdAt`` when it is an integer (or its digits)."""
-    if isinstance(value, int):
-        return float(value)
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return float(int(value))
+    """The event's age is judged from ``createdAt`` when it is an integer, or a string of ASCII
+    digits (with a minus sign) as protobuf JSON writes an int64."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value) if -(10**19) < value < 10**19 else None
+    if isinstance(value, str):
+        digits = value[1:] if value.startswith("-") else value
+        if 0 < len(digits) <= 19 and all("0" <= c <= "9" for c in digits):
+            return float(int(value))
     return None
 
 
