@@ -12,6 +12,7 @@ import pytest
 from livekit import api
 
 from supervisor import Config, Daemon, parse_config
+from tests.failover._redis_server import RedisServer
 from tests.harness.livekit_server import LiveKitServer, free_port, start_server
 from tests.harness.waits import poll_until
 
@@ -36,6 +37,17 @@ def livekit_server(webhook_port: int) -> Iterator[LiveKitServer]:
     server = start_server(ARTIFACTS, [f"http://127.0.0.1:{webhook_port}/webhook"])
     yield server
     server.stop()
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server on a free port (the failover tests, check-config --connect)."""
+    server = RedisServer(ARTIFACTS / "redis")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def daemon_config(

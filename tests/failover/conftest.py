@@ -10,20 +10,10 @@ import pytest
 from livekit import api
 
 from supervisor.coordination import RedisSettings, RedisStore
-from tests.conftest import ARTIFACTS, delete_all_rooms
+from tests.conftest import delete_all_rooms
 from tests.failover._fleet import Fleet, FleetSettings, build_fleet
 from tests.failover._redis_server import RedisServer
 from tests.harness.livekit_server import LiveKitServer, start_server
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(ARTIFACTS / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def fast_settings(url: str, node_id: str, **overrides: object) -> RedisSettings:

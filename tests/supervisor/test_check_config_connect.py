@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -16,7 +16,6 @@ import pytest
 from supervisor._config import Config, parse_config
 from supervisor._connect import connect_checks
 from supervisor._preflight import bind_problem
-from tests.conftest import ARTIFACTS
 from tests.failover._redis_server import RedisServer
 from tests.fakes.backend import FaultyBackend, running_backend
 from tests.fakes.fixtures import openai_fake
@@ -37,16 +36,6 @@ _SECRET_VARS = (
     "CARTESIA_API_KEY",
     "REDIS_URL",
 )
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    server = RedisServer(ARTIFACTS / "redis")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
