@@ -6,10 +6,9 @@ import anyio
 from livekit import rtc
 from livekit.rtc._ffi_client import FfiClient
 
-__all__ = ("connect_room", "dispose_rtc")
+from actors.room._settings import CONNECT_BACKSTOP_S
 
-# Past this beyond the SDK's own connect timeouts, a connect is abandoned anyway.
-_CONNECT_BACKSTOP_S = 10.0
+__all__ = ("connect_room", "dispose_rtc")
 
 
 async def connect_room(room: rtc.Room, url: str, token: str, timeout_s: float) -> None:
@@ -28,7 +27,7 @@ async def connect_room(room: rtc.Room, url: str, token: str, timeout_s: float) -
     """
     options = rtc.RoomOptions(auto_subscribe=True, connect_timeout=max(1.0, timeout_s / 3))
     with anyio.CancelScope(shield=True):
-        with anyio.fail_after(timeout_s + _CONNECT_BACKSTOP_S):
+        with anyio.fail_after(timeout_s + CONNECT_BACKSTOP_S):
             await room.connect(url, token, options)
 
 

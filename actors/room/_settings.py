@@ -6,7 +6,19 @@ from pydantic import Field, field_validator
 
 from actors._settings import Settings
 
-__all__ = ("DEFAULT_COMMAND_ROLES", "DataSettings", "RoomSettings", "VoiceSettings")
+__all__ = (
+    "CONNECT_BACKSTOP_S",
+    "DEFAULT_COMMAND_ROLES",
+    "DataSettings",
+    "RoomSettings",
+    "VoiceSettings",
+)
+
+CONNECT_BACKSTOP_S = 20.0
+"""Past ``connect_timeout_s``, a connect still under way is abandoned. The SDK ends its
+connects itself, but one ICE wait (15 s) ignores our timeout, and a retry after one (the SDK
+retries a connect whose transport did not come up, as it does under load) needs that long
+again: cancelling sooner would throw away a join that was about to succeed."""
 
 _OPERATOR = ("operator",)
 DEFAULT_COMMAND_ROLES: dict[str, tuple[str, ...]] = {
@@ -32,13 +44,23 @@ class RoomSettings(Settings):
     """Display name of the agent participant."""
 
     connect_timeout_s: float = Field(default=10.0, gt=0, le=120)
-    """How long joining a room may take before the actor gives up (and is restarted)."""
+    """How long joining a room may take before the actor gives up (and is restarted): the
+    SDK's three signal attempts share it, and opening the session (history) gets it again.
+    The SDK's own ICE wait (15 s an attempt) is not shortened by it; a connect is abandoned
+    at most ``CONNECT_BACKSTOP_S`` past it (see ``start_bound_s``)."""
 
     close_timeout_s: float = Field(default=5.0, gt=0, le=120)
     """How long the final steps of an actor (session summary, disconnect) may take."""
 
     inbox_size: int = Field(default=1024, ge=16, le=1_000_000)
     """Capacity of the actor's control mailbox (participant, track and data events)."""
+
+    @property
+    def start_bound_s(self) -> float:
+        """The longest a room actor's start can take: the connect (ended by the SDK itself,
+        or abandoned ``CONNECT_BACKSTOP_S`` past ``connect_timeout_s``), then opening the
+        session. Whoever waits for a start waits at least this long."""
+        return 2 * self.connect_timeout_s + CONNECT_BACKSTOP_S
 
 
 class VoiceSettings(Settings):

@@ -25,7 +25,7 @@ from supervisor.workers._pool import WorkerPool
 __all__ = ("RoomRunner",)
 
 _START_MARGIN_S = 5.0
-"""Beyond ``connect_timeout_s``: the host's own start-up work for a room (history lookup)."""
+"""Beyond the actor's own start bound: the host's work around it (placing, messages)."""
 
 
 class RoomRunner:
@@ -67,7 +67,7 @@ class RoomRunner:
             )
         waiter = await self._pool.start_room(worker, self.spec)
         try:
-            timeout = self._pool.config.agent.connect_timeout_s + _START_MARGIN_S
+            timeout = self._pool.config.agent.start_bound_s + _START_MARGIN_S
             with anyio.fail_after(timeout):
                 await waiter.settled.wait()
             if waiter.conversation_id is None:
