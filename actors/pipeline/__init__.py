@@ -7,10 +7,11 @@ from actors.pipeline._chunker import BREAK, SentenceChunker
 from actors.pipeline._pause import ReplyHold
 from actors.pipeline._silence import leading_silence_bytes
 from actors.pipeline._spoken import SpokenText
-from actors.pipeline._turns import is_backchannel, likely_complete, meaningful_words
+from actors.pipeline._turns import PauseHabit, is_backchannel, likely_complete, meaningful_words
 
 __all__ = (
     "BREAK",
+    "PauseHabit",
     "ReplyHold",
     "SentenceChunker",
     "SpokenText",

@@ -20,6 +20,12 @@ Tried and measured on the benchmark's speech (bench/voice.py), and left out:
   heard as "… report ten" with no runner-up ending on "to", while complete turns get junk
   runners-up ("… before noon" → "… before in in") that would make them wait 2 s.
 
+What the words cannot tell ("I need a taxi … to the airport", a misheard "to"), the speaker
+can: ``PauseHabit`` gives a speaker who went on talking after a turn we had ended (we cut them
+off) that pause plus a margin before their next complete-sounding turn ends, relaxing back a
+little with each turn that stays ended. A person who pauses to think is cut off once, not
+every time; one who never does keeps the short wait.
+
 Backchannel: "uh-huh", "mm-hm", "yeah", "okay" said while the agent talks are listening noises,
 not a request to stop or a turn to answer.
 """
@@ -28,7 +34,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ("is_backchannel", "likely_complete", "meaningful_words")
+__all__ = ("PauseHabit", "is_backchannel", "likely_complete", "meaningful_words")
 
 _WORD = re.compile(r"[a-z']+")
 
@@ -78,3 +84,29 @@ def is_backchannel(text: str) -> bool:
 def meaningful_words(text: str) -> int:
     """How many words of ``text`` are not backchannel noises."""
     return sum(word not in _BACKCHANNEL for word in _words(text))
+
+
+_HABIT_MARGIN_S = 0.25  # beyond the longest pause the speaker went on after
+_HABIT_RELAX_S = 0.1  # given back per turn that stays ended: ~7 calm turns undo one cut-off
+_RESUMED_WITHIN_S = 1.2  # speech later than this after a turn ended is a new turn, not more
+
+
+class PauseHabit:
+    """How long one speaker's complete-sounding turns wait before they end.
+
+    ``wait_s`` starts at ``min_s``. Call ``spoke_again(gap_s)`` when the speaker starts talking
+    ``gap_s`` after a turn that was ended as complete. Up to ``_RESUMED_WITHIN_S`` that was a
+    thinking pause we cut short: the wait becomes the gap plus a margin (at most ``max_s``).
+    Later, it was a new turn and the cut was right: the wait relaxes towards ``min_s``.
+    """
+
+    def __init__(self, min_s: float, max_s: float) -> None:
+        self._min_s = min_s
+        self._max_s = max(min_s, max_s)
+        self.wait_s = min_s
+
+    def spoke_again(self, gap_s: float) -> None:
+        if gap_s <= _RESUMED_WITHIN_S:
+            self.wait_s = min(self._max_s, max(self.wait_s, gap_s + _HABIT_MARGIN_S))
+        else:
+            self.wait_s = max(self._min_s, self.wait_s - _HABIT_RELAX_S)

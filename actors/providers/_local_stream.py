@@ -19,6 +19,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream
 from anyio.streams.memory import MemoryObjectSendStream
 
+from actors.pipeline import PauseHabit
 from actors.providers._base import STT_SAMPLE_RATE, SpeechEvent, SpeechEventKind
 from actors.providers._vad import Vad
 
@@ -67,6 +68,7 @@ class Tuning:
     min_endpoint_s: float
     max_endpoint_s: float
     detect_turns: bool
+    learn_pauses: bool  # complete-sounding turns wait longer for a speaker who pauses (PauseHabit)
     min_speech_s: float
     max_utterance_s: float
     interim_s: float  # 0 = no interims
@@ -113,6 +115,14 @@ class LocalStream:
         self._detect_turns = tuning.detect_turns
         self._min_end = max(1, round(tuning.min_endpoint_s / frame_s))
         self._max_end = max(self._min_end, round(tuning.max_endpoint_s / frame_s))
+        self._habit = (
+            PauseHabit(tuning.min_endpoint_s, tuning.max_endpoint_s)
+            if tuning.detect_turns and tuning.learn_pauses
+            else None
+        )
+        self._ended_complete = False  # the last turn was ended as complete (so may be resumed)
+        self._gap_frames = 0  # silence since the last turn's last speech
+        self._resume_gap = 0  # that silence when the current (pending) speech began
         # At least min_speech_s: a START_OF_SPEECH never reports less speech than was asked for.
         self._min_speech = max(1, math.ceil(tuning.min_speech_s / frame_s - 1e-9))
         self._max_frames = round(tuning.max_utterance_s / frame_s)
@@ -190,23 +200,40 @@ class LocalStream:
             await self._audio_send.send(bytes(item) if isinstance(item, bytearray) else item)
         self._outbox.clear()
 
-    def _turn_over(self) -> bool:
-        if self._silence_frames >= self._max_end or self._turn_frames >= self._max_frames:
-            return True
+    def _complete_end(self) -> int:
+        """Silence frames that end a turn the decoder judged complete."""
+        if self._habit is None:
+            return self._min_end
+        return min(self._max_end, max(self._min_end, round(self._habit.wait_s / self._frame_s)))
+
+    def _judged_complete(self) -> bool:
         verdict = self._verdict
         return (
-            self._silence_frames >= self._min_end
+            self._probing
             and verdict.probe == self._probe
             and verdict.ready.is_set()
             and verdict.complete
         )
 
+    def _turn_over(self) -> bool:
+        if self._silence_frames >= self._max_end or self._turn_frames >= self._max_frames:
+            return True
+        return self._silence_frames >= self._complete_end() and self._judged_complete()
+
     def _end_turn(self) -> None:
         now = time.monotonic()
         since = now - self._last_speech_at if self._last_speech_at else 0.0
+        self._ended_complete = self._judged_complete() and self._silence_frames < self._max_end
+        self._gap_frames = self._silence_frames
         self._state = _State.IDLE
         self._probing = False
         self._forward(End(now, since, self._verdict.voiced_s))
+
+    def _learn_pause(self) -> None:
+        """Speech was confirmed: how long after a turn we had ended as complete?"""
+        if self._habit is not None and self._ended_complete:
+            self._habit.spoke_again(self._resume_gap * self._frame_s)
+        self._ended_complete = False
 
     async def _on_frame(self, frame: bytes, speech: bool) -> None:
         """Advance the VAD state machine by one frame, queueing audio for the decoder."""
@@ -215,7 +242,9 @@ class LocalStream:
         if self._state is _State.IDLE:
             if not speech:
                 self._preroll.append(frame)
+                self._gap_frames += 1
                 return
+            self._resume_gap = self._gap_frames
             self._state = _State.PENDING
             self._held = [*self._preroll, frame]
             self._preroll_frames = len(self._preroll)
@@ -228,6 +257,7 @@ class LocalStream:
             if self._silence_frames >= self._min_end:
                 # Too short to be a turn (a cough, a click): forget it.
                 self._state = _State.IDLE
+                self._gap_frames += len(self._held)
                 self._preroll.extend(self._held)
                 self._held = []
                 return
@@ -241,6 +271,7 @@ class LocalStream:
             return
         if self._speech_frames >= self._min_speech:
             self._state = _State.SPEAKING
+            self._learn_pause()
             self._verdict.voiced_s = self._speech_frames * self._frame_s
             await self._events_send.send(
                 SpeechEvent(
@@ -263,7 +294,7 @@ class LocalStream:
             await self._flush()  # the probe may still be in our outbox
             with anyio.move_on_after(_VERDICT_LATE_S):
                 await verdict.ready.wait()
-        return verdict.ready.is_set() and verdict.probe == self._probe and verdict.complete
+        return self._silence_frames >= self._complete_end() and self._judged_complete()
 
     def _on_speaking_frame(self, frame: bytes, speech: bool) -> None:
         self._turn_frames += 1

@@ -8,9 +8,10 @@ they arrive.
 End of turn: after ``min_endpointing_ms`` of silence the stream asks the decode task whether
 the words so far read like a finished turn (``actors.pipeline.likely_complete``); a complete
 turn ends there, an unfinished one ("a pizza with …") waits for more speech up to
-``max_endpointing_ms``. Then only ``end_utt()`` is left (~25 ms), and FINAL (with its
-``end_of_turn_ms`` and ``stt_final_ms``) and END_OF_SPEECH follow. With ``turn_detection =
-"silence"`` a fixed ``endpointing_ms`` ends every turn instead.
+``max_endpointing_ms``; a speaker who went on talking after a turn was ended gets more time
+before the next complete-sounding one ends (``learn_pauses``). Then only ``end_utt()`` is left
+(~25 ms), and FINAL (with its ``end_of_turn_ms`` and ``stt_final_ms``) and END_OF_SPEECH
+follow. With ``turn_detection = "silence"`` a fixed ``endpointing_ms`` ends every turn instead.
 
 Blocking calls run in worker threads; the decode task belongs to the stream's context manager.
 Transcripts are logged only at DEBUG, under ``pii.*`` keys.
@@ -62,6 +63,7 @@ class LocalStt:
         turn_detection: ``text`` (a rule on the words so far) or ``silence`` (fixed).
         min_endpointing_ms: silence that ends a turn that reads complete.
         max_endpointing_ms: silence that ends a turn that reads unfinished.
+        learn_pauses: give a speaker who went on after a turn was ended more time next turns.
         max_utterance_s: longer utterances are cut and finalised.
         interim_interval_s: audio between INTERIM transcripts (0 = none).
         decoders: most decoders alive at once (concurrent utterances beyond it wait).
@@ -84,6 +86,7 @@ class LocalStt:
         turn_detection: Literal["text", "silence"] = "text",
         min_endpointing_ms: int = 200,
         max_endpointing_ms: int = 2000,
+        learn_pauses: bool = True,
         max_utterance_s: float = 30.0,
         interim_interval_s: float = 0.3,
         decoders: int = 2,
@@ -94,6 +97,7 @@ class LocalStt:
             min_endpoint_s=(min_endpointing_ms if detect else endpointing_ms) / 1000,
             max_endpoint_s=(max_endpointing_ms if detect else endpointing_ms) / 1000,
             detect_turns=detect,
+            learn_pauses=learn_pauses,
             min_speech_s=min_speech_s,
             max_utterance_s=max_utterance_s,
             interim_s=interim_interval_s,
@@ -115,6 +119,7 @@ class LocalStt:
             turn_detection=settings.turn_detection,
             min_endpointing_ms=settings.min_endpointing_ms,
             max_endpointing_ms=settings.max_endpointing_ms,
+            learn_pauses=settings.learn_pauses,
             max_utterance_s=settings.max_utterance_s,
             interim_interval_s=settings.interim_interval_s,
             decoders=settings.local_decoders,

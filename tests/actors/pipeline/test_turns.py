@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.pipeline import is_backchannel, likely_complete, meaningful_words
+from actors.pipeline import PauseHabit, is_backchannel, likely_complete, meaningful_words
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,29 @@ def test_backchannels_are_listening_noises() -> None:
 def test_meaningful_words_leave_backchannels_out() -> None:
     assert meaningful_words("yeah okay") == 0
     assert meaningful_words("okay wait a second") == 3
+
+
+def test_a_pause_the_speaker_went_on_after_is_waited_for_next_time() -> None:
+    habit = PauseHabit(0.2, 2.0)
+    assert habit.wait_s == 0.2
+    habit.spoke_again(0.7)  # cut off: the speaker went on 0.7 s after the turn ended
+    assert 0.7 < habit.wait_s < 1.2
+    habit.spoke_again(0.3)  # a shorter pause does not shorten the wait
+    assert 0.7 < habit.wait_s < 1.2
+
+
+def test_turns_that_stay_ended_give_the_wait_back_step_by_step() -> None:
+    habit = PauseHabit(0.2, 2.0)
+    habit.spoke_again(0.7)
+    learned = habit.wait_s
+    habit.spoke_again(5.0)  # a new turn, well after the last one: that cut was right
+    assert 0.2 < habit.wait_s < learned
+    for _ in range(20):
+        habit.spoke_again(5.0)
+    assert habit.wait_s == 0.2
+
+
+def test_the_wait_never_passes_max_endpointing() -> None:
+    habit = PauseHabit(0.2, 0.5)
+    habit.spoke_again(1.0)
+    assert habit.wait_s == 0.5

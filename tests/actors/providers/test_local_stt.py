@@ -175,3 +175,29 @@ async def test_a_complete_pause_announces_the_likely_final_before_the_final(stt:
     final = [i for i, e in enumerate(events) if e.kind is SpeechEventKind.FINAL]
     assert len(preflight) == 1 and len(final) == 1 and preflight[0] < final[0]
     assert events[preflight[0]].text == events[final[0]].text
+
+
+TAXI = ("i need a taxi", "to the airport at six")
+
+
+def taxi_twice(gap_s: float) -> bytes:
+    """The caller pauses after a complete-sounding phrase, twice, ``gap_s`` apart: ~0.8 s of
+    silence, hibari's own ~0.7 s around its phrases included."""
+    first, second = TAXI
+    said = speech(first) + silence(0.1) + speech(second)
+    return silence(0.3) + said + silence(gap_s) + said + silence(2.5)
+
+
+async def test_a_speaker_cut_off_once_is_given_the_pause_next_time(stt: LocalStt) -> None:
+    # The words cannot tell that "i need a taxi" goes on; the speaker can: the first time the
+    # turn ends after the short silence, and the speaker goes on after 0.8 s; the next time
+    # the same pause is waited for.
+    got = [e.text for e in finals(await recognise(stt, taxi_twice(2.0)))]
+    assert len(got) == 3, got
+    assert overlap(" ".join(TAXI), got[2]) >= 0.8, got
+
+
+async def test_without_learn_pauses_every_such_pause_ends_the_turn() -> None:
+    fixed = LocalStt(learn_pauses=False, decoders=1)
+    got = [e.text for e in finals(await recognise(fixed, taxi_twice(2.0)))]
+    assert len(got) == 4, got
