@@ -2,9 +2,9 @@
 
 A stream is one ``/v1/listen`` socket. Its context manager owns two tasks in a task group: the
 reader (Results, SpeechStarted, UtteranceEnd become ``SpeechEvent``s) and the keep-alive
-(Deepgram closes a socket that hears nothing for 10 s, NET-0001). ``_vendor_errors`` is the one
-place where SDK and websockets exceptions become ``ProviderError``s. Transcripts are logged only
-at DEBUG, under ``pii.*`` keys.
+(Deepgram closes a socket that hears nothing for 10 s, NET-0001). SDK and websockets
+exceptions become ``ProviderError``s in one place, ``_deepgram_sdk.vendor_errors``. Transcripts
+are logged only at DEBUG, under ``pii.*`` keys.
 
 What Deepgram sends, as its docs define it: an utterance's transcript is every ``is_final``
 segment up to the one marked ``speech_final`` (which may be empty), or up to ``UtteranceEnd``
@@ -19,25 +19,23 @@ far are read (``actors.pipeline.likely_complete``). A complete turn ends there; 
 on a word a sentence does not end with ("send the report to …") is held: more words join it,
 and it ends at the next complete ``speech_final``, at the ``UtteranceEnd`` (asked for at
 ``max_endpointing_ms`` of word gap, at least Deepgram's 1,000 ms), or, should that never come,
-``max_endpointing_ms`` after the pause began by our own clock. ``turn_detection = "silence"``:
-every ``speech_final`` (after ``endpointing_ms``) ends the turn.
+``max_endpointing_ms`` after the pause began by our own clock. A speaker who went on talking
+after a turn was ended as complete gets that pause (plus a margin) before their next
+complete-sounding turn ends (``learn_pauses``, ``actors.pipeline.PauseHabit``).
+``turn_detection = "silence"``: every ``speech_final`` (after ``endpointing_ms``) ends the turn.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import warnings
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-import websockets.exceptions
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from deepgram import AsyncDeepgramClient
-from deepgram.core.api_error import ApiError
 from deepgram.environment import DeepgramClientEnvironment
 from deepgram.listen.v1 import (
     ListenV1Error,
@@ -51,10 +49,15 @@ from actors._exceptions import (
     ProviderConnectionError,
     ProviderError,
     ProviderStatusError,
-    ProviderTimeoutError,
 )
-from actors.pipeline import likely_complete
+from actors.pipeline import PauseHabit, likely_complete
 from actors.providers._base import STT_SAMPLE_RATE, SpeechEvent, SpeechEventKind, SttStream
+from actors.providers._deepgram_sdk import (
+    HANDSHAKE_SETTINGS,
+    VENDOR,
+    deepgram_environment,
+    vendor_errors,
+)
 from actors.providers._settings import SttSettings
 from actors.providers._tasks import task_group
 
@@ -65,70 +68,9 @@ __all__ = ("DeepgramStt",)
 
 logger = logging.getLogger(__name__)
 
-VENDOR = "deepgram"
 _EVENT_BUFFER = 256
 _CLOSE_TIMEOUT_S = 2.0  # closing a socket never holds up the caller for longer than this
 _MIN_UTTERANCE_END_MS = 1000  # Deepgram refuses a shorter utterance_end_ms
-
-
-def _preload_sdk() -> None:
-    """Import the SDK's socket modules now, without their DeprecationWarnings.
-
-    deepgram-sdk 7 connects through websockets' legacy client and imports the deprecated
-    ``InvalidStatusCode``; both warn once at import (lazily, on the first stream otherwise).
-    Nothing here can change that, and it must not break runs that treat warnings as errors.
-    """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        importlib.import_module("deepgram.listen.v1.socket_client")
-        importlib.import_module("deepgram.listen.v1.raw_client")
-
-
-_preload_sdk()
-
-
-# What to fix when the handshake is refused with a final status.
-_HANDSHAKE_SETTINGS = {
-    400: "check [stt] language and [stt] deepgram_model (Deepgram has no such model/language)",
-    401: "check DEEPGRAM_API_KEY ([stt] api_key)",
-    402: "the Deepgram project is out of credit",
-    403: "check DEEPGRAM_API_KEY ([stt] api_key): the key may not use this model",
-}
-
-
-@contextmanager
-def _vendor_errors(action: str) -> Iterator[None]:
-    """Translate deepgram-sdk and websockets failures while trying to ``action``."""
-    try:
-        yield
-    except ApiError as exc:
-        # exc.headers are the *request* headers (the key among them): never logged.
-        status = exc.status_code or 0
-        hint = _HANDSHAKE_SETTINGS.get(status)
-        suffix = f": {hint}" if hint else ""
-        raise ProviderStatusError(
-            f"deepgram refused to {action} (HTTP {status}){suffix}", vendor=VENDOR, status=status
-        ) from exc
-    except TimeoutError as exc:
-        raise ProviderTimeoutError(f"deepgram timed out trying to {action}", vendor=VENDOR) from exc
-    except websockets.exceptions.ConnectionClosedError as exc:
-        # Deepgram's idle close: 1011, "... See https://dpgr.am/net0001".
-        idle = exc.rcvd is not None and "net0001" in exc.rcvd.reason.lower().replace("-", "")
-        why = " (NET-0001: no audio or KeepAlive for 10 s)" if idle else ""
-        raise ProviderConnectionError(
-            f"deepgram closed the stream trying to {action}{why}", vendor=VENDOR
-        ) from exc
-    except (websockets.exceptions.WebSocketException, OSError) as exc:
-        raise ProviderConnectionError(
-            f"deepgram connection failed trying to {action}", vendor=VENDOR
-        ) from exc
-
-
-def _environment(url: str) -> DeepgramClientEnvironment:
-    """An environment whose REST and WebSocket bases both point at ``url``."""
-    http = url.replace("ws://", "http://", 1).replace("wss://", "https://", 1)
-    ws = http.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
-    return DeepgramClientEnvironment(base=http, production=ws, agent=ws, agent_rest=http)
 
 
 class DeepgramStt:
@@ -145,6 +87,8 @@ class DeepgramStt:
         turn_detection: ``text`` (a rule on the words at each pause) or ``silence``.
         min_endpointing_ms: ``text``: silence that ends a turn that reads complete.
         max_endpointing_ms: ``text``: silence that ends a turn that reads unfinished.
+        learn_pauses: ``text``: a speaker who went on after a turn was ended as complete gets
+            that pause before their next complete-sounding turn ends (``PauseHabit``).
         keepalive_s: a KeepAlive goes out when no audio was sent for this long.
         base_url: override of Deepgram's URL (``http://`` or ``ws://``), e.g. a local fake.
     """
@@ -162,11 +106,14 @@ class DeepgramStt:
         turn_detection: Literal["text", "silence"] = "text",
         min_endpointing_ms: int = 200,
         max_endpointing_ms: int = 2000,
+        learn_pauses: bool = True,
         keepalive_s: float = 4.0,
         base_url: str | None = None,
     ) -> None:
         environment = (
-            DeepgramClientEnvironment.PRODUCTION if base_url is None else (_environment(base_url))
+            DeepgramClientEnvironment.PRODUCTION
+            if base_url is None
+            else deepgram_environment(base_url)
         )
         self._client = AsyncDeepgramClient(api_key=api_key, environment=environment)
         self._model = model
@@ -182,6 +129,7 @@ class DeepgramStt:
             self._utterance_end_ms = utterance_end_ms
             self._hold_s = 0.0
         self._keepalive_s = keepalive_s
+        self._learn_pauses = learn_pauses
 
     @classmethod
     def from_settings(cls, settings: SttSettings, *, api_key: str) -> DeepgramStt:
@@ -194,6 +142,7 @@ class DeepgramStt:
             turn_detection=settings.turn_detection,
             min_endpointing_ms=settings.min_endpointing_ms,
             max_endpointing_ms=settings.max_endpointing_ms,
+            learn_pauses=settings.learn_pauses,
             keepalive_s=settings.deepgram_keepalive_s,
             base_url=settings.deepgram_url,
         )
@@ -220,7 +169,7 @@ class DeepgramStt:
         )
         # Entered by hand so that closing the socket can be bounded and shielded below.
         try:
-            with _vendor_errors("open a stream"):
+            with vendor_errors("open a stream"):
                 socket = await connect.__aenter__()
         except ProviderStatusError as exc:
             if not exc.retryable:
@@ -229,7 +178,7 @@ class DeepgramStt:
                     "deepgram refused the stream for good; fix the setting named",
                     extra={
                         "status": exc.status,
-                        "setting": _HANDSHAKE_SETTINGS.get(exc.status, "[stt]"),
+                        "setting": HANDSHAKE_SETTINGS.get(exc.status, "[stt]"),
                         "language": language or self._language,
                         "model": self._model,
                     },
@@ -244,7 +193,12 @@ class DeepgramStt:
                 events_send,
                 events_receive,
                 self._keepalive_s,
-                _Endpointing(self._detect_turns, self._endpointing_ms / 1000, self._hold_s),
+                _Endpointing(
+                    self._detect_turns,
+                    self._endpointing_ms / 1000,
+                    self._hold_s,
+                    self._learn_pauses,
+                ),
             )
             # Both ends closed here too: a reader cancelled before it ran never closes its end.
             async with task_group() as tg, events_receive, events_send:
@@ -273,6 +227,7 @@ class _Endpointing:
     detect_turns: bool
     endpointing_s: float  # the silence Deepgram waits before speech_final
     hold_s: float  # how much longer an unfinished-sounding turn waits for more words
+    learn_pauses: bool  # a complete-sounding turn waits longer for a speaker who pauses
 
 
 class _DeepgramStream:
@@ -297,6 +252,15 @@ class _DeepgramStream:
         self._speech_start: float | None = None  # audio time the current speech run began
         self._paused_at: float | None = None  # when an unfinished turn's speech_final came
         self._held = anyio.Event()  # set while a turn is held
+        self._hold_s = endpointing.hold_s  # how long the current hold lasts
+        self._hold_complete = False  # the held turn reads complete (held for the speaker)
+        self._habit = (
+            PauseHabit(endpointing.endpointing_s, endpointing.endpointing_s + endpointing.hold_s)
+            if endpointing.detect_turns and endpointing.learn_pauses
+            else None
+        )
+        self._last_word_end: float | None = None  # audio time, of the last final word
+        self._ended_at: float | None = None  # audio time a turn ended as complete was last heard
         self._stopped = False  # END_OF_SPEECH sent for the words so far
         self._ended = False
 
@@ -304,7 +268,7 @@ class _DeepgramStream:
         """Send 16 kHz mono int16 audio as one binary frame."""
         if self._ended:
             raise RuntimeError("SttStream.send() called after end_input()")
-        with _vendor_errors("send audio"):
+        with vendor_errors("send audio"):
             await self._socket.send_media(pcm)
         self._last_sent = anyio.current_time()
 
@@ -313,7 +277,7 @@ class _DeepgramStream:
         if self._ended:
             return
         self._ended = True
-        with _vendor_errors("finish the stream"):
+        with vendor_errors("finish the stream"):
             await self._socket.send_finalize()
             await self._socket.send_close_stream()
 
@@ -323,7 +287,7 @@ class _DeepgramStream:
     async def read(self) -> None:
         """The reader task: every message in, ``SpeechEvent``s out, until the socket closes."""
         async with self._events_send:
-            with _vendor_errors("read results"):
+            with vendor_errors("read results"):
                 async for message in self._socket:
                     await self._on_message(message)
             await self._flush_final()
@@ -339,7 +303,7 @@ class _DeepgramStream:
             if idle < self._keepalive_s:
                 await anyio.sleep(self._keepalive_s - idle)
                 continue
-            with _vendor_errors("send a keep-alive"):
+            with vendor_errors("send a keep-alive"):
                 await self._socket.send_keep_alive()
             self._last_sent = anyio.current_time()
 
@@ -352,17 +316,32 @@ class _DeepgramStream:
             if paused_at is None:  # words came: the turn goes on
                 self._held = anyio.Event()
                 continue
-            await anyio.sleep_until(paused_at + self._endpointing.hold_s)
+            await anyio.sleep_until(paused_at + self._hold_s)
             if self._paused_at == paused_at:
-                await self._end_turn()
+                await self._end_turn(complete=self._hold_complete)
 
-    def _hold(self) -> None:
+    def _hold(self, seconds: float, *, complete: bool) -> None:
         self._paused_at = anyio.current_time()
+        self._hold_s, self._hold_complete = seconds, complete
         self._held.set()
 
-    async def _end_turn(self) -> None:
+    def _habit_extra_s(self) -> float:
+        """Beyond Deepgram's endpointing, how long this speaker's complete turns wait."""
+        if self._habit is None:
+            return 0.0
+        return self._habit.wait_s - self._endpointing.endpointing_s
+
+    def _spoke_at(self, start: float) -> None:
+        """Speech began at audio time ``start``: did it go on from a turn ended as complete?"""
+        if self._habit is not None and self._ended_at is not None:
+            self._habit.spoke_again(start - self._ended_at)
+        self._ended_at = None
+
+    async def _end_turn(self, *, complete: bool = False) -> None:
         """The turn ended at a pause: its FINAL, and END_OF_SPEECH at once, not at the
         UtteranceEnd ``max_endpointing_ms`` later (an agent paused by an "uh-huh" resumes now)."""
+        if complete:
+            self._ended_at = self._last_word_end
         await self._flush_final(timed=True)
         if not self._stopped:
             self._stopped = True
@@ -383,6 +362,9 @@ class _DeepgramStream:
                 return
             if text:
                 self._final_parts.append(text)
+                words = alternatives[0].words
+                if words:
+                    self._last_word_end = words[-1].end
             if message.from_finalize:
                 await self._flush_final()
             elif message.speech_final:
@@ -390,12 +372,16 @@ class _DeepgramStream:
                 if not detect:
                     await self._flush_final(timed=True)
                 elif self._final_parts and not likely_complete(self._text()):
-                    self._hold()  # "send the report to …": wait for the rest
+                    self._hold(self._endpointing.hold_s, complete=False)  # "the report to …"
+                elif (extra := self._habit_extra_s()) > 0:
+                    # This speaker has gone on after such a pause before: give them theirs.
+                    self._hold(extra, complete=True)
                 else:
-                    await self._end_turn()
+                    await self._end_turn(complete=True)
         elif isinstance(message, ListenV1SpeechStarted):
             # Each run of speech after a pause starts here: barge-in measures from it.
             self._speech_start = message.timestamp
+            self._spoke_at(message.timestamp)
             await self._emit(SpeechEvent(SpeechEventKind.START_OF_SPEECH))
         elif isinstance(message, ListenV1UtteranceEnd):
             await self._flush_final()
@@ -419,6 +405,7 @@ class _DeepgramStream:
         words = alternative.words
         if self._speech_start is None and words:
             self._speech_start = words[0].start  # no SpeechStarted (vad_events off, or lost)
+            self._spoke_at(words[0].start)
         end = words[-1].end if words else message.start + message.duration
         return max(0.0, end - self._speech_start) if self._speech_start is not None else 0.0
 
