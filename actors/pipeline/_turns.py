@@ -87,7 +87,7 @@ def meaningful_words(text: str) -> int:
 
 
 _HABIT_MARGIN_S = 0.25  # beyond the longest pause the speaker went on after
-_HABIT_RELAX_S = 0.1  # given back per turn that stays ended: ~7 calm turns undo one cut-off
+_HABIT_RELAX_S = 0.05  # given back per turn that stays ended: a habit lasts most of a call
 _RESUMED_WITHIN_S = 1.2  # speech later than this after a turn ended is a new turn, not more
 
 

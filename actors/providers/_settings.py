@@ -91,7 +91,7 @@ class SttSettings(Settings):
     """``turn_detection = "text"``: a speaker who goes on talking within 1.2 s of a turn
     that was ended as complete (they paused to think and were cut off) gets that pause plus
     0.25 s before their next complete-sounding turn ends (at most ``max_endpointing_ms``); each
-    turn after which they stay silent gives 0.1 s back. Off: every complete-sounding turn ends
+    turn after which they stay silent gives 0.05 s back. Off: every complete-sounding turn ends
     after ``min_endpointing_ms``."""
 
     min_speech_s: float = Field(default=0.2, ge=0, le=5)
