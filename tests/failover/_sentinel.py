@@ -56,7 +56,13 @@ class SentinelSetup:
             f"sentinel failover-timeout {SERVICE} 5000\n"
         )
         self._spawn([sentinel_binary(), str(conf)], "sentinel")
-        self._until(lambda: self.replica_synced() and self.primary_port() == self.primary.port)
+        self._until(
+            lambda: (
+                self.replica_synced()
+                and self.primary_port() == self.primary.port
+                and self.sentinel_can_promote()
+            )
+        )
 
     def _spawn(self, args: list[str], name: str) -> None:
         with (self.work / f"{name}.log").open("ab") as log:  # the child keeps its own copy
@@ -81,6 +87,26 @@ class SentinelSetup:
         except Exception:
             return False
         return bool(info.get("master_link_status") == "up")
+
+    def sentinel_can_promote(self) -> bool:
+        """Whether the sentinel knows the replica and holds it fit to promote.
+
+        The sentinel learns of replicas from the primary's INFO, every 10 s: one that connected
+        after the first INFO is unknown until the next, and ``SENTINEL FAILOVER`` then answers
+        NOGOODSLAVE.
+        """
+        try:
+            with Redis(port=self.sentinel_port, socket_timeout=0.5) as sentinel:
+                replicas = sentinel.sentinel_slaves(SERVICE)
+        except Exception:  # not ready yet
+            return False
+        return any(
+            int(replica.get("port", 0)) == self.replica_port
+            and not replica.get("is_sdown")
+            and not replica.get("is_disconnected")
+            and replica.get("master-link-status") == "ok"
+            for replica in replicas
+        )
 
     def failover(self) -> None:
         """Make the replica the primary (``SENTINEL FAILOVER``), as a lost primary would."""
