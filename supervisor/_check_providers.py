@@ -1,7 +1,8 @@
 """``voice-supervisor check-providers``: one tiny real request to every configured provider.
 
-For each stage (``[stt]``, ``[llm]``, ``[tts]``) every provider of its chain (the primary, then
-each fallback) is built on its own from the config, with the real credentials, and asked one
+For each stage (``[stt]``, ``[llm]``, ``[tts]``), and each stage an agent profile changes
+(``[agents.NAME.llm]``...), every provider of its chain (the primary, then each fallback) is
+built on its own from the config, with the real credentials, and asked one
 small thing: a second of silence to recognise, "ping" to answer (only the first token is read,
 to spend as little as possible), a word to speak. Each line says whether it worked, how long the
 first output took (STT: the stream open; LLM: the first token; TTS: the first audio chunk) and,
@@ -51,7 +52,7 @@ class CheckResult:
     """One provider's check.
 
     Attributes:
-        stage: ``stt``, ``llm`` or ``tts``.
+        stage: ``stt``, ``llm`` or ``tts``; a profile's own chain: ``agents.NAME.llm``.
         provider: the provider's name in the config.
         ok: whether the request worked.
         first_output_s: time to the first output, when there was one.
@@ -163,15 +164,11 @@ async def check_providers(config: Config, *, remote_only: bool = False) -> list[
             them (which ``check-config`` always does) is their check.
 
     Returns:
-        One result per provider, in stage order (stt, llm, tts), primary first.
+        One result per provider, in stage order (stt, llm, tts), primary first; then the
+        profiles' own chains, profile by profile.
     """
     results: list[CheckResult] = []
-    stages: list[tuple[str, Any, Callable[[Any], Any]]] = [
-        ("stt", config.stt, _stt),
-        ("llm", config.llm, _llm),
-        ("tts", config.tts, _tts),
-    ]
-    for stage, settings, request in stages:
+    for stage, settings, request in _chains(config):
         for index, vendor in enumerate(settings.chain):
             if remote_only and vendor not in REMOTE_VENDORS:
                 continue
@@ -181,13 +178,28 @@ async def check_providers(config: Config, *, remote_only: bool = False) -> list[
     return results
 
 
+def _chains(config: Config) -> list[tuple[str, Any, Callable[[Any], Any]]]:
+    """Every chain a room may use: the shared three, then each stage a profile changes."""
+    requests: dict[str, Callable[[Any], Any]] = {"stt": _stt, "llm": _llm, "tts": _tts}
+    chains: list[tuple[str, Any, Callable[[Any], Any]]] = [
+        (stage, getattr(config, stage), request) for stage, request in requests.items()
+    ]
+    for name, profile in config.agents.items():
+        own = dict(zip(requests, config.stages(name), strict=True))
+        for stage, request in requests.items():
+            if getattr(profile, stage):
+                chains.append((f"agents.{name}.{stage}", own[stage], request))
+    return chains
+
+
 def render(results: list[CheckResult], out: TextIO) -> None:
     """One line per provider; failures carry the setting to fix."""
-    out.write(f"{'stage':<6}{'provider':<10}{'result':<8}{'first output':>13}  detail\n")
+    width = max([6, *(len(r.stage) + 2 for r in results)])
+    out.write(f"{'stage':<{width}}{'provider':<10}{'result':<8}{'first output':>13}  detail\n")
     for r in results:
         latency = f"{r.first_output_s * 1000:.0f} ms" if r.first_output_s is not None else "-"
         result = "ok" if r.ok else "FAILED"
-        out.write(f"{r.stage:<6}{r.provider:<10}{result:<8}{latency:>13}  {r.detail}\n")
+        out.write(f"{r.stage:<{width}}{r.provider:<10}{result:<8}{latency:>13}  {r.detail}\n")
     failed = sum(not r.ok for r in results)
     summary = "all providers answered" if not failed else f"{failed} provider(s) failed"
     out.write(f"{summary}\n")

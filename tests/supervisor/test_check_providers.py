@@ -113,3 +113,28 @@ async def test_a_missing_key_names_its_variable() -> None:
     (stt,) = [r for r in results if r.stage == "stt"]
     assert not stt.ok and "DEEPGRAM_API_KEY" in stt.detail
     assert all(r.ok for r in results if r.stage != "stt")  # the local LLM and TTS still answer
+
+
+async def test_a_profiles_own_chains_are_checked_too(
+    deepgram_fake: DeepgramFake, openai_fake: OpenAiFake, cartesia_fake: CartesiaFake
+) -> None:
+    # sam's LLM is another model of the same server; lee's points where nothing listens.
+    data: dict[str, Any] = sections(deepgram_fake, openai_fake, cartesia_fake)
+    data["agents"] = {
+        "sam": {"identity": "agent-sam", "llm": {"model": "sam-model"}},
+        "lee": {"identity": "agent-lee", "llm": {"base_url": "http://127.0.0.1:9/v1"}},
+        "ann": {"identity": "agent-ann"},  # the shared chains: nothing more to check
+    }
+    results = await check_providers(config(data))
+    assert [(r.stage, r.provider, r.ok) for r in results] == [
+        ("stt", "deepgram", True),
+        ("llm", "openai", True),
+        ("tts", "cartesia", True),
+        ("agents.sam.llm", "openai", True),
+        ("agents.lee.llm", "openai", False),
+    ]
+    assert [r["model"] for r in openai_fake.requests][-1] == "sam-model"
+    assert "[agents.lee.llm] base_url" in results[-1].detail
+    out = io.StringIO()
+    render(results, out)
+    assert "agents.lee.llm  openai    FAILED" in out.getvalue()
