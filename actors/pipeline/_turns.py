@@ -94,9 +94,10 @@ _RESUMED_WITHIN_S = 1.2  # speech later than this after a turn ended is a new tu
 class PauseHabit:
     """How long one speaker's complete-sounding turns wait before they end.
 
-    ``wait_s`` starts at ``min_s``. Call ``spoke_again(gap_s)`` when the speaker starts talking
-    ``gap_s`` after a turn that was ended as complete. Up to ``_RESUMED_WITHIN_S`` that was a
-    thinking pause we cut short: the wait becomes the gap plus a margin (at most ``max_s``).
+    ``wait_s`` starts at ``min_s``. Call ``spoke_again(gap_s)`` when the speaker has said more
+    than a backchannel, starting ``gap_s`` after a turn that was ended as complete (recognisers
+    call it at that turn's final, when its words are known). Up to ``_RESUMED_WITHIN_S`` that
+    was a thinking pause we cut short: the wait becomes the gap plus a margin (at most ``max_s``).
     Later, it was a new turn and the cut was right: the wait relaxes towards ``min_s``.
     """
 

@@ -36,6 +36,9 @@ _VERDICT_LATE_S = 1.0
 @dataclass(frozen=True, slots=True)
 class Begin:
     preroll_frames: int
+    # The silence since a turn that was ended as complete, when this speech follows one: the
+    # decode task learns it as a pause (PauseHabit) unless the turn is only a backchannel.
+    resumed_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,6 @@ class Tuning:
     min_endpoint_s: float
     max_endpoint_s: float
     detect_turns: bool
-    learn_pauses: bool  # complete-sounding turns wait longer for a speaker who pauses (PauseHabit)
     min_speech_s: float
     max_utterance_s: float
     interim_s: float  # 0 = no interims
@@ -106,6 +108,7 @@ class LocalStream:
         events_send: MemoryObjectSendStream[SpeechEvent],
         events_receive: ObjectReceiveStream[SpeechEvent],
         audio_send: MemoryObjectSendStream[Item],
+        habit: PauseHabit | None = None,
     ) -> None:
         self._vad = vad
         self._verdict = verdict
@@ -115,11 +118,7 @@ class LocalStream:
         self._detect_turns = tuning.detect_turns
         self._min_end = max(1, round(tuning.min_endpoint_s / frame_s))
         self._max_end = max(self._min_end, round(tuning.max_endpoint_s / frame_s))
-        self._habit = (
-            PauseHabit(tuning.min_endpoint_s, tuning.max_endpoint_s)
-            if tuning.detect_turns and tuning.learn_pauses
-            else None
-        )
+        self._habit = habit if tuning.detect_turns else None
         self._ended_complete = False  # the last turn was ended as complete (so may be resumed)
         self._gap_frames = 0  # silence since the last turn's last speech
         self._resume_gap = 0  # that silence when the current (pending) speech began
@@ -229,12 +228,6 @@ class LocalStream:
         self._probing = False
         self._forward(End(now, since, self._verdict.voiced_s))
 
-    def _learn_pause(self) -> None:
-        """Speech was confirmed: how long after a turn we had ended as complete?"""
-        if self._habit is not None and self._ended_complete:
-            self._habit.spoke_again(self._resume_gap * self._frame_s)
-        self._ended_complete = False
-
     async def _on_frame(self, frame: bytes, speech: bool) -> None:
         """Advance the VAD state machine by one frame, queueing audio for the decoder."""
         if speech:
@@ -271,14 +264,15 @@ class LocalStream:
             return
         if self._speech_frames >= self._min_speech:
             self._state = _State.SPEAKING
-            self._learn_pause()
+            resumed_s = self._resume_gap * self._frame_s if self._ended_complete else None
+            self._ended_complete = False
             self._verdict.voiced_s = self._speech_frames * self._frame_s
             await self._events_send.send(
                 SpeechEvent(
                     SpeechEventKind.START_OF_SPEECH, "", self._speech_frames * self._frame_s
                 )
             )
-            self._forward(Begin(self._preroll_frames))
+            self._forward(Begin(self._preroll_frames, resumed_s))
             self._forward(b"".join(self._held))
             self._turn_frames, self._held = len(self._held), []
 

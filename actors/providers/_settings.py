@@ -88,11 +88,11 @@ class SttSettings(Settings):
     speaker paused to think); at least ``min_endpointing_ms``."""
 
     learn_pauses: bool = True
-    """``turn_detection = "text"``: a speaker who goes on talking within 1.2 s of a turn
-    that was ended as complete (they paused to think and were cut off) gets that pause plus
-    0.25 s before their next complete-sounding turn ends (at most ``max_endpointing_ms``); each
-    turn after which they stay silent gives 0.05 s back. Off: every complete-sounding turn ends
-    after ``min_endpointing_ms``."""
+    """``turn_detection = "text"``: a speaker who goes on talking (more than "uh-huh") within
+    1.2 s of a turn that was ended as complete (they paused to think and were cut off) gets that
+    pause plus 0.25 s before their next complete-sounding turn ends (at most
+    ``max_endpointing_ms``); each turn after which they stay silent gives 0.05 s back. Off:
+    every complete-sounding turn ends after ``min_endpointing_ms``."""
 
     min_speech_s: float = Field(default=0.2, ge=0, le=5)
     """Local: speech must last this long before START_OF_SPEECH (coughs and clicks are ignored)."""

@@ -50,7 +50,7 @@ from actors._exceptions import (
     ProviderError,
     ProviderStatusError,
 )
-from actors.pipeline import PauseHabit, likely_complete
+from actors.pipeline import PauseHabit, is_backchannel, likely_complete
 from actors.providers._base import STT_SAMPLE_RATE, SpeechEvent, SpeechEventKind, SttStream
 from actors.providers._deepgram_sdk import (
     HANDSHAKE_SETTINGS,
@@ -261,6 +261,7 @@ class _DeepgramStream:
         )
         self._last_word_end: float | None = None  # audio time, of the last final word
         self._ended_at: float | None = None  # audio time a turn ended as complete was last heard
+        self._resumed_s: float | None = None  # the current turn went on this long after one
         self._stopped = False  # END_OF_SPEECH sent for the words so far
         self._ended = False
 
@@ -332,9 +333,10 @@ class _DeepgramStream:
         return self._habit.wait_s - self._endpointing.endpointing_s
 
     def _spoke_at(self, start: float) -> None:
-        """Speech began at audio time ``start``: did it go on from a turn ended as complete?"""
-        if self._habit is not None and self._ended_at is not None:
-            self._habit.spoke_again(start - self._ended_at)
+        """Speech began at audio time ``start``: did it go on from a turn ended as complete?
+        Learnt at the turn's FINAL, unless it is only a backchannel ("uh-huh")."""
+        if self._ended_at is not None:
+            self._resumed_s = start - self._ended_at
         self._ended_at = None
 
     async def _end_turn(self, *, complete: bool = False) -> None:
@@ -420,6 +422,9 @@ class _DeepgramStream:
             text = self._text()
             self._final_parts = []
             logger.debug("deepgram final transcript", extra={"pii.text": text})
+            resumed_s, self._resumed_s = self._resumed_s, None
+            if self._habit is not None and resumed_s is not None and not is_backchannel(text):
+                self._habit.spoke_again(resumed_s)
             end_of_turn_ms = None
             if timed or paused_at is not None:
                 # From the last word to this decision: Deepgram's endpointing, and any hold.

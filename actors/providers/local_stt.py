@@ -30,7 +30,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from actors._exceptions import ProviderError
-from actors.pipeline import likely_complete
+from actors.pipeline import PauseHabit, is_backchannel, likely_complete
 from actors.providers._base import STT_SAMPLE_RATE, SpeechEvent, SpeechEventKind, SttStream
 from actors.providers._local_stream import Begin, End, Item, LocalStream, Probe, Tuning, Verdict
 from actors.providers._settings import SttSettings
@@ -97,11 +97,11 @@ class LocalStt:
             min_endpoint_s=(min_endpointing_ms if detect else endpointing_ms) / 1000,
             max_endpoint_s=(max_endpointing_ms if detect else endpointing_ms) / 1000,
             detect_turns=detect,
-            learn_pauses=learn_pauses,
             min_speech_s=min_speech_s,
             max_utterance_s=max_utterance_s,
             interim_s=interim_interval_s,
         )
+        self._learn_pauses = detect and learn_pauses
         self._vads = VadFactory(vad, threshold=vad_threshold, webrtc_mode=vad_aggressiveness)
         frame_s = self._vads.frame_samples / STT_SAMPLE_RATE
         self._audio_buffer = round(max_utterance_s / frame_s) + 8
@@ -146,13 +146,23 @@ class LocalStt:
         audio_send, audio_receive = anyio.create_memory_object_stream[Item](self._audio_buffer)
         verdict = Verdict()
         vad = self._vads.make()
+        tuning = self._tuning
+        habit = (
+            PauseHabit(tuning.min_endpoint_s, tuning.max_endpoint_s) if self._learn_pauses else None
+        )
         stream = LocalStream(
-            self._tuning, vad, verdict, events_send.clone(), events_receive, audio_send
+            tuning, vad, verdict, events_send.clone(), events_receive, audio_send, habit
         )
         frame_s = vad.frame_samples / STT_SAMPLE_RATE
         async with task_group() as tg, events_receive:
             tg.start_soon(
-                self._decode, audio_receive, events_send, verdict, frame_s, name="stt:local:decode"
+                self._decode,
+                audio_receive,
+                events_send,
+                verdict,
+                frame_s,
+                habit,
+                name="stt:local:decode",
             )
             try:
                 yield stream
@@ -170,8 +180,10 @@ class LocalStt:
         events: ObjectSendStream[SpeechEvent],
         verdict: Verdict,
         frame_s: float,
+        habit: PauseHabit | None,
     ) -> None:
         decoder: SphinxDecoder | None = None
+        resumed_s: float | None = None  # the current turn went on from one ended as complete
         speech_s = 0.0  # audio fed since speech started (the pre-roll not counted)
         last_interim = ""
         interim_s = self._tuning.interim_s
@@ -194,7 +206,7 @@ class LocalStt:
                                 await events.send(
                                     SpeechEvent(SpeechEventKind.INTERIM, partial, verdict.voiced_s)
                                 )
-                        case Begin(preroll_frames=preroll):
+                        case Begin(preroll_frames=preroll, resumed_s=resumed_s):
                             decoder = await self._pool.acquire()
                             await self._run(decoder.start)
                             speech_s, last_interim = -preroll * frame_s, ""
@@ -212,6 +224,9 @@ class LocalStt:
                             text = await self._run(decoder.finish)
                             self._pool.release(decoder)
                             decoder = None
+                            if text and habit is not None and resumed_s is not None:
+                                if not is_backchannel(text):  # "uh-huh" is no pause learnt
+                                    habit.spoke_again(resumed_s)
                             if text:
                                 logger.debug("local final transcript", extra={"pii.text": text})
                                 await events.send(_final(text, item))

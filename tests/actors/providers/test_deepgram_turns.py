@@ -127,33 +127,53 @@ async def test_a_turn_that_ends_at_a_pause_says_the_speaker_stopped_at_once(
     ]
 
 
+async def said_in_order(
+    fake: DeepgramFake, transcripts: list[str], utterances: list[bytes]
+) -> list[str]:
+    """Each of ``utterances`` sent after the FINAL of the one before: the FINALs' texts."""
+    fake.transcripts = transcripts
+    got: list[str] = []
+    with anyio.fail_after(10):
+        async with provider(fake).stream() as stream:
+            events = stream.events()
+            for audio in utterances:
+                for offset in range(0, len(audio), CHUNK):
+                    await stream.send(audio[offset : offset + CHUNK])
+                async for event in events:
+                    if event.kind is SpeechEventKind.FINAL:
+                        got.append(event.text)
+                        break
+            await stream.end_input()
+    return got
+
+
+TAXI, AIRPORT = "i need a taxi", "to the airport at six"
+
+
 async def test_a_speaker_who_went_on_after_a_complete_phrase_is_given_the_pause_next_time(
     deepgram_fake: DeepgramFake,
 ) -> None:
     # "i need a taxi" reads complete and ends at Deepgram's 200 ms; the speaker goes on 0.6 s
-    # later. Next time the same phrase is held that long, and the rest joins it.
-    taxi, airport = "i need a taxi", "to the airport at six"
-    deepgram_fake.transcripts = [taxi, airport, taxi, airport]
-    got: list[str] = []
-    with anyio.fail_after(10):
-        async with provider(deepgram_fake).stream() as stream:
-            events = stream.events()
+    # later (learnt at that turn's FINAL). Next time the same phrase is held that long, and
+    # the rest, sent at once, joins it.
+    phrase = tone(0.8) + silence(0.6)
+    got = await said_in_order(
+        deepgram_fake,
+        [TAXI, AIRPORT, TAXI, AIRPORT],
+        [phrase, tone(0.8) + silence(0.4), phrase + tone(0.8) + silence(0.4)],
+    )
+    assert got == [TAXI, AIRPORT, f"{TAXI} {AIRPORT}"]
 
-            async def say(audio: bytes) -> None:
-                for offset in range(0, len(audio), CHUNK):
-                    await stream.send(audio[offset : offset + CHUNK])
 
-            async def next_final() -> None:
-                async for event in events:
-                    if event.kind is SpeechEventKind.FINAL:
-                        got.append(event.text)
-                        return
-
-            await say(tone(0.8) + silence(0.6))
-            await next_final()  # cut off: ended at the short pause
-            await say(tone(0.8) + silence(0.4))
-            await next_final()  # held for the learned pause, then ended by our clock
-            await say(tone(0.8) + silence(0.6) + tone(0.8) + silence(0.4))
-            await next_final()
-            await stream.end_input()
-    assert got == [taxi, airport, f"{taxi} {airport}"]
+async def test_a_backchannel_after_a_turn_is_not_learnt_as_a_pause(
+    deepgram_fake: DeepgramFake,
+) -> None:
+    # "okay" 0.6 s after a turn is a listening noise, not the rest of the sentence: the next
+    # "i need a taxi" still ends at the short pause.
+    phrase = tone(0.8) + silence(0.6)
+    got = await said_in_order(
+        deepgram_fake,
+        [TAXI, "okay", TAXI, AIRPORT],
+        [phrase, tone(0.3) + silence(0.4), phrase + tone(0.8) + silence(0.4), b""],
+    )
+    assert got == [TAXI, "okay", TAXI, AIRPORT]

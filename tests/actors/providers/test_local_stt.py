@@ -201,3 +201,13 @@ async def test_without_learn_pauses_every_such_pause_ends_the_turn() -> None:
     fixed = LocalStt(learn_pauses=False, decoders=1)
     got = [e.text for e in finals(await recognise(fixed, taxi_twice(2.0)))]
     assert len(got) == 4, got
+
+
+async def test_a_backchannel_after_a_turn_is_not_learnt_as_a_pause(stt: LocalStt) -> None:
+    # "okay" just after a turn is a listening noise, not the rest of a sentence: the next
+    # pause after "i need a taxi" still ends the turn.
+    first, second = TAXI
+    audio = silence(0.3) + speech(first) + silence(0.1) + speech("okay") + silence(2.0)
+    audio += speech(first) + silence(0.1) + speech(second) + silence(2.5)
+    got = [e.text for e in finals(await recognise(stt, audio))]
+    assert len(got) == 4 and got[1] in ("okay", "ok"), got
