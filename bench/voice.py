@@ -14,6 +14,7 @@ a noise burst while the agent tells a story, and real barge-ins. Measured at the
 
     python bench/voice.py --rooms 2 --json bench/results/voice.json
     python bench/voice.py --stt min_endpointing_ms=800   # any [stt] setting, for a trade-off
+    python bench/voice.py --voice audio_out_queue_ms=100  # any [voice] setting
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ async def call(server: LiveKitServer, room: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.decode().splitlines() if line[:1] == "{"]
 
 
-async def run(rooms: int, stt: dict[str, Any]) -> dict[str, Any]:
+async def run(rooms: int, stt: dict[str, Any], voice: dict[str, Any]) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="bench-voice-"))
     port = free_port()
     server = start_server(work, [f"http://127.0.0.1:{port}/webhook"])
@@ -96,7 +97,7 @@ async def run(rooms: int, stt: dict[str, Any]) -> dict[str, Any]:
         server,
         port,
         work / "data",
-        voice={"enabled": True},
+        voice={"enabled": True, **voice},
         llm={"greeting": "", "rules": [{"match": "story|tell me a", "reply": STORY}]},
         **({"stt": stt} if stt else {}),
     )
@@ -179,6 +180,7 @@ async def run(rooms: int, stt: dict[str, Any]) -> dict[str, Any]:
             ),
         },
         "stt": config.stt.model_dump(mode="json", exclude={"api_key"}),
+        "voice": config.voice.model_dump(mode="json"),
         "scenarios": scenarios,
     }
 
@@ -194,9 +196,19 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="an [stt] setting for this run (JSON value, else a string); repeatable",
     )
+    parser.add_argument(
+        "--voice",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a [voice] setting for this run (JSON value, else a string); repeatable",
+    )
     args = parser.parse_args()
-    stt = {key: _value(value) for key, _, value in (item.partition("=") for item in args.stt)}
-    result = anyio.run(run, args.rooms, stt, backend="asyncio")
+    stt, voice = (
+        {k: _value(v) for k, _, v in (i.partition("=") for i in items)}
+        for items in (args.stt, args.voice)
+    )
+    result = anyio.run(run, args.rooms, stt, voice, backend="asyncio")
     v2v = result["voice_to_voice_ms"]
     print(f"voice to voice (ms)       p50 {v2v['p50']}, p95 {v2v['p95']}, max {v2v['max']}")
     print(
