@@ -118,7 +118,7 @@ class LocalStream:
         self._detect_turns = tuning.detect_turns
         self._min_end = max(1, round(tuning.min_endpoint_s / frame_s))
         self._max_end = max(self._min_end, round(tuning.max_endpoint_s / frame_s))
-        self._habit = habit if tuning.detect_turns else None
+        self._habit = habit  # None: every complete-sounding turn ends at min_endpointing
         self._ended_complete = False  # the last turn was ended as complete (so may be resumed)
         self._gap_frames = 0  # silence since the last turn's last speech
         self._resume_gap = 0  # that silence when the current (pending) speech began

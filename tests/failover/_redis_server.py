@@ -20,14 +20,19 @@ from tests.harness.livekit_server import free_port
 _START_DEADLINE_S = 10.0
 
 
-def redis_binary() -> str:
-    path = shutil.which("redis-server")
+def system_binary(name: str, needed_for: str) -> str:
+    """The path of the Debian package ``name``'s binary of the same name; never a skip."""
+    path = shutil.which(name)
     if path is None:
         raise RuntimeError(
-            "redis-server is not installed: run scripts/install-system-deps.sh "
-            "(apt-get install redis-server); the failover tests need a real Redis"
+            f"{name} is not installed: run scripts/install-system-deps.sh "
+            f"(apt-get install {name}); {needed_for}"
         )
     return path
+
+
+def redis_binary() -> str:
+    return system_binary("redis-server", "the failover tests need a real Redis")
 
 
 @dataclass

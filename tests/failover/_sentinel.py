@@ -3,7 +3,6 @@ tests of ``redis+sentinel://`` URLs. Never skips: a missing binary says how to i
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -12,7 +11,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from tests.failover._redis_server import RedisServer, redis_binary
+from tests.failover._redis_server import RedisServer, redis_binary, system_binary
 from tests.harness.livekit_server import free_port
 
 SERVICE = "vsmaster"
@@ -20,13 +19,7 @@ _DEADLINE_S = 20.0
 
 
 def sentinel_binary() -> str:
-    path = shutil.which("redis-sentinel")
-    if path is None:
-        raise RuntimeError(
-            "redis-sentinel is not installed: run scripts/install-system-deps.sh "
-            "(apt-get install redis-sentinel); the Sentinel tests need a real one"
-        )
-    return path
+    return system_binary("redis-sentinel", "the Sentinel tests need a real one")
 
 
 @dataclass
