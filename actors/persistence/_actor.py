@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from enum import Enum
 from functools import partial
 from typing import Any
 
@@ -34,6 +35,7 @@ from anyio.abc import TaskStatus
 from actors._clock import SYSTEM_CLOCK, Clock
 from actors._events import Event
 from actors._exceptions import OutboxFullError, PersistenceError
+from actors._pulse import Pulse
 from actors.persistence._admission import Admission
 from actors.persistence._client import BackendClient, build_http_client
 from actors.persistence._encode import serialise
@@ -61,6 +63,15 @@ _SHIP_LOG_INTERVAL_S = 60.0
 _REFRESH_S = 2.0
 
 
+class _Phase(Enum):
+    """Where ``run()`` is (whether ``close()`` was called is the admission gate's to know)."""
+
+    NEW = "new"  # run() not called yet
+    RUNNING = "running"
+    WRITTEN = "written"  # the writer has returned: nothing more will be committed
+    STOPPED = "stopped"  # run() has returned: nothing more will be shipped
+
+
 class PersistenceActor:
     """Owns the path from ``emit(event)`` to the backend or the embedded store.
 
@@ -83,14 +94,11 @@ class PersistenceActor:
         # more object for the garbage collector to track, on the hot path.
         self._bodies: deque[str] = deque()
         self._queue_since: float | None = None
-        self._has_events = anyio.Event()
-        self._batch_ready = anyio.Event()
-        self._committed_signal = anyio.Event()
-        self._progress = anyio.Event()
-        self._closing = False
-        self._started = False
-        self._writer_done = False
-        self._stopped = False
+        self._phase = _Phase.NEW
+        self._events_arrived = Pulse()  # the queue was empty and is not
+        self._batch_due = Pulse()  # commit now: a full batch, a flush or close()
+        self._commits = Pulse()  # a batch was committed (or the writer returned)
+        self._progress = Pulse()  # something flush() or wait_empty() waits for may have changed
         self._thread = SqliteThread()
         self._lookups = Lookups(settings, store, self._thread)
         self._outbox: Outbox | None = None
@@ -140,20 +148,19 @@ class PersistenceActor:
             return
         if size == 0:
             self._queue_since = self._clock.monotonic()
-            self._has_events.set()
+            self._events_arrived.fire()
         queue.append(event)
         self._bodies.append(body)
         self._emitted += 1
         if size + 1 == self._batch_max:
-            self._batch_ready.set()
+            self._batch_due.fire()
 
     def close(self) -> None:
         """Stop accepting events; ``run()`` commits what it holds, ships what it can and
         returns (its owner's deadline decides how long shipping may take)."""
-        self._closing = True
         self._gate.close()
-        self._has_events.set()
-        self._batch_ready.set()
+        self._events_arrived.fire()
+        self._batch_due.fire()
 
     @property
     def refusal(self) -> str | None:
@@ -216,11 +223,10 @@ class PersistenceActor:
         target = self._emitted
         await anyio.lowlevel.checkpoint()  # an awaited call always yields, even with nothing to do
         while self._settled < target:
-            if self._writer_done:
+            if self._phase in (_Phase.WRITTEN, _Phase.STOPPED):
                 raise PersistenceError("cannot flush: the persistence actor has stopped")
-            progress = self._progress
             self._hurry(target)
-            await progress.wait()
+            await self._progress.wait()
 
     async def wait_empty(self) -> None:
         """Wait until nothing is waiting: every event is at its destination.
@@ -230,11 +236,10 @@ class PersistenceActor:
         """
         await anyio.lowlevel.checkpoint()
         while self.backlog:
-            if self._stopped:
+            if self._phase is _Phase.STOPPED:
                 raise PersistenceError("the persistence actor stopped with events left")
-            progress = self._progress
             self._hurry(self._emitted)
-            await progress.wait()
+            await self._progress.wait()
 
     async def agent_joined(self, room: str, metadata: dict[str, Any]) -> str:
         """The conversation id for a room whose metadata has none.
@@ -265,9 +270,9 @@ class PersistenceActor:
             OutboxLockedError: another live process uses this outbox.
             RuntimeError: ``run()`` was called twice.
         """
-        if self._started:
+        if self._phase is not _Phase.NEW:
             raise RuntimeError("PersistenceActor.run() can be called only once")
-        self._started = True
+        self._phase = _Phase.RUNNING
         try:
             if self._settings.backend_url is None:
                 await self._thread.run(warn_about_leftovers, self._settings)
@@ -277,8 +282,8 @@ class PersistenceActor:
             else:
                 await self._run_with_backend(task_status)
         finally:
-            self._stopped = True
-            self._notify_progress()
+            self._phase = _Phase.STOPPED
+            self._progress.fire()
 
     # -- private ------------------------------------------------------------------------------
 
@@ -317,19 +322,17 @@ class PersistenceActor:
         try:
             while True:
                 if not self._queue:
-                    if self._closing:
+                    if self._gate.closed:
                         return
-                    self._has_events = anyio.Event()
-                    await self._has_events.wait()
+                    await self._events_arrived.wait()
                     continue
                 if (
                     len(self._queue) < self._batch_max
-                    and not self._closing
+                    and not self._gate.closed
                     and self._settled >= self._flush_target
                 ):
-                    self._batch_ready = anyio.Event()
                     with anyio.move_on_after(interval):
-                        await self._batch_ready.wait()
+                        await self._batch_due.wait()
                 while self._queue:
                     wait_s = await self._commit_next()
                     if wait_s is not None:
@@ -337,7 +340,7 @@ class PersistenceActor:
                         await self._clock.sleep(wait_s)
                         break
         finally:
-            self._writer_done = True
+            self._phase = _Phase.WRITTEN
             self._signal_commit()
 
     async def _commit_next(self) -> float | None:
@@ -381,7 +384,7 @@ class PersistenceActor:
 
     async def _ship_loop(self, shipper: Shipper) -> None:
         while True:
-            committed = self._committed_signal
+            committed = self._commits.next()
             try:
                 shipped = await shipper.ship_head()
             except Exception as exc:
@@ -397,10 +400,10 @@ class PersistenceActor:
             self._ship_log.reset()
             if self._outbox is not None:
                 self._gate.check_size(self._outbox)
-            self._notify_progress()
+            self._progress.fire()
             if shipped:
                 continue
-            if self._writer_done:
+            if self._phase is not _Phase.RUNNING:
                 return
             with anyio.move_on_after(_REFRESH_S):
                 await committed.wait()
@@ -411,13 +414,8 @@ class PersistenceActor:
     def _hurry(self, target: int) -> None:
         """Commit up to the ``target``-th emitted event without waiting for the interval."""
         self._flush_target = max(self._flush_target, target)
-        self._batch_ready.set()
+        self._batch_due.fire()
 
     def _signal_commit(self) -> None:
-        self._committed_signal.set()
-        self._committed_signal = anyio.Event()
-        self._notify_progress()
-
-    def _notify_progress(self) -> None:
-        self._progress.set()
-        self._progress = anyio.Event()
+        self._commits.fire()
+        self._progress.fire()

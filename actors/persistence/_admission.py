@@ -64,6 +64,11 @@ class Admission:
         self._storage_log = LogLimiter(_STORAGE_LOG_INTERVAL_S, clock)
         self._invalid_logs: dict[str, LogLimiter] = {}
 
+    @property
+    def closed(self) -> bool:
+        """``close()`` was called: no event is taken any more."""
+        return self._closed
+
     def close(self) -> None:
         """Refuse every event from now on."""
         self._closed = True

@@ -32,6 +32,7 @@ from typing import Protocol
 
 import anyio
 
+from actors._pulse import Pulse
 from actors.room._profiles import DEFAULT_AGENT, AgentProfile, Speaks
 from actors.room._state import ConversationHistory, Message
 
@@ -110,7 +111,7 @@ class LocalFloor:
         self._gap_s = gap_s
         self._last = ""
         self._released_at = -1e9
-        self._changed = anyio.Event()
+        self._changed = Pulse()
 
     async def take(self, who: str) -> None:
         agent = who.split(":", 1)[0]
@@ -132,8 +133,7 @@ class LocalFloor:
         if self.holder == who:
             self.holder = None
             self._released_at = anyio.current_time()
-            self._changed.set()
-            self._changed = anyio.Event()
+            self._changed.fire()
 
 
 def _names(name: str, profile: AgentProfile) -> list[str]:
