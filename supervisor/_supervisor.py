@@ -85,7 +85,6 @@ class Supervisor:
         # since joining would create it again. Keyed by sid, not name: a new room under the
         # same name (a new sid) is joined.
         self._finished: OrderedDict[str, None] = OrderedDict()
-        self.reconciled = anyio.Event()
         self._reconcile_now = anyio.Event()
         self._since = clock.monotonic()
         """The last listing that worked (until there is one: when this supervisor began)."""
@@ -212,4 +211,3 @@ class Supervisor:
         for room_name in self._registry.requested_before(asked_at) - present:
             self._registry.stop(room_name, "room gone (reconcile)")
         RECONCILE_RUNS.labels(result="ok").inc()
-        self.reconciled.set()
