@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-from redis import asyncio as aioredis
-from redis import exceptions as redis_errors
-from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel
-from redis.backoff import NoBackoff
 
 from actors import CoordinationError
 from supervisor.coordination import _scripts
 from supervisor.coordination._metrics import REDIS_ERRORS
 from supervisor.coordination._settings import SENTINEL_SCHEME, RedisSettings, sentinel_parts
+
+if TYPE_CHECKING:
+    # redis-py is imported where a client is built (``_client``): it costs every process that
+    # imports it ~6 MB (measured, RSS), and a daemon without ``[redis] url`` never needs it.
+    from redis import asyncio as aioredis
 
 __all__ = ("RedisStore",)
 
@@ -216,6 +216,11 @@ class RedisStore:
 
 def _client(url: str, timeout_s: float) -> tuple[aioredis.Redis, list[aioredis.Redis]]:
     """The client for ``url``, and for a Sentinel URL the sentinels' own clients."""
+    from redis import asyncio as aioredis
+    from redis.asyncio.retry import Retry
+    from redis.asyncio.sentinel import Sentinel
+    from redis.backoff import NoBackoff
+
     # One immediate retry reconnects a pooled connection that Redis closed (after a restart,
     # or Sentinel's failover to another primary); callers keep their own cadence: no backoff.
     retry = Retry(NoBackoff(), 1)
@@ -249,32 +254,43 @@ def _translate(op: str) -> Iterator[None]:
     """Map redis-py (and socket/timeout) errors to ``CoordinationError``, counted by ``op``."""
     try:
         yield
-    except redis_errors.AuthenticationError as exc:  # a ConnectionError to redis-py: first
+    except Exception as exc:
+        error = _coordination_error(op, exc)
+        if error is None:
+            raise
         REDIS_ERRORS.labels(op=op).inc()
-        raise CoordinationError(
+        raise error from exc
+
+
+def _coordination_error(op: str, exc: Exception) -> CoordinationError | None:
+    """What ``exc`` means to the caller, or None when it is not a Redis or network failure."""
+    from redis import exceptions as redis_errors  # loaded with the client (``_client``)
+
+    if isinstance(exc, redis_errors.AuthenticationError):  # a ConnectionError to redis-py: first
+        return CoordinationError(
             f"Redis {op} failed: the server refused the credentials; check the user and "
             "password in [redis] url (REDIS_URL)",
             retryable=True,
-        ) from exc
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError) as exc:
-        REDIS_ERRORS.labels(op=op).inc()
-        raise CoordinationError(
+        )
+    if isinstance(
+        exc, (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError, TimeoutError)
+    ):
+        return CoordinationError(
             f"Redis {op} failed: unreachable or too slow; check [redis] url and timeout_s",
             retryable=True,
-        ) from exc
-    except redis_errors.NoPermissionError as exc:
-        REDIS_ERRORS.labels(op=op).inc()
-        raise CoordinationError(
+        )
+    if isinstance(exc, redis_errors.NoPermissionError):
+        return CoordinationError(
             f"Redis {op} failed: the Redis user lacks a permission (NOPERM); it needs "
             "scripts (EVALSHA, EVAL) and the keys under [redis] key_prefix",
             retryable=False,
-        ) from exc
-    except redis_errors.RedisError as exc:
-        REDIS_ERRORS.labels(op=op).inc()
-        raise CoordinationError(
+        )
+    if isinstance(exc, redis_errors.RedisError):
+        return CoordinationError(
             f"Redis {op} failed: the server refused the command; check the Redis version (>= 5)",
             retryable=False,
-        ) from exc
+        )
+    return None
 
 
 def _text(value: bytes | str) -> str:
