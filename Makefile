@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/python bench/latency.py --turns 50 --json bench/results/latency.json
 	$(BIN)/python bench/latency.py --turns 10 --local --json bench/results/latency-local.json
 	$(BIN)/python bench/persistence.py --events 200000 --json bench/results/persistence.json
+	$(BIN)/python bench/deadletters.py --json bench/results/deadletters.json
 	$(BIN)/python bench/webhooks.py --requests 20000 --json bench/results/webhooks.json
 	$(BIN)/python bench/failover.py --json bench/results/failover.json
 	$(BIN)/python bench/rooms.py --max-rooms 60 --step 5 --hold 15 --json bench/results/rooms.json

@@ -79,6 +79,14 @@ _FIGURES: dict[str, list[tuple[str, str]]] = {
         ("outbox KB per 1,000 turns", "disk.outbox_kb_per_1000_turns"),
         ("sink", "sink"),
     ],
+    "deadletters": [
+        ("poison dead-lettered after s, mean", "poison_dead_lettered_after_s_mean"),
+        ("max", "poison_dead_lettered_after_s_max"),
+        ("its attempts, mean", "poison_attempts_mean"),
+        ("others lost", "others_lost"),
+        ("outage dead letters", "outage.dead_lettered"),
+        ("Retry-After 0: shortest gap s", "retry_after_zero.shortest_gap_s"),
+    ],
     "webhooks": [
         ("requests/s on one core", "requests_per_s"),
         ("latency p50 ms", "latency_ms.p50"),
