@@ -4,6 +4,7 @@ cancels the actor at once and it is not restarted; the lease is released when th
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import anyio
 import pytest
@@ -61,11 +62,22 @@ class Actor:
                 raise
 
 
+@dataclass(frozen=True)
+class Leased:
+    """A running registry under scripted leases, and how its actors began and ended."""
+
+    registry: RoomRegistry
+    log: list[tuple[str, str]]
+
+
+RegistryWith = Callable[[ScriptedLeases], Leased]
+
+
 @pytest.fixture
-async def registry_with() -> AsyncIterator[Callable[[ScriptedLeases], RoomRegistry]]:
+async def registry_with() -> AsyncIterator[RegistryWith]:
     async with anyio.create_task_group() as tg:
 
-        def make(leases: ScriptedLeases) -> RoomRegistry:
+        def make(leases: ScriptedLeases) -> Leased:
             log: list[tuple[str, str]] = []
             registry = RoomRegistry(
                 SupervisorSettings(restart_backoff_initial_s=0.001),
@@ -73,9 +85,8 @@ async def registry_with() -> AsyncIterator[Callable[[ScriptedLeases], RoomRegist
                 lambda spec: Actor(spec, log),
                 leases=leases,
             )
-            registry.log = log  # type: ignore[attr-defined]
             tg.start_soon(registry.run)
-            return registry
+            return Leased(registry, log)
 
         yield make
         tg.cancel_scope.cancel()
@@ -88,15 +99,16 @@ async def settle(condition: Callable[[], bool]) -> None:
 
 
 async def test_only_rooms_whose_lease_is_won_get_an_actor(
-    registry_with: Callable[[ScriptedLeases], RoomRegistry],
+    registry_with: RegistryWith,
 ) -> None:
     leases = ScriptedLeases({"mine"})
-    registry = registry_with(leases)
+    leased = registry_with(leases)
+    registry = leased.registry
     await settle(lambda: registry._tg is not None)
     registry.ensure("mine")
     registry.ensure("theirs")
     await settle(lambda: registry.joined == {"mine"} and "theirs" not in registry.rooms)
-    assert registry.log == [("start", "mine")]  # type: ignore[attr-defined]
+    assert leased.log == [("start", "mine")]
     assert leases.released == []
     # A later reconcile tries the other room again: still not ours.
     registry.ensure("theirs")
@@ -104,28 +116,30 @@ async def test_only_rooms_whose_lease_is_won_get_an_actor(
 
 
 async def test_a_lost_lease_cancels_the_actor_at_once_without_restart(
-    registry_with: Callable[[ScriptedLeases], RoomRegistry],
+    registry_with: RegistryWith,
 ) -> None:
     leases = ScriptedLeases({"r1"})
-    registry = registry_with(leases)
+    leased = registry_with(leases)
+    registry = leased.registry
     await settle(lambda: registry._tg is not None)
     registry.ensure("r1")
     await settle(lambda: registry.joined == {"r1"})
     leases.lose("r1")
     await settle(lambda: "r1" not in registry.rooms)
-    assert registry.log == [("start", "r1"), ("cancelled", "r1")]  # type: ignore[attr-defined]
+    assert leased.log == [("start", "r1"), ("cancelled", "r1")]
     assert leases.released == ["r1"]
 
 
 async def test_the_lease_is_released_when_the_room_ends(
-    registry_with: Callable[[ScriptedLeases], RoomRegistry],
+    registry_with: RegistryWith,
 ) -> None:
     leases = ScriptedLeases({"r1"})
-    registry = registry_with(leases)
+    leased = registry_with(leases)
+    registry = leased.registry
     await settle(lambda: registry._tg is not None)
     registry.ensure("r1")
     await settle(lambda: registry.joined == {"r1"})
     registry.stop("r1", "room finished")
     await settle(lambda: "r1" not in registry.rooms)
-    assert registry.log == [("start", "r1"), ("stopped", "r1")]  # type: ignore[attr-defined]
+    assert leased.log == [("start", "r1"), ("stopped", "r1")]
     assert leases.released == ["r1"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import anyio
 import pytest
@@ -46,21 +47,32 @@ class ScriptedActor:
             self._log.append(("stop", self.spec.attempt, self.spec.room))
 
 
+@dataclass(frozen=True)
+class Scripted:
+    """A running registry of scripted actors, and what its actors did: (kind, attempt, room)."""
+
+    registry: RoomRegistry
+    log: list[tuple[str, int, str]]
+
+
+Harness = Callable[[dict[str, str]], Scripted]
+"""Starts a registry whose actors fail as ``{room: "start" | "run"}`` says."""
+
+
 @pytest.fixture
-async def harness() -> AsyncIterator[Callable[[dict[str, str]], RoomRegistry]]:
+async def harness() -> AsyncIterator[Harness]:
     log: list[tuple[str, int, str]] = []
     async with anyio.create_task_group() as tg:
 
-        def make(failures: dict[str, str], settings: SupervisorSettings = FAST) -> RoomRegistry:
+        def make(failures: dict[str, str], settings: SupervisorSettings = FAST) -> Scripted:
             def actor(spec: RoomSpec) -> ScriptedActor:
                 return ScriptedActor(spec, failures.get(spec.room), log)
 
             registry = RoomRegistry(
                 settings, lambda room, agent, n: RoomSpec(room, "ws://x", "t", n, agent), actor
             )
-            registry.log = log  # type: ignore[attr-defined]
             tg.start_soon(registry.run)
-            return registry
+            return Scripted(registry, log)
 
         yield make
         tg.cancel_scope.cancel()
@@ -73,13 +85,14 @@ async def wait_for(condition: Callable[[], bool]) -> None:
             await anyio.lowlevel.checkpoint()
 
 
-async def test_a_crashing_actor_is_restarted_and_others_are_untouched(harness) -> None:  # type: ignore[no-untyped-def]
-    registry = harness({"bad": "run"})
+async def test_a_crashing_actor_is_restarted_and_others_are_untouched(harness: Harness) -> None:
+    scripted = harness({"bad": "run"})
+    registry = scripted.registry
     await wait_for(lambda: registry._tg is not None)
     registry.ensure("good")
     registry.ensure("bad")
     await wait_for(lambda: "bad" not in registry.rooms)
-    starts = Counter(room for kind, _, room in registry.log if kind == "start")
+    starts = Counter(room for kind, _, room in scripted.log if kind == "start")
     # 1 start + max_restarts restarts, then the registry gives up on that room only.
     assert starts["bad"] == FAST.max_restarts + 1
     assert starts["good"] == 1
@@ -93,17 +106,18 @@ async def test_a_crashing_actor_is_restarted_and_others_are_untouched(harness) -
     assert "bad" in registry.rooms
 
 
-async def test_restarts_count_attempts(harness) -> None:  # type: ignore[no-untyped-def]
-    registry = harness({"flaky": "start"})
+async def test_restarts_count_attempts(harness: Harness) -> None:
+    scripted = harness({"flaky": "start"})
+    registry = scripted.registry
     await wait_for(lambda: registry._tg is not None)
     registry.ensure("flaky")
     await wait_for(lambda: "flaky" not in registry.rooms)
-    attempts = [n for kind, n, room in registry.log if room == "flaky"]
+    attempts = [n for kind, n, room in scripted.log if room == "flaky"]
     assert attempts == [0, 1, 2, 3]
 
 
-async def test_rooms_beyond_max_rooms_wait_for_a_slot(harness) -> None:  # type: ignore[no-untyped-def]
-    registry = harness({})
+async def test_rooms_beyond_max_rooms_wait_for_a_slot(harness: Harness) -> None:
+    registry = harness({}).registry
     await wait_for(lambda: registry._tg is not None)
     for i in range(5):
         registry.ensure(f"r{i}")
@@ -114,15 +128,16 @@ async def test_rooms_beyond_max_rooms_wait_for_a_slot(harness) -> None:  # type:
     assert registry.waiting == 1
 
 
-async def test_drain_stops_every_actor_within_the_deadline(harness) -> None:  # type: ignore[no-untyped-def]
-    registry = harness({})
+async def test_drain_stops_every_actor_within_the_deadline(harness: Harness) -> None:
+    scripted = harness({})
+    registry = scripted.registry
     await wait_for(lambda: registry._tg is not None)
     for room in ("a", "b", "c"):
         registry.ensure(room)
     await wait_for(lambda: len(registry.joined) == 3)
     assert await registry.drain(5.0)
     assert registry.rooms == frozenset()
-    stops = sorted(room for kind, _, room in registry.log if kind == "stop")
+    stops = sorted(room for kind, _, room in scripted.log if kind == "stop")
     assert stops == ["a", "b", "c"]
     registry.ensure("d")  # no new rooms while draining
     assert registry.rooms == frozenset()
@@ -133,8 +148,9 @@ def stale_finishes() -> float:
     return 0.0 if value is None else value
 
 
-async def test_a_stop_for_an_earlier_room_of_the_same_name_is_ignored(harness) -> None:  # type: ignore[no-untyped-def]
-    registry = harness({})
+async def test_a_stop_for_an_earlier_room_of_the_same_name_is_ignored(harness: Harness) -> None:
+    scripted = harness({})
+    registry = scripted.registry
     await wait_for(lambda: registry._tg is not None)
     registry.ensure("r", sid="RM_new")
     await wait_for(lambda: registry.joined == {"r"})
@@ -143,7 +159,7 @@ async def test_a_stop_for_an_earlier_room_of_the_same_name_is_ignored(harness) -
     await anyio.wait_all_tasks_blocked()
     assert registry.joined == {"r"} and registry.sid("r") == "RM_new"
     assert stale_finishes() == before + 1
-    assert ("stop", 0, "r") not in registry.log
+    assert ("stop", 0, "r") not in scripted.log
     # Its own room_finished stops it; so does a stop without a sid (reconcile, drain).
     registry.stop("r", "room finished", sid="RM_new")
     await wait_for(lambda: "r" not in registry.rooms)
@@ -153,8 +169,8 @@ async def test_a_stop_for_an_earlier_room_of_the_same_name_is_ignored(harness) -
     await wait_for(lambda: "r2" not in registry.rooms)
 
 
-async def test_an_actor_asked_for_without_a_sid_takes_the_first_one_given(harness) -> None:  # type: ignore[no-untyped-def]
-    registry = harness({})
+async def test_an_actor_asked_for_without_a_sid_takes_the_first_one_given(harness: Harness) -> None:
+    registry = harness({}).registry
     await wait_for(lambda: registry._tg is not None)
     registry.ensure("r")
     await wait_for(lambda: registry.joined == {"r"})
@@ -165,8 +181,11 @@ async def test_an_actor_asked_for_without_a_sid_takes_the_first_one_given(harnes
     assert registry.joined == {"r"}
 
 
-async def test_a_new_room_under_the_same_name_starts_once_the_old_actor_ended(harness) -> None:  # type: ignore[no-untyped-def]
-    registry = harness({})
+async def test_a_new_room_under_the_same_name_starts_once_the_old_actor_ended(
+    harness: Harness,
+) -> None:
+    scripted = harness({})
+    registry = scripted.registry
     await wait_for(lambda: registry._tg is not None)
     registry.ensure("r", sid="RM_a")
     await wait_for(lambda: registry.joined == {"r"})
@@ -175,11 +194,12 @@ async def test_a_new_room_under_the_same_name_starts_once_the_old_actor_ended(ha
     assert registry.sid("r") == "RM_a"
     registry.stop("r", "room finished", sid="RM_a")
     await wait_for(lambda: registry.sid("r") == "RM_b" and registry.joined == {"r"})
-    assert [kind for kind, _, room in registry.log if room == "r"] == ["start", "stop", "start"]
+    assert [kind for kind, _, room in scripted.log if room == "r"] == ["start", "stop", "start"]
 
 
-async def test_a_newer_room_that_ends_before_its_turn_is_not_started(harness) -> None:  # type: ignore[no-untyped-def]
-    registry = harness({})
+async def test_a_newer_room_that_ends_before_its_turn_is_not_started(harness: Harness) -> None:
+    scripted = harness({})
+    registry = scripted.registry
     await wait_for(lambda: registry._tg is not None)
     registry.ensure("r", sid="RM_a")
     await wait_for(lambda: registry.joined == {"r"})
@@ -189,11 +209,11 @@ async def test_a_newer_room_that_ends_before_its_turn_is_not_started(harness) ->
     assert registry.joined == {"r"} and registry.sid("r") == "RM_a"  # not stale: RM_a runs on
     registry.stop("r", "room finished", sid="RM_a")
     await wait_for(lambda: "r" not in registry.rooms)
-    assert [kind for kind, _, room in registry.log if room == "r"] == ["start", "stop"]
+    assert [kind for kind, _, room in scripted.log if room == "r"] == ["start", "stop"]
 
 
-async def test_giving_up_is_per_sid(harness) -> None:  # type: ignore[no-untyped-def]
-    registry = harness({"bad": "run"})
+async def test_giving_up_is_per_sid(harness: Harness) -> None:
+    registry = harness({"bad": "run"}).registry
     await wait_for(lambda: registry._tg is not None)
     registry.ensure("bad", sid="RM_1")
     await wait_for(lambda: "bad" not in registry.rooms)
@@ -206,8 +226,8 @@ async def test_giving_up_is_per_sid(harness) -> None:  # type: ignore[no-untyped
     assert registry.sid("bad") == "RM_2"
 
 
-async def test_a_waiting_room_keeps_its_place_and_ignores_stale_stops(harness) -> None:  # type: ignore[no-untyped-def]
-    registry = harness({})
+async def test_a_waiting_room_keeps_its_place_and_ignores_stale_stops(harness: Harness) -> None:
+    registry = harness({}).registry
     await wait_for(lambda: registry._tg is not None)
     for i in range(3):
         registry.ensure(f"r{i}", sid=f"RM_{i}")
