@@ -143,7 +143,7 @@ def wired(settings: DataSettings, inbox_size: int) -> Iterator[tuple[FakeRoom, A
     room = FakeRoom()
     send, receive = anyio.create_memory_object_stream[RoomMessage](inbox_size)
     admission = Admission(settings, JumpClock())
-    wire_room(room, send, admission, JumpClock(), anyio.Event())  # type: ignore[arg-type]  # a fake room
+    wire_room(room.as_rtc_room(), send, admission, JumpClock(), anyio.Event())
     with send, receive:
         yield room, receive, admission
 

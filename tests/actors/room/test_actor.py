@@ -133,7 +133,7 @@ async def running(
         voice=VoiceSettings(enabled=voice, min_interrupt_s=0.05),
         data=DataSettings(),
         clock=clock,
-        room_factory=lambda: room,  # type: ignore[arg-type,return-value]  # a fake room
+        room_factory=room.as_rtc_room,
         track_audio=fake_track_audio,
     )
     async with anyio.create_task_group() as tg:

@@ -88,7 +88,7 @@ async def converse(likely: str, final: str) -> tuple[list[str], RecordingLlm]:
         voice=VoiceSettings(enabled=True),
         data=DataSettings(),
         clock=JumpClock(),
-        room_factory=lambda: room,  # type: ignore[arg-type,return-value]  # a fake room
+        room_factory=room.as_rtc_room,
         track_audio=fake_track_audio,
     )
     async with anyio.create_task_group() as tg:

@@ -53,7 +53,7 @@ async def talk_while_the_voice_runs(stt: RefusingStt) -> None:
         voice=VoiceSettings(enabled=True),
         data=DataSettings(),
         clock=clock,
-        room_factory=lambda: room,  # type: ignore[arg-type,return-value]  # a fake room
+        room_factory=room.as_rtc_room,
         track_audio=fake_track_audio,
     )
     async with anyio.create_task_group() as tg:
