@@ -226,7 +226,7 @@ async def test_a_language_or_model_deepgram_lacks_is_final_and_names_the_setting
     assert setting in str(caught.value)
     assert deepgram_fake.refusals and deepgram_fake.connections == 0
     (record,) = caplog.records
-    assert setting in record.setting  # type: ignore[attr-defined]
+    assert setting in record.__dict__["setting"]
     assert getattr(record, option) == value
 
 
