@@ -94,7 +94,7 @@ def null_sink() -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # started
+        port = site.port  # after start(): the port bound, not the 0 asked for
         sys.stdout.write(f"backend listening on http://127.0.0.1:{port}\n")
         sys.stdout.flush()
         await anyio.sleep_forever()

@@ -128,7 +128,7 @@ async def serving(now: Callable[[], float] = time.time) -> AsyncIterator[Served]
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # bound above
+    port = site.port  # after start(): the port bound, not the 0 asked for
     try:
         yield Served(port, handler, receive)
     finally:

@@ -201,7 +201,7 @@ async def test_a_body_too_large_gets_a_json_413(tmp_path: Path, spec: OpenAPI) -
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # started
+        port = site.port  # after start(): the port bound, not the 0 asked for
         body = {"events": [turn("c", i, content="x" * 200).to_json() for i in range(10)]}
         async with httpx.AsyncClient() as client:
             response = await client.post(f"http://127.0.0.1:{port}/v1/events:batch", json=body)
