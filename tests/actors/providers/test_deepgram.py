@@ -5,6 +5,7 @@ close, 400 for a language the model does not have)."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import anyio
 import pytest
@@ -57,7 +58,7 @@ def finals(events: list[SpeechEvent]) -> list[str]:
     return [e.text for e in events if e.kind is SpeechEventKind.FINAL]
 
 
-def sent_results(fake: DeepgramFake) -> list[dict[str, object]]:
+def sent_results(fake: DeepgramFake) -> list[dict[str, Any]]:
     return [m for m in fake.sent if m["type"] == "Results"]
 
 
@@ -91,8 +92,7 @@ async def test_an_empty_speech_final_still_ends_the_turn(deepgram_fake: Deepgram
     events = await converse(provider(deepgram_fake), audio)
     speech_finals = [r for r in sent_results(deepgram_fake) if r["speech_final"]]
     assert speech_finals and all(
-        r["channel"]["alternatives"][0]["transcript"] == ""  # type: ignore[index]
-        for r in speech_finals
+        r["channel"]["alternatives"][0]["transcript"] == "" for r in speech_finals
     )
     assert finals(events) == ["turn on the lights", "thanks"]
 
@@ -118,7 +118,7 @@ async def test_utterance_end_comes_utterance_end_ms_after_the_last_word(
     events = await converse(provider(deepgram_fake), tone(0.4) + silence(1.5))
     (end,) = [m for m in deepgram_fake.sent if m["type"] == "UtteranceEnd"]
     (final,) = [r for r in sent_results(deepgram_fake) if r["speech_final"]]
-    words = final["channel"]["alternatives"][0]["words"]  # type: ignore[index]
+    words = final["channel"]["alternatives"][0]["words"]
     assert end["last_word_end"] == pytest.approx(words[-1]["end"], abs=0.05)
     kinds = [e.kind for e in events if e.kind is not SpeechEventKind.INTERIM]
     assert kinds == [
@@ -136,7 +136,7 @@ async def test_speech_duration_counts_speech_not_the_silence_before_it(
     deepgram_fake.silence_results_s = None
     events = await converse(provider(deepgram_fake), silence(3.0) + tone(0.3) + silence(0.5))
     (interim,) = [r for r in sent_results(deepgram_fake) if not r["is_final"]]
-    assert float(interim["duration"]) > 3.0  # type: ignore[arg-type]
+    assert float(interim["duration"]) > 3.0
     durations = [e.speech_duration_s for e in events if e.kind is SpeechEventKind.INTERIM]
     assert durations and all(0.1 < d < 0.5 for d in durations), durations
 
