@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import pytest
@@ -81,8 +82,8 @@ class StubLlm:
 class StubTts(StubLlm):
     sample_rate = 16_000
 
-    def __init__(self, name: str, **kwargs: object) -> None:
-        super().__init__(name, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, name: str, **kwargs: Any) -> None:  # Any: StubLlm's own keywords
+        super().__init__(name, **kwargs)
         self.voices: list[str | None] = []
 
     async def synthesize(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -27,8 +28,9 @@ async def make(openai_fake: OpenAiFake) -> AsyncIterator[Make]:
     """Build providers aimed at the fake; their HTTP clients are closed after the test."""
     built: list[OpenAiLlm] = []
 
-    def build(**kwargs: object) -> OpenAiLlm:
-        options: dict[str, object] = {
+    def build(**kwargs: Any) -> OpenAiLlm:
+        # Any: a test overrides whichever of OpenAiLlm's options it is about.
+        options: dict[str, Any] = {
             "api_key": openai_fake.api_key,
             "model": "gpt-fake",
             "base_url": openai_fake.base_url,
@@ -36,7 +38,7 @@ async def make(openai_fake: OpenAiFake) -> AsyncIterator[Make]:
             "timeout_s": 5.0,
         }
         options.update(kwargs)
-        built.append(OpenAiLlm(**options))  # type: ignore[arg-type]  # test-only kwargs
+        built.append(OpenAiLlm(**options))
         return built[-1]
 
     yield build
