@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import anyio
 import numpy as np
@@ -25,9 +26,19 @@ RATE = 16_000
 PREFLIGHT_LEAD_MS = 200  # from a PREFLIGHT to its FINAL: the LLM starts on it meanwhile
 
 
+class Script(Protocol):
+    """What a stream reads of its script: whether a line is left, the next one, and taking it."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int, /) -> str: ...
+
+    def popleft(self) -> str: ...
+
+
 @dataclass
 class _InstantStream:
-    script: deque[str]
+    script: Script
     preflights: deque[str]
     threshold: float
     start_ms: int

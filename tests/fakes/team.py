@@ -8,21 +8,18 @@ hears the line appended last (append one before each utterance).
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import SupportsIndex
 
 from actors.providers import ChatMessage, SttStream
 from tests.fakes.instant import EchoLlm, InstantStt, _InstantStream
 
 
-class _Reading(deque[str]):
+class _Reading:
     """What every stream hears: the line said last (a stream may be opened again between two
     turns, so a reading position of its own would miss a line)."""
 
     def __init__(self, lines: list[str]) -> None:
-        super().__init__()
         self._lines = lines
 
     def __len__(self) -> int:
@@ -31,7 +28,7 @@ class _Reading(deque[str]):
     def __bool__(self) -> bool:
         return bool(self._lines)
 
-    def __getitem__(self, index: SupportsIndex) -> str:  # type: ignore[override]
+    def __getitem__(self, index: int, /) -> str:
         return self._lines[-1]
 
     def popleft(self) -> str:
