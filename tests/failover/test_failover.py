@@ -5,7 +5,7 @@ that changes nothing visible, and per-user limits that hold across daemons."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 
 import anyio
 import pytest
@@ -56,8 +56,8 @@ async def one_agent(lk: api.LiveKitAPI, room: str, *, deadline_s: float = 20) ->
     return found
 
 
-async def _single(listing: object) -> str | None:
-    names = await listing  # type: ignore[misc]  # the coroutine of agents()
+async def _single(listing: Awaitable[list[str]]) -> str | None:
+    names = await listing
     return names[0] if len(names) == 1 else None
 
 
