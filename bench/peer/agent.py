@@ -45,7 +45,7 @@ from livekit.agents.voice import Agent, AgentSession
 try:
     from livekit.agents import AgentServer as _Server
 except ImportError:  # pragma: no cover
-    _Server = None  # type: ignore[assignment,misc]
+    _Server = None  # type: ignore[assignment,misc]  # older livekit-agents: no AgentServer
 
 RATE = 16_000
 _EN = LanguageCode("en")
@@ -129,8 +129,8 @@ class _EchoStream(llm.LLMStream):
     async def _run(self) -> None:
         last = ""
         for item in self._chat_ctx.items:
-            if getattr(item, "role", None) == "user":
-                last = item.text_content or ""  # type: ignore[union-attr]
+            if isinstance(item, llm.ChatMessage) and item.role == "user":  # the one with a role
+                last = item.text_content or ""
         for i, word in enumerate(f"You said: {last.rstrip('.')}.".split(" ")):
             self._event_ch.send_nowait(
                 llm.ChatChunk(
