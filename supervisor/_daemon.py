@@ -213,7 +213,7 @@ class Daemon:
                 inner.start_soon(self._signals, signals, name="signals")
             site = web.TCPSite(runner, cfg.server.host, cfg.server.port)
             await site.start()
-            port = _bound_port(site, cfg.server.port)
+            port = site.port
             logger.info("voice-supervisor listening", extra={"port": port})
             task_status.started(DaemonInfo(port=port))
             await self._stop.wait()
@@ -411,11 +411,3 @@ def _signal_receiver(handle: bool) -> Iterator[AsyncIterator[signal.Signals] | N
         return
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         yield signals
-
-
-def _bound_port(site: web.TCPSite, configured: int) -> int:
-    server = site._server  # aiohttp exposes the bound socket only here
-    sockets = getattr(server, "sockets", None)
-    if sockets:
-        return int(sockets[0].getsockname()[1])
-    return configured

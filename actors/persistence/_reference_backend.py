@@ -100,9 +100,7 @@ async def serve_backend(
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
-        server = site._server  # aiohttp exposes the bound socket only here
-        sockets = getattr(server, "sockets", None)
-        bound = int(sockets[0].getsockname()[1]) if sockets else port
+        bound = site.port  # the port bound, also when ``port`` was 0
         logger.info("reference backend listening", extra={"host": host, "port": bound})
         task_status.started(bound)
         await anyio.sleep_forever()

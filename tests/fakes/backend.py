@@ -115,9 +115,7 @@ class FaultyBackend:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", self.port)
         await site.start()
-        sockets = getattr(site._server, "sockets", None)  # the bound port lives only here
-        assert sockets
-        self.port = int(sockets[0].getsockname()[1])
+        self.port = site.port  # the port bound, also the first time (port 0)
         self._runner = runner
 
     async def down(self) -> None:
