@@ -61,6 +61,7 @@ bench: setup
 	$(BIN)/python bench/rtc_floor.py --rooms 20 --queue-ms 0 --json bench/results/rtc-floor.json
 	$(BIN)/python bench/flood.py --json bench/results/flood.json
 	$(BIN)/python bench/soak.py --rooms 480 --json bench/results/soak.json
+	$(BIN)/python bench/soak.py --rooms 1200 --warmup-waves 30 --json bench/results/soak-long.json
 	$(BIN)/python bench/soak.py --rooms 0 --providers local --json bench/results/idle.json
 	$(BIN)/python bench/voice.py --rooms 2 --json bench/results/voice.json
 	$(BIN)/python bench/providers.py --runs 30 --json bench/results/providers.json
