@@ -16,6 +16,7 @@ import anyio
 from livekit import rtc
 
 from actors._metrics import DATA_MESSAGES
+from actors.room._settings import CLOSE_BOUND_S
 
 __all__ = ("AgentCaption", "Captions", "SetState", "UserCaption")
 
@@ -107,7 +108,7 @@ class Captions:
                         "publishing a caption failed", extra={"error": type(exc).__name__}
                     )
         for writer in self._writers.values():
-            with anyio.move_on_after(1, shield=True):
+            with anyio.move_on_after(CLOSE_BOUND_S, shield=True):
                 try:
                     await writer.aclose()
                 except rtc.StreamError:  # the room is going; an unfinished caption stays so

@@ -21,7 +21,7 @@ from actors._metrics import AUDIO_FRAMES_DROPPED, TURN_LATENCY
 from actors.pipeline import is_backchannel, meaningful_words
 from actors.pipeline._ring import AudioRing
 from actors.providers import STT_SAMPLE_RATE, SpeechEvent, SttProvider
-from actors.room._settings import VoiceSettings
+from actors.room._settings import CLOSE_BOUND_S, VoiceSettings
 
 __all__ = (
     "Listeners",
@@ -54,7 +54,7 @@ async def track_pcm(track: rtc.Track, sample_rate: int, frame_ms: int) -> AsyncG
         async for event in stream:
             yield event.frame.data.tobytes()
     finally:
-        with anyio.move_on_after(1, shield=True):
+        with anyio.move_on_after(CLOSE_BOUND_S, shield=True):
             await stream.aclose()
 
 

@@ -23,6 +23,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from actors._exceptions import ProviderError
 from actors._metrics import PREEMPTIVE_GENERATIONS
 from actors.providers import ChatMessage, LlmItem, LlmProvider, ToolCallingLlm, ToolDefinition
+from actors.room._settings import CLOSE_BOUND_S
 
 __all__ = ("PendingPreemption", "Preemption", "same_words")
 
@@ -112,7 +113,7 @@ class Preemption:
                 except anyio.BrokenResourceError:
                     pass  # discarded while generating
                 finally:
-                    with anyio.move_on_after(1, shield=True):
+                    with anyio.move_on_after(CLOSE_BOUND_S, shield=True):
                         await deltas.aclose()
 
 

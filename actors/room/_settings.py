@@ -7,12 +7,18 @@ from pydantic import Field, field_validator
 from actors._settings import Settings
 
 __all__ = (
+    "CLOSE_BOUND_S",
     "CONNECT_BACKSTOP_S",
     "DEFAULT_COMMAND_ROLES",
     "DataSettings",
     "RoomSettings",
     "VoiceSettings",
 )
+
+CLOSE_BOUND_S = 1.0
+"""How long closing one SDK stream, writer or generator may take as a room ends or a reply is
+dropped: the close is shielded (it must run when the room is cancelled), and bounded so that a
+close stuck on the native side cannot hold up the room's end."""
 
 CONNECT_BACKSTOP_S = 20.0
 """Past ``connect_timeout_s``, a connect still under way is abandoned. The SDK ends its

@@ -44,7 +44,7 @@ from actors.room._listening import (
 )
 from actors.room._ports import Providers, TurnRecorder
 from actors.room._preempt import PendingPreemption, Preemption
-from actors.room._settings import VoiceSettings
+from actors.room._settings import CLOSE_BOUND_S, VoiceSettings
 from actors.room._state import ConversationHistory, SessionInfo
 from actors.room._team import Seat, solo_seat
 from actors.room._tool_calls import ToolCalls, ToolHost
@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 # Most of a TTS's padding dropped from the front of a reply (a voice that starts with a longer
 # silence on purpose keeps the rest).
 _LEAD_TRIM_MAX_S = 0.5
+_APOLOGY_BOUND_S = 5.0  # a TTS that has not said the short apology in 5 s is failing too
 
 
 @dataclass(slots=True)
@@ -153,7 +154,7 @@ class VoicePipeline:
         self._listeners.close("room closing")
         if self._captions is not None:
             await self._captions.aclose()
-        with anyio.move_on_after(1, shield=True):
+        with anyio.move_on_after(CLOSE_BOUND_S, shield=True):
             await self._audio.aclose()
 
     @property
@@ -414,7 +415,7 @@ class VoicePipeline:
         text = self._settings.apology
         self._caption(reply, text)
         try:
-            with anyio.fail_after(5):
+            with anyio.fail_after(_APOLOGY_BOUND_S):
                 audio = self._p.tts.synthesize(text, voice=self._session().voice)
                 try:
                     async for pcm in audio:

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 _RETRY_STATUSES = frozenset({408, 425, 429})
 _LIST_TIMEOUT_S = 5.0
+_CLOSE_BOUND_S = 2.0  # closing the pool ends its connections politely, not at any cost
 _NAME = re.compile(NAME_PATTERN)
 
 
@@ -199,7 +200,7 @@ class ToolHttp:
             raise ToolError("the tool's answer is not JSON", code="refused") from None
 
     async def aclose(self) -> None:
-        with anyio.move_on_after(2, shield=True):
+        with anyio.move_on_after(_CLOSE_BOUND_S, shield=True):
             await self._http.aclose()
 
 
