@@ -6,13 +6,14 @@ idempotent on the backend. The JSON shape is the backend contract (``docs/backen
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-__all__ = ("Event", "EventType", "new_event_id")
+__all__ = ("Event", "EventType", "derived_event_id", "new_event_id")
 
 
 class EventType(StrEnum):
@@ -38,6 +39,14 @@ def new_event_id() -> str:
     backend stores events about 1.5x faster with them; see docs/backend-contract.md).
     """
     return f"EV_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def derived_event_id(kind: str, *facts: str) -> str:
+    """The id of an event that more than one emitter may report (an actor restarted, another
+    agent, another daemon): the same facts give the same id, so the backend, which
+    de-duplicates by event id, stores it once."""
+    key = "\x1f".join(facts)
+    return f"EV_{kind}_" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True, slots=True)

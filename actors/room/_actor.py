@@ -370,13 +370,13 @@ class RoomActor:
     def _participant_joined(self, m: ParticipantJoined) -> None:
         arrival = self.people.joined(m, self.session.user_id)
         if arrival is not None and (self.seat is None or self.seat.lead):
-            self._emit(arrival, ts=m.at)
+            self._emit(arrival, ts=m.at, event_id=self.people.event_id(m.identity, "joined"))
 
     def _participant_left(self, identity: str, reason: str, at: float) -> None:
         departure = self.people.left(identity, reason, at, self.session.user_id)
         self._admission.forget(identity)
         if departure is not None and (self.seat is None or self.seat.lead):
-            self._emit(departure, ts=at)
+            self._emit(departure, ts=at, event_id=self.people.event_id(identity, "left", reason))
 
     def _metadata_changed(self, m: MetadataChanged) -> None:
         if not m.identity:

@@ -75,6 +75,7 @@ class ParticipantJoined:
     kind: int
     at: float
     may_set_attributes: bool = False
+    sid: str = ""  # LiveKit's participant sid: one per connection of an identity
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from livekit import rtc
 
+from actors._events import derived_event_id
 from actors._payloads import ParticipantConnected, ParticipantDisconnected
 from actors.room._messages import MetadataChanged, ParticipantJoined
 from actors.room._state import ParticipantState
@@ -51,6 +52,7 @@ class People:
             m.attributes,
             may_set_attributes=m.may_set_attributes,
             kind=m.kind,
+            sid=m.sid,
         )
         return ParticipantConnected(
             identity=m.identity,
@@ -76,6 +78,17 @@ class People:
             duration_s=round(at - state.joined_at, 3),
             user_id=user_id,
         )
+
+    def event_id(self, identity: str, kind: str, *facts: str) -> str | None:
+        """The id of an arrival or departure: one per connection (LiveKit gives each its own
+        sid) and fact, so an actor that restarts and finds the caller still there, or a lead on
+        another daemon, announces them again under the same id and the backend keeps one. The
+        departure's reason is a fact: an ``agent_left`` (a session ended with them there) may be
+        followed by their real departure under a later actor. None (a fresh id) without a sid."""
+        state = self.states.get(identity)
+        if state is None or not state.sid:
+            return None
+        return derived_event_id(f"participant_{kind}", state.sid, *facts)
 
     def changed(self, m: MetadataChanged) -> None:
         """A participant's metadata, name, attributes or permissions changed."""

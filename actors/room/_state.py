@@ -61,6 +61,8 @@ class ParticipantState:
     """Its token lets it change its own attributes, so none of them can be trusted."""
     kind: int = 0
     """``rtc.ParticipantKind``: a person (standard, SIP), an agent, a recorder (egress)..."""
+    sid: str = ""
+    """LiveKit's participant sid: one per connection of an identity."""
 
     def to_json(self) -> dict[str, Any]:
         return {

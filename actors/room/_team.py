@@ -23,7 +23,6 @@ network. It logs no user text.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -32,6 +31,7 @@ from typing import Protocol
 
 import anyio
 
+from actors._events import derived_event_id
 from actors._pulse import Pulse
 from actors.room._profiles import DEFAULT_AGENT, AgentProfile, Speaks
 from actors.room._state import ConversationHistory, Message
@@ -267,8 +267,7 @@ class Seat:
             and " ".join(m.content.lower().split()) == words
         )
         minute = str(int(at // _TURN_ID_BUCKET_S))
-        key = "\x1f".join((conversation_id, speaker, words, str(before), minute))
-        return "EV_turn_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+        return derived_event_id("turn", conversation_id, speaker, words, str(before), minute)
 
     def recorded(self, message: Message, event_id: str | None) -> None:
         """A turn this agent added to the history: told to the agents on other daemons; a

@@ -175,6 +175,7 @@ def joined_message(p: rtc.RemoteParticipant, at: float) -> ParticipantJoined:
         int(p.kind),
         at,
         may_set_attributes=bool(p.permissions.can_update_metadata),
+        sid=p.sid,
     )
 
 

@@ -34,6 +34,7 @@ class FakeParticipant:
     disconnect_reason: Any = None
     permissions: FakePermissions = field(default_factory=FakePermissions)
     track_publications: dict[str, Any] = field(default_factory=dict)
+    sid: str = ""
 
 
 @dataclass

@@ -170,6 +170,28 @@ async def test_people_come_and_go_and_the_session_summary_says_so() -> None:
     assert rig.room.disconnected.is_set()
 
 
+async def test_a_restarted_actor_announces_who_is_there_under_the_same_event_ids() -> None:
+    """The backend keeps one event per id: a caller still there when the next actor joins is
+    stored once, and their real departure after the first actor's "agent_left" is stored too."""
+    lives: list[dict[tuple[str, EventType], str]] = []
+    for life in range(2):
+        people = [FakeParticipant("alice", sid="PA_alice"), FakeParticipant("bob")]  # bob: no sid
+        async with running(people=people, voice=False) as rig:
+            await rig.store.wait_for(EventType.PARTICIPANT_CONNECTED, 2)
+            if life == 1:
+                rig.room.leave("alice")
+                await rig.store.wait_for(EventType.PARTICIPANT_DISCONNECTED)
+        kinds = (EventType.PARTICIPANT_CONNECTED, EventType.PARTICIPANT_DISCONNECTED)
+        lives.append(
+            {(e.data["identity"], e.type): e.id for e in rig.store.events if e.type in kinds}
+        )
+    first, second = lives
+    joined, left = EventType.PARTICIPANT_CONNECTED, EventType.PARTICIPANT_DISCONNECTED
+    assert first[("alice", joined)] == second[("alice", joined)]
+    assert first[("alice", left)] != second[("alice", left)]  # agent_left, then a real departure
+    assert first[("bob", joined)] != second[("bob", joined)]  # no sid: a fresh id each time
+
+
 async def test_a_metadata_change_reaches_the_next_reply() -> None:
     async with running(people=[FakeParticipant("alice")]) as rig:
         await rig.store.wait_for(EventType.TURN, 1)  # the greeting
