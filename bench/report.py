@@ -87,6 +87,13 @@ _FIGURES: dict[str, list[tuple[str, str]]] = {
         ("outage dead letters", "outage.dead_lettered"),
         ("Retry-After 0: shortest gap s", "retry_after_zero.shortest_gap_s"),
     ],
+    "rtc-floor": [  # modes in bench/_floor_agent.py's order
+        ("CPU ms per room-second joined", "modes.0.agent_cpu_ms_per_room_s"),
+        ("subscribed", "modes.1.agent_cpu_ms_per_room_s"),
+        ("AudioStream read", "modes.2.agent_cpu_ms_per_room_s"),
+        ("+ AudioSource", "modes.3.agent_cpu_ms_per_room_s"),
+        ("+ published", "modes.4.agent_cpu_ms_per_room_s"),
+    ],
     "webhooks": [
         ("requests/s on one core", "requests_per_s"),
         ("latency p50 ms", "latency_ms.p50"),
@@ -126,9 +133,12 @@ figure.
 
 def _get(data: Any, path: str) -> Any:
     for part in path.split("."):
-        if not isinstance(data, dict) or part not in data:
+        if isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        elif isinstance(data, dict) and part in data:
+            data = data[part]
+        else:
             return None
-        data = data[part]
     return data
 
 
